@@ -1,0 +1,52 @@
+"""The shared Typer app, the stderr console and the one place where errors become ERROR lines."""
+
+from __future__ import annotations
+
+import os
+import sys
+from contextlib import contextmanager
+from importlib import resources
+from pathlib import Path
+
+import typer
+from rich.console import Console
+
+from seqtag.errors import SeqtagError
+
+app = typer.Typer(
+    name="seqtag",
+    help="Fast recurrent sequence labeling on the CPU: train on CoNLL column files, tag text "
+         "and column files in pipelines, score with conlleval's rules.",
+    add_completion=False,
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    context_settings={"help_option_names": ["-h", "--help"]},
+)
+
+# Progress and messages go to stderr; stdout carries only results.
+err = Console(stderr=True, highlight=False)
+
+
+def default_model_path() -> Path:
+    return Path(str(resources.files("seqtag") / "data" / "default.npz"))
+
+
+def fail(message: str, code: int = 2) -> None:
+    err.print(f"ERROR: {message}", markup=False, highlight=False, soft_wrap=True)
+    raise typer.Exit(code)
+
+
+@contextmanager
+def user_errors():
+    """Turn library errors into one ERROR line and a non-zero exit; never a traceback."""
+    try:
+        yield
+    except SeqtagError as e:
+        fail(str(e), 1)
+    except KeyboardInterrupt:
+        err.print("interrupted", markup=False)
+        raise typer.Exit(130)
+    except BrokenPipeError:
+        # The reader went away (e.g. `| head`): stop quietly like other UNIX filters.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        raise typer.Exit(0)

@@ -1,0 +1,136 @@
+"""seqtag train: fit an RNN tagger to column files and save it."""
+
+from __future__ import annotations
+
+import os
+import sys
+import tempfile
+from pathlib import Path
+from typing import List, Optional
+
+import typer
+
+from seqtag.cli._app import app, err, fail, user_errors
+
+
+def default_output(corpus: list[str]) -> Path:
+    """``corpus.tsv`` → ``corpus.npz`` in the current directory (``model.npz`` for stdin)."""
+    first = corpus[0]
+    return Path("model.npz" if first == "-" else Path(first).stem + ".npz")
+
+
+def check_writable(path: Path) -> None:
+    """Fail before training, not after it, when the model could not be written."""
+    directory = path.parent if str(path.parent) else Path(".")
+    try:
+        with tempfile.NamedTemporaryFile(dir=directory, prefix=".seqtag-check."):
+            pass
+    except OSError as e:
+        fail(f"{path}: cannot write the model here ({e.strerror}) (choose another path with -o)", 1)
+    if path.is_dir():
+        fail(f"{path}: is a directory (give a file name with -o)", 1)
+
+
+class Renderer:
+    """Progress on stderr: a live bar on a terminal, plain lines in logs and pipes."""
+
+    def __init__(self):
+        self.live = err.is_terminal
+        self.bar = None
+        self.task = None
+
+    def __call__(self, event: str, info: dict) -> None:
+        if event == "start":
+            err.print(f"training on {info['sentences']:,} sentences, {info['tokens']:,} tokens; "
+                      f"{info['words']:,} words, {info['labels']} labels", markup=False)
+            err.print(f"{'epoch':>5} {'loss':>9} {'dev acc':>8} {'dev F1':>7} "
+                      f"{'tokens/s':>10} {'elapsed':>8}", markup=False)
+            if self.live:
+                from rich.progress import (BarColumn, MofNCompleteColumn, Progress, TextColumn,
+                                           TimeRemainingColumn)
+                self.bar = Progress(TextColumn("epoch {task.fields[epoch]}"), BarColumn(),
+                                    MofNCompleteColumn(), TextColumn("loss {task.fields[loss]:.4f}"),
+                                    TimeRemainingColumn(), console=err, transient=True)
+                self.bar.start()
+                self.task = self.bar.add_task("", total=info["batches"], epoch=1, loss=0.0)
+        elif event == "batch" and self.bar is not None:
+            if info["batch"] % 20 == 0 or info["batch"] == info["batches"]:
+                self.bar.update(self.task, completed=info["batch"], epoch=info["epoch"],
+                                loss=info["loss"])
+        elif event == "epoch":
+            acc = f"{100 * info['dev_accuracy']:7.2f}%" if "dev_accuracy" in info else f"{'-':>8}"
+            f1 = f"{100 * info['dev_f1']:7.2f}" if "dev_f1" in info else f"{'-':>7}"
+            mark = " *" if info["best"] else ""
+            line = (f"{info['epoch']:>5} {info['train_loss']:9.4f} {acc} {f1} "
+                    f"{info['tokens_per_second']:10,.0f} {info['elapsed']:7.1f}s{mark}")
+            if self.bar is not None:
+                self.bar.console.print(line, markup=False)
+                self.bar.reset(self.task, epoch=info["epoch"] + 1)
+            else:
+                err.print(line, markup=False)
+
+    def close(self):
+        if self.bar is not None:
+            self.bar.stop()
+
+
+@app.command("train")
+def train(
+    corpus: List[str] = typer.Argument(..., help="Training column files ('-' for stdin)."),
+    dev: Optional[str] = typer.Option(None, "--dev", help="Development file: picks the best epoch."),
+    output: Optional[Path] = typer.Option(None, "-o", "--output",
+                                          help="Model file to write [default: <corpus>.npz]."),
+    vocab_path: Optional[Path] = typer.Option(None, "--vocab",
+                                              help="Vocabulary from 'seqtag build-vocab'."),
+    hidden: int = typer.Option(128, "--hidden", min=1, help="Hidden units of the RNN."),
+    epochs: int = typer.Option(20, "--epochs", min=1, help="Most passes over the training data."),
+    lr: float = typer.Option(1e-3, "--lr", help="Learning rate."),
+    optimizer: str = typer.Option("adam", "--optimizer", help="adam or sgd."),
+    batch_size: int = typer.Option(32, "--batch-size", min=1, help="Sentences per update."),
+    clip: float = typer.Option(5.0, "--clip", min=0.0,
+                               help="Clip the gradient's global norm to this (0: off)."),
+    seed: int = typer.Option(1, "--seed", help="Random seed: the same seed repeats the run."),
+    patience: int = typer.Option(4, "--patience", min=0,
+                                 help="Stop after this many epochs without dev gain (0: never)."),
+    min_count: int = typer.Option(1, "--min-count", min=1,
+                                  help="Words seen fewer times map to <unk>."),
+    max_size: Optional[int] = typer.Option(None, "--max-size", min=3,
+                                           help="Vocabulary size cap."),
+    word_dropout: float = typer.Option(0.25, "--word-dropout", min=0.0,
+                                       help="α: word w becomes <unk> with p = α/(α+count(w))."),
+    input_format: str = typer.Option("auto", "--input-format",
+                                     help="Column file format: auto, conll, conllu or indexed."),
+) -> None:
+    """Train the Elman RNN tagger (forward pass and BPTT in Numba) and save the best epoch."""
+    with user_errors():
+        from seqtag.corpus import read_corpus
+        from seqtag.train import TrainConfig, Trainer
+        from seqtag.vocab import Vocabulary
+
+        cfg = TrainConfig(hidden=hidden, epochs=epochs, lr=lr, optimizer=optimizer,
+                          batch_size=batch_size, clip=clip, seed=seed, patience=patience,
+                          min_count=min_count, max_size=max_size, word_dropout=word_dropout)
+        cfg.check()
+        out = output or default_output(corpus)
+        check_writable(out)
+        train_sents, infos = [], []
+        for path in corpus:
+            sents, info = read_corpus(path, fmt=input_format, labels="required")
+            train_sents += sents
+            infos.append(info)
+        dev_sents, dev_info = (read_corpus(dev, fmt=input_format, labels="required")
+                               if dev else (None, None))
+        vocab = Vocabulary.load(vocab_path) if vocab_path else None
+        render = Renderer()
+        try:
+            trainer = Trainer(cfg, progress=render).fit(
+                train_sents, dev_sents, vocab=vocab, corpus=infos, dev_corpus=dev_info)
+        finally:
+            render.close()
+        if trainer.model_ is None:
+            fail("interrupted before the first epoch ended; no model written", 130)
+        trainer.model_.save(out)
+        note = " (interrupted)" if trainer.interrupted_ else ""
+        err.print(f"saved the model of epoch {trainer.best_epoch_} to {out}{note}", markup=False)
+        if trainer.interrupted_:
+            raise typer.Exit(130)
