@@ -83,14 +83,17 @@ class Trainer:
                         f"vocabulary's label inventory ({', '.join(vocab.labels)})",
                         hint="the vocabulary does not match this data; rebuild it with "
                              "'seqtag build-vocab' on the training files")
-        X = [vocab.word_ids(s.tokens) for s in train]
-        Y = [vocab.label_ids(s.labels) for s in train]
-        n_tokens = sum(len(x) for x in X)
-        # Per-token probability of being replaced by <unk> this epoch, so that <unk>'s column
-        # is learned from contexts like those where unseen words will appear.
+        # The corpus as flat arrays (sentence s is ids[offsets[s]:offsets[s+1]]); an epoch gathers
+        # them in shuffled order once, so that each batch is two slices.
+        ids_all, offsets_all = pack([vocab.word_ids(s.tokens) for s in train])
+        labels_all, _ = pack([vocab.label_ids(s.labels) for s in train])
+        lengths = np.diff(offsets_all)
+        n_sents, n_tokens = len(lengths), len(ids_all)
+        # Per-token probability of being replaced by <unk>, so that <unk>'s column is learned
+        # from contexts like those where unseen words will appear.
         counts = vocab.word_counts.astype(np.float64)
-        drop_p = [np.where(x > UNK_ID, cfg.word_dropout / (cfg.word_dropout + counts[x]), 0.0)
-                  for x in X]
+        drop_p = np.where(ids_all > UNK_ID,
+                          cfg.word_dropout / (cfg.word_dropout + counts[ids_all]), 0.0)
 
         params = init_params(vocab.n_words, vocab.n_labels, cfg.hidden, rng)
         grads = {k: np.zeros_like(v) for k, v in params.items()}
@@ -110,26 +113,30 @@ class Trainer:
         best_params = None
         best_score = -1.0
         step = 0
-        n_batches = (len(X) + cfg.batch_size - 1) // cfg.batch_size
+        n_batches = (n_sents + cfg.batch_size - 1) // cfg.batch_size
         self.progress("start", {"epochs": cfg.epochs, "batches": n_batches,
-                                "sentences": len(X), "tokens": n_tokens,
+                                "sentences": n_sents, "tokens": n_tokens,
                                 "words": vocab.n_words, "labels": vocab.n_labels})
         t_start = time.perf_counter()
         try:
             for epoch in range(1, cfg.epochs + 1):
                 t0 = time.perf_counter()
-                order = rng.permutation(len(X))
+                order = rng.permutation(n_sents)
+                ends = np.cumsum(lengths[order])
+                # Token positions of the shuffled sentences, in order.
+                gather = np.repeat(offsets_all[order] - (ends - lengths[order]),
+                                   lengths[order]) + np.arange(n_tokens)
+                ep_ids = ids_all[gather]
+                ep_labels = labels_all[gather]
+                if cfg.word_dropout > 0:
+                    ep_ids[rng.random(n_tokens) < drop_p[gather]] = UNK_ID
+                ep_offsets = np.concatenate(([0], ends))
                 total_loss = 0.0
                 for b in range(n_batches):
-                    batch = order[b * cfg.batch_size:(b + 1) * cfg.batch_size]
-                    xs = []
-                    for i in batch:
-                        x = X[i]
-                        if cfg.word_dropout > 0:
-                            x = np.where(rng.random(len(x)) < drop_p[i], UNK_ID, x).astype(np.int32)
-                        xs.append(x)
-                    ids, offsets = pack(xs)
-                    labels, _ = pack([Y[i] for i in batch])
+                    first, last = b * cfg.batch_size, min((b + 1) * cfg.batch_size, n_sents)
+                    lo, hi = ep_offsets[first], ep_offsets[last]
+                    ids, labels = ep_ids[lo:hi], ep_labels[lo:hi]
+                    offsets = ep_offsets[first:last + 1] - lo
                     loss = kernels.train_batch(
                         params["Wax"], params["Waa"], params["Wya"], params["ba"], params["by"],
                         ids, offsets, labels, grads["Wax"], grads["Waa"], grads["Wya"],

@@ -1,0 +1,107 @@
+"""Split raw text into PTB-style tokens with character offsets.
+
+The bundled models are trained on the Broad Twitter Corpus and UD English-EWT, both tokenised
+PTB-style, so text given to ``seqtag tag`` has to be cut the same way or the model sees words it
+never met in training ("Tuesday." instead of "Tuesday" "."). Offsets let the caller map labels
+back onto the original string.
+
+Deliberate simplifications (a regex cannot know where a sentence ends):
+
+* An abbreviation keeps its period even when it ends the sentence ("the U.S." -> "U.S.");
+  PTB would add a separate "." there.
+* A single capital initial keeps its period ("J. Smith"), so "Plan B." gives "B." too;
+  "I." is the exception because "... did I." is far more common than the initial.
+* Hyphenated words stay whole ("state-of-the-art"), as in BTC; UD EWT splits most of them.
+* A run of digits joined by ``.,:/`` stays whole ("3.5", "1,000", "10:30", "12/03/2020");
+  ``-`` only joins phone-number-like groups ("853-7906"), so ranges like "13-17" split.
+"""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+
+__all__ = ["tokenize"]
+
+# Abbreviations that end in a period; kept short and case-sensitive where a lower-case
+# spelling is an ordinary word ("no.", "sun."). "No." is left out: EWT
+# never uses it, and "I said No." is more likely in free text than "No. 5".
+_ABBREVIATIONS = (
+    "Mr|Mrs|Ms|Mx|Dr|Drs|Prof|St|Sts|Mt|Jr|Sr|Capt|Col|Gen|Gov|Lt|Sgt|Sen|Rep|Rev|Fr|"
+    "Inc|Corp|Ltd|LTD|Co|Bros|PVT|Pty|Ave|Blvd|Rd|Jan|Feb|Apr|Jun|Jul|Aug|Sep|Sept|Oct|Nov|Dec|"
+    "Tue|Tues|Thu|Thur|Thurs|Fri|Sat|Vol|PS|"
+    "[Ee]tc|[Vv]s|approx|dept|est|ext|fig|vol|pp|cf|al|ect"
+)
+# Emoji are single pictographs plus whatever glues them into one glyph: variation selector,
+# skin tone, zero-width joiner sequences, keycaps; flags are pairs of regional indicators.
+_PICTO = "\u2190-\u21ff\u2300-\u23ff\u2460-\u24ff\u25a0-\u27bf\u2900-\u297f\u2b00-\u2bff\U0001f000-\U0001faff"
+_EMOJI = (rf"[\U0001f1e6-\U0001f1ff]{{2}}|[#*0-9]\ufe0f?\u20e3"
+          rf"|[{_PICTO}][\ufe0e\ufe0f\U0001f3fb-\U0001f3ff]*"
+          rf"(?:\u200d[{_PICTO}][\ufe0e\ufe0f\U0001f3fb-\U0001f3ff]*)*")
+_HYPHENATED = r"(?:-[^\W\d_]\w*(?:-\w+)*)?"  # "18,000-person" is one word
+_SIGN = r"(?:(?<!\w)[-+])?"  # "-2" but "13-17" splits
+_END = r"""[.,;:!?'"’”)\]}>]*(?:\s|$)"""  # trailing punctuation a URL must give back
+
+_TOKEN = re.compile(rf"""
+    {_EMOJI}
+  | (?:https?://|ftp://|mailto:|www\.)\S+?(?={_END})   # URL, minus trailing punctuation
+  | \w[\w.+-]*@\w[\w-]*(?:\.\w[\w-]*)*               # e-mail; EWT has "name...@host.com"
+  | @\w+(?:\.\w+)*                                   # @mention
+  | \#(?=\w*[^\W\d_])\w+(?:['’]s)?                   # #hashtag; "#1" is a number sign
+  | (?<!\w)[:;=][-o^']?[dDpP3](?!\w)|(?<![\w<])<3     # emoticons: a letter mouth needs space
+  | [:;][-o^']?[()\[\]/\\|*]|(?<!\w)=[-o^']?[()\[\]/\\|*]   # around it, ":)" may touch a word
+  | (?:[^\W\d_]\.){{2,}}|(?:[^\W\d_]\.)+[^\W\d_](?!\w)  # U.S. e.g. a.m. U.S
+  | (?:{_ABBREVIATIONS}|[A-HJ-Z])\.(?![\w.])          # Mr. Inc. J. but "etc" "..."
+  | (?i:b/c|w/o|w/)(?!\w)
+  | \d{{4}}-\d\d-\d\d(?!\w)                           # ISO date
+  | {_SIGN}\d+(?:[.,:/]\d+|-\d{{3,}})+{_HYPHENATED}(?![.,:/'’]?\d)  # 3.5 1,000 10:30 853-7906
+  | {_SIGN}\d+{_HYPHENATED}(?![\w'’]|[.,:/]\w)       # -2 2020 3-day; "9pm" "1st" are words
+  | ['’]\d\d(?!\w)                                  # '68
+  | (?i:n['’]t|['’](?:s|m|d|ll|re|ve))(?!\w)         # a clitic written apart: "it 's"
+  | (?P<word>\w+(?:(?:[-'’&]|\.(?=[a-z0-9]))\w+)*)  # words, hyphenated words, file.ext
+  | [.!?]{{2,}}|[-=]{{2,}}|(?P<run>[^\w\s])(?P=run)+  # "...", "?!", "--", "**"
+  | [^\w\s]
+""", re.VERBOSE)
+
+# PTB splits clitics off the word they lean on; digits keep theirs ("70's" is a decade).
+_CLITIC = re.compile(r"(?i)(?<=\D)(n['’]t|['’](?:s|m|d|ll|re|ve))$")
+_SPLIT_WORD = re.compile(r"(?i)^(can)(not)$|^(gon|wan)(na)$|^(got)(ta)$")
+
+
+def _split_word(word: str, start: int) -> list[tuple[str, int, int]]:
+    m = _SPLIT_WORD.match(word)
+    if m:
+        head = next(g for g in m.groups() if g)
+        cut = len(head)
+    else:
+        m = _CLITIC.search(word)
+        cut = m.start() if m and m.start() > 0 else len(word)
+    pieces = [(word[:cut], start, start + cut)]
+    if cut < len(word):
+        pieces.append((word[cut:], start + cut, start + len(word)))
+    return pieces
+
+
+def _is_mark(char: str) -> bool:
+    return unicodedata.category(char).startswith("M")
+
+
+def tokenize(text: str) -> list[tuple[str, int, int]]:
+    """Return ``(token, start, end)`` triples with ``text[start:end] == token``."""
+    tokens: list[tuple[str, int, int]] = []
+    for chunk in re.finditer(r"\S+", text):
+        pos, end = chunk.start(), chunk.end()
+        while pos < end:
+            m = _TOKEN.match(text, pos, end)
+            tok = m.group()
+            # \w excludes combining marks (Indic vowel signs, virama), so glue them back
+            if tokens and tokens[-1][2] == pos and (_is_mark(tok[0]) or (
+                    _is_mark(tokens[-1][0][-1]) and m.lastgroup == "word")):
+                prev = tokens.pop()
+                tokens.append((prev[0] + tok, prev[1], m.end()))
+            elif m.lastgroup == "word":
+                tokens.extend(_split_word(tok, pos))
+            else:
+                tokens.append((tok, pos, m.end()))
+            pos = m.end()
+    return tokens
