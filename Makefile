@@ -1,0 +1,53 @@
+# seqtag: `make demo` tags a sentence with the bundled model, `make test` runs the whole suite.
+# Both create .venv and install what they need on a fresh machine.
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+PIP := $(PY) -m pip
+SEQTAG := $(VENV)/bin/seqtag
+SHARED := ../shared/data
+
+.PHONY: install install-test demo test model bench bench-deps clean
+
+$(VENV)/bin/activate:
+	$(PYTHON) -m venv $(VENV)
+	$(PIP) install --quiet --upgrade pip
+
+# Stamp files make the installs run once, and again only when pyproject.toml changes.
+$(VENV)/.installed: pyproject.toml | $(VENV)/bin/activate
+	$(PIP) install --quiet -e .
+	touch $@
+
+$(VENV)/.installed-test: pyproject.toml | $(VENV)/bin/activate
+	$(PIP) install --quiet -e '.[test]'
+	touch $@ $(VENV)/.installed
+
+install: $(VENV)/.installed
+
+install-test: $(VENV)/.installed-test
+
+demo: install
+	$(SEQTAG) tag "Sam Li and Tom date on Tuesday."
+
+test: install-test
+	$(PY) -m pytest -q
+
+# Rebuild the bundled model from the freely licensed data in samples/ (see samples/README.md).
+model: install
+	SOURCE_DATE_EPOCH=1764374400 $(SEQTAG) train samples/btc.train samples/uner-en_ewt-dev.iob2 \
+		--dev samples/btc.dev --seed 1 -o seqtag/data/default.npz
+	$(SEQTAG) eval samples/btc.test -m seqtag/data/default.npz
+	$(SEQTAG) eval samples/uner-en_ewt-test.iob2 -m seqtag/data/default.npz
+
+$(VENV)/.installed-bench: | $(VENV)/.installed
+	$(PIP) install --quiet torch==2.13.0
+	touch $@
+
+bench-deps: $(VENV)/.installed-bench
+
+# Speed and accuracy against PyTorch on CoNLL-2003 (needs ../shared/data); prints ratios.
+bench: bench-deps
+	OMP_WAIT_POLICY=passive $(PY) bench/bench_rnn.py --data $(SHARED)
+
+clean:
+	rm -rf $(VENV) build *.egg-info
