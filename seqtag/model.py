@@ -125,6 +125,11 @@ class RNNTagger:
         if Path(path).is_dir():
             raise SeqtagError("is a directory, not a model file", path=name, hint=hint)
         try:
+            with open(path, "rb") as f:
+                # Not a zip at all (text, .npy, gzip...): say so, rather than numpy's pickle message.
+                if f.read(4) != b"PK\x03\x04":
+                    raise SeqtagError("is not a seqtag model file (not a zip archive)", path=name,
+                                      hint=hint)
             with np.load(path, allow_pickle=False) as z:
                 if "magic.npy" not in z.zip.namelist() or _text(z["magic"]) != MAGIC:
                     raise SeqtagError("is not a seqtag model file", path=name, hint=hint)

@@ -45,18 +45,24 @@ class TrainConfig:
         for name in ("hidden", "epochs", "batch_size"):
             if getattr(self, name) < 1:
                 raise SeqtagError(f"--{name.replace('_', '-')} must be at least 1")
-        if self.lr <= 0:
+        if not self.lr > 0:  # also rejects NaN
             raise SeqtagError("--lr must be positive")
-        if self.clip < 0 or self.word_dropout < 0 or self.patience < 0 or self.min_count < 1:
+        if self.max_size is not None and self.max_size < 3:
+            raise SeqtagError("--max-size must be at least 3 (<pad>, <unk> and one word)")
+        if not (self.clip >= 0 and self.word_dropout >= 0) or self.patience < 0 \
+                or self.min_count < 1:
             raise SeqtagError("--clip, --word-dropout and --patience must be ≥ 0, "
                               "--min-count ≥ 1")
 
 
 def created_now() -> str:
     """Creation time, from SOURCE_DATE_EPOCH when set (reproducible builds) else the clock."""
-    epoch = os.environ.get("SOURCE_DATE_EPOCH")
-    t = datetime.fromtimestamp(int(epoch), timezone.utc) if epoch and epoch.isdigit() \
-        else datetime.now(timezone.utc)
+    epoch = os.environ.get("SOURCE_DATE_EPOCH", "")
+    try:
+        t = datetime.fromtimestamp(int(epoch), timezone.utc) if epoch.isascii() \
+            and epoch.isdigit() else datetime.now(timezone.utc)
+    except (OverflowError, OSError, ValueError):
+        t = datetime.now(timezone.utc)
     return t.replace(microsecond=0).isoformat()
 
 
@@ -73,6 +79,10 @@ class Trainer:
         cfg = self.config
         cfg.check()
         rng = np.random.default_rng(cfg.seed)
+        if not any(len(s.tokens) for s in train):
+            raise SeqtagError("no training tokens", hint="give a corpus with labelled sentences")
+        if any(s.labels is None for s in list(train) + list(dev or [])):
+            raise SeqtagError("training and dev sentences need labels")
         if vocab is None:
             vocab, _ = Vocabulary.build(train, min_count=cfg.min_count, max_size=cfg.max_size)
         for s in list(train) + list(dev or []):
@@ -106,12 +116,12 @@ class Trainer:
             vWax = np.zeros_like(params["Wax"], order="F")
         f32 = np.float32
 
-        scheme = detect_scheme(lab for s in train for lab in s.labels)
+        scheme = detect_scheme([s.labels for s in train])
         self.history_: list[dict] = []
         self.best_epoch_ = 0
         self.interrupted_ = False
         best_params = None
-        best_score = -1.0
+        best_score = -np.inf
         step = 0
         n_batches = (n_sents + cfg.batch_size - 1) // cfg.batch_size
         self.progress("start", {"epochs": cfg.epochs, "batches": n_batches,

@@ -142,7 +142,7 @@ class Vocabulary:
                 sections.append([])
                 continue
             word, sep, count = line.rpartition("\t")
-            if not sep or not count.isdigit():
+            if not sep or not (count.isascii() and count.isdigit()):
                 raise SeqtagError("expected 'entry<TAB>count'", path=name, line=n,
                                   hint="a vocabulary is written by 'seqtag build-vocab'")
             sections[-1].append((word, int(count)))

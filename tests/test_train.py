@@ -1,0 +1,392 @@
+"""Tests for seqtag.train: learning, reproducibility, early stopping, optimizers, clipping,
+interruption, configuration checks."""
+
+from __future__ import annotations
+
+from collections import Counter, defaultdict
+
+import numpy as np
+import pytest
+
+from seqtag.corpus import CorpusInfo, Sentence
+from seqtag.errors import SeqtagError
+from seqtag.metrics import evaluate
+from seqtag.model import PARAM_NAMES, RNNTagger, init_params
+from seqtag.train import TrainConfig, Trainer, created_now
+from seqtag.vocab import UNK_ID, Vocabulary
+
+# Lower-case symbols: single capitals such as "B" or "S" would read as chunk tags.
+SYMBOLS = [f"w{i}" for i in range(8)]
+K = 2
+
+
+def memory_task(rng: np.random.Generator, n: int, k: int = K) -> list[Sentence]:
+    """The label of token t is the token seen k steps before ("O" for the first k)."""
+    out = []
+    for i in range(n):
+        toks = [SYMBOLS[j] for j in rng.integers(0, len(SYMBOLS), rng.integers(5, 16))]
+        out.append(Sentence(toks, ["O"] * k + toks[:-k], [], i + 1))
+    return out
+
+
+@pytest.fixture(scope="module")
+def data():
+    rng = np.random.default_rng(2024)
+    return memory_task(rng, 300), memory_task(rng, 100)
+
+
+def cfg(**kw) -> TrainConfig:
+    base = dict(hidden=8, epochs=3, lr=0.01, batch_size=16, word_dropout=0.0, patience=0, seed=1)
+    base.update(kw)
+    return TrainConfig(**base)
+
+
+def accuracy(model: RNNTagger, sents: list[Sentence]) -> float:
+    return evaluate([s.labels for s in sents], model.predict([s.tokens for s in sents])).accuracy
+
+
+def assert_same_params(a: dict, b: dict) -> None:
+    for k in PARAM_NAMES:
+        np.testing.assert_array_equal(a[k], b[k], err_msg=k)
+
+
+def arrays_of(path) -> dict[str, np.ndarray]:
+    with np.load(path, allow_pickle=False) as z:
+        return {k: z[k] for k in z.files}
+
+
+# -- learning ------------------------------------------------------------------------------------
+
+def test_memory_task_cannot_be_solved_without_memory(data):
+    """The best tagger that only sees the current token (its most frequent label) is poor,
+    so the accuracy reached below needs the recurrence."""
+    train, dev = data
+    by_word = defaultdict(Counter)
+    for s in train:
+        for w, lab in zip(s.tokens, s.labels):
+            by_word[w][lab] += 1
+    best = {w: c.most_common(1)[0][0] for w, c in by_word.items()}
+    pred = [[best[w] for w in s.tokens] for s in dev]
+    assert evaluate([s.labels for s in dev], pred).accuracy < 0.4
+
+
+@pytest.fixture(scope="module")
+def memory_model(data):
+    train, dev = data
+    trainer = Trainer(cfg(hidden=32, epochs=20, lr=0.01, optimizer="adam"))
+    return trainer.fit(train, dev)
+
+
+def test_learns_a_task_that_needs_memory(data, memory_model):
+    _, dev = data
+    model = memory_model.model_
+    assert accuracy(model, dev) >= 0.99
+    # fresh sequences, never seen in training
+    fresh = memory_task(np.random.default_rng(7), 50)
+    assert accuracy(model, fresh) >= 0.99
+
+
+def test_loss_goes_down(memory_model):
+    losses = [row["train_loss"] for row in memory_model.history_]
+    assert losses[-1] < 0.1 * losses[0]
+    assert all(np.isfinite(losses))
+
+
+# -- history, best epoch, patience ---------------------------------------------------------------
+
+def test_history_and_meta(data, memory_model):
+    t = memory_model
+    assert [row["epoch"] for row in t.history_] == list(range(1, 21))
+    for row in t.history_:
+        assert set(row) == {"epoch", "train_loss", "dev_accuracy"}   # labels are not chunk tags
+    accs = [row["dev_accuracy"] for row in t.history_]
+    assert t.best_epoch_ == int(np.argmax(accs)) + 1
+    assert t.interrupted_ is False
+    meta = t.model_.meta
+    assert meta["best_epoch"] == t.best_epoch_
+    assert meta["history"] == t.history_
+    assert meta["interrupted"] is False
+    assert meta["hyperparameters"]["hidden"] == 32
+    assert meta["architecture"]["hidden"] == 32
+    assert meta["seed"] == 1
+    assert meta["label_scheme"] == "none"
+
+
+def test_chunk_labels_record_dev_f1():
+    train = [Sentence(["a", "b", "c"], ["B-X", "I-X", "O"], [], 1),
+             Sentence(["c", "a"], ["O", "B-X"], [], 5)]
+    t = Trainer(cfg(epochs=2)).fit(train, train)
+    assert all("dev_f1" in row and "dev_accuracy" in row for row in t.history_)
+    assert t.model_.meta["label_scheme"] == "IOB2"
+
+
+def test_without_dev_the_lowest_training_loss_wins(data):
+    train, _ = data
+    t = Trainer(cfg(epochs=4)).fit(train)
+    losses = [row["train_loss"] for row in t.history_]
+    assert all("dev_accuracy" not in row for row in t.history_)
+    # a per-token loss above 1 is a score below -1: it must still count as an improvement
+    assert losses[0] > 1
+    assert t.model_ is not None
+    assert t.best_epoch_ == int(np.argmin(losses)) + 1
+
+
+@pytest.fixture(scope="module")
+def noisy_dev(data):
+    """Dev labels that are random: the dev score wanders, so the best epoch is not the last."""
+    _, dev = data
+    rng = np.random.default_rng(5)
+    return [Sentence(s.tokens, [SYMBOLS[j] for j in rng.integers(0, 8, len(s.tokens))], [], 1)
+            for s in dev]
+
+
+@pytest.fixture(scope="module")
+def early_stopped(data, noisy_dev):
+    train, _ = data
+    return Trainer(cfg(epochs=40, patience=2)).fit(train, noisy_dev)
+
+
+def test_patience_stops_early(early_stopped):
+    t = early_stopped
+    assert len(t.history_) < 40
+    assert len(t.history_) == t.best_epoch_ + 2
+    accs = [row["dev_accuracy"] for row in t.history_]
+    # the last two epochs did not beat the best one
+    assert max(accs[-2:]) <= accs[t.best_epoch_ - 1]
+
+
+def test_the_dev_best_epoch_is_the_one_kept(data, noisy_dev, early_stopped, tmp_path):
+    train, _ = data
+    t = early_stopped
+    accs = [row["dev_accuracy"] for row in t.history_]
+    assert t.best_epoch_ < len(t.history_)            # the fixture is built for this
+    assert accs[t.best_epoch_ - 1] == max(accs)
+    assert accs.index(max(accs)) == t.best_epoch_ - 1  # ties keep the earlier epoch
+    # the kept model scores what the best epoch scored, not what the last epoch scored
+    assert round(accuracy(t.model_, noisy_dev), 6) == accs[t.best_epoch_ - 1]
+    # and it is exactly the model after best_epoch_ epochs of the same run
+    again = Trainer(cfg(epochs=t.best_epoch_, patience=0)).fit(train, noisy_dev)
+    assert_same_params(again.model_.params, t.model_.params)
+    path = tmp_path / "best.npz"
+    t.model_.save(path)
+    loaded = RNNTagger.load(path)
+    sents = [s.tokens for s in noisy_dev]
+    assert loaded.predict(sents) == again.model_.predict(sents)
+
+
+def test_patience_zero_runs_every_epoch(data, noisy_dev):
+    train, _ = data
+    t = Trainer(cfg(epochs=6, patience=0)).fit(train, noisy_dev)
+    assert len(t.history_) == 6
+
+
+# -- reproducibility -----------------------------------------------------------------------------
+
+def test_same_seed_gives_byte_identical_files(data, tmp_path, monkeypatch):
+    monkeypatch.setenv("SOURCE_DATE_EPOCH", "946684800")
+    train, dev = data
+    info = CorpusInfo("train.tsv", len(train), sum(len(s.tokens) for s in train), "0" * 64, 123)
+    paths = []
+    for i in range(2):
+        t = Trainer(cfg(seed=7, word_dropout=0.25)).fit(train, dev, corpus=[info])
+        paths.append(tmp_path / f"m{i}.npz")
+        t.model_.save(paths[-1])
+        assert t.model_.meta["created"] == "2000-01-01T00:00:00+00:00"
+    assert paths[0].read_bytes() == paths[1].read_bytes()
+
+
+def test_different_seeds_give_different_weights(data):
+    train, _ = data
+    a = Trainer(cfg(seed=1)).fit(train).model_
+    b = Trainer(cfg(seed=2)).fit(train).model_
+    for k in ("Wax", "Waa", "Wya"):
+        assert not np.array_equal(a.params[k], b.params[k])
+
+
+def test_without_source_date_epoch_the_arrays_are_identical(data, tmp_path, monkeypatch):
+    monkeypatch.delenv("SOURCE_DATE_EPOCH", raising=False)
+    train, dev = data
+    paths = []
+    for i in range(2):
+        t = Trainer(cfg(seed=3, word_dropout=0.25)).fit(train, dev)
+        paths.append(tmp_path / f"m{i}.npz")
+        t.model_.save(paths[-1])
+    a, b = arrays_of(paths[0]), arrays_of(paths[1])
+    assert set(a) == set(b)
+    for k in a:
+        if k != "meta":
+            np.testing.assert_array_equal(a[k], b[k], err_msg=k)
+
+
+def test_created_now(monkeypatch):
+    monkeypatch.setenv("SOURCE_DATE_EPOCH", "0")
+    assert created_now() == "1970-01-01T00:00:00+00:00"
+    monkeypatch.setenv("SOURCE_DATE_EPOCH", "not a number")
+    assert created_now().endswith("+00:00") and not created_now().startswith("1970")
+
+
+# -- optimizers, clipping, word dropout ----------------------------------------------------------
+
+def test_sgd_reduces_the_loss(data):
+    train, dev = data
+    t = Trainer(cfg(optimizer="sgd", lr=0.5, epochs=5, hidden=16)).fit(train, dev)
+    losses = [row["train_loss"] for row in t.history_]
+    assert losses[-1] < 0.8 * losses[0]
+    assert losses[-1] < np.log(len(t.model_.labels))    # better than uniform guessing
+
+
+def one_step(train, *, clip, lr=0.1, hidden=8, seed=4):
+    """Parameters before and after a single SGD step on the whole corpus as one batch."""
+    vocab, _ = Vocabulary.build(train)
+    before = init_params(vocab.n_words, vocab.n_labels, hidden, np.random.default_rng(seed))
+    t = Trainer(cfg(optimizer="sgd", lr=lr, clip=clip, epochs=1, hidden=hidden, seed=seed,
+                    batch_size=len(train))).fit(train, vocab=vocab)
+    after = t.model_.params
+    return np.concatenate([(after[k].astype(np.float64) - before[k]).ravel()
+                           for k in PARAM_NAMES])
+
+
+def test_clipping_bounds_the_step_norm(data):
+    train, _ = data
+    lr = 0.1
+    free = one_step(train, clip=0, lr=lr)
+    grad_norm = np.linalg.norm(free) / lr          # the norm of the mean gradient
+    assert grad_norm > 0.05
+    clip = grad_norm / 4
+    clipped = one_step(train, clip=clip, lr=lr)
+    assert np.linalg.norm(clipped) == pytest.approx(lr * clip, rel=1e-3)
+    # same direction, a quarter of the length
+    np.testing.assert_allclose(clipped, free / 4, atol=1e-6)
+    # a threshold above the norm changes nothing
+    loose = one_step(train, clip=grad_norm * 2, lr=lr)
+    np.testing.assert_allclose(loose, free, atol=1e-7)
+
+
+def test_clipping_keeps_a_high_learning_rate_stable(data):
+    train, _ = data
+    clipped = Trainer(cfg(optimizer="sgd", lr=10.0, clip=0.1, epochs=5, hidden=16)).fit(train)
+    losses = [row["train_loss"] for row in clipped.history_]
+    assert all(np.isfinite(losses))
+    assert all(np.isfinite(v).all() for v in clipped.model_.params.values())
+    assert losses[-1] < losses[0]
+    free = Trainer(cfg(optimizer="sgd", lr=10.0, clip=0, epochs=5, hidden=16)).fit(train)
+    assert free.history_[-1]["train_loss"] > losses[-1]
+
+
+def test_divergence_is_an_error(data):
+    train, _ = data
+    with pytest.raises(SeqtagError, match="diverged"):
+        Trainer(cfg(lr=1e36, clip=0, epochs=3)).fit(train)
+
+
+def test_word_dropout_trains_the_unk_column(data):
+    train, _ = data
+    vocab, _ = Vocabulary.build(train)
+    init = init_params(vocab.n_words, vocab.n_labels, 8, np.random.default_rng(1))
+    # every training word is known, so without word dropout <unk> is never seen
+    plain = Trainer(cfg(word_dropout=0.0)).fit(train).model_
+    np.testing.assert_array_equal(plain.params["Wax"][:, UNK_ID], init["Wax"][:, UNK_ID])
+    assert not np.array_equal(plain.params["Wax"][:, 2], init["Wax"][:, 2])
+    dropped = Trainer(cfg(word_dropout=0.25)).fit(train).model_
+    assert not np.array_equal(dropped.params["Wax"][:, UNK_ID], init["Wax"][:, UNK_ID])
+
+
+def test_min_count_and_max_size_shape_the_vocabulary(data):
+    train, _ = data
+    t = Trainer(cfg(epochs=1, max_size=5)).fit(train)
+    assert t.model_.vocab.n_words == 5
+    assert t.model_.params["Wax"].shape == (8, 5)
+    t = Trainer(cfg(epochs=1, min_count=10 ** 6)).fit(train)
+    assert t.model_.vocab.n_words == 2
+
+
+# -- interruption --------------------------------------------------------------------------------
+
+def interrupt_at(epoch: int, batch: int = 1):
+    def progress(event, info):
+        if event == "batch" and info["epoch"] == epoch and info["batch"] == batch:
+            raise KeyboardInterrupt
+    return progress
+
+
+def test_interrupt_in_epoch_two_keeps_the_epoch_one_model(data):
+    train, dev = data
+    t = Trainer(cfg(epochs=5), progress=interrupt_at(2, batch=3)).fit(train, dev)
+    assert t.interrupted_ is True
+    assert len(t.history_) == 1 and t.best_epoch_ == 1
+    assert t.model_ is not None
+    assert t.model_.meta["interrupted"] is True
+    one = Trainer(cfg(epochs=1)).fit(train, dev)
+    assert_same_params(t.model_.params, one.model_.params)
+
+
+def test_interrupt_in_epoch_one_leaves_no_model(data):
+    train, dev = data
+    t = Trainer(cfg(epochs=5), progress=interrupt_at(1, batch=2)).fit(train, dev)
+    assert t.interrupted_ is True
+    assert t.model_ is None
+    assert t.history_ == []
+
+
+def test_progress_events(data):
+    train, dev = data
+    events = []
+    Trainer(cfg(epochs=2, batch_size=64),
+            progress=lambda e, info: events.append((e, dict(info)))).fit(train, dev)
+    assert events[0][0] == "start"
+    start = events[0][1]
+    assert start["sentences"] == len(train)
+    assert start["tokens"] == sum(len(s.tokens) for s in train)
+    assert start["batches"] == -(-len(train) // 64)
+    kinds = [e for e, _ in events]
+    assert kinds.count("epoch") == 2
+    assert kinds.count("batch") == 2 * start["batches"]
+    epoch_rows = [info for e, info in events if e == "epoch"]
+    assert [r["epoch"] for r in epoch_rows] == [1, 2]
+    assert epoch_rows[0]["best"] is True
+
+
+# -- vocabulary and configuration checks ---------------------------------------------------------
+
+def test_vocabulary_without_a_label_of_the_data(data):
+    train, _ = data
+    vocab, _ = Vocabulary.build([s for s in train if "w3" not in s.labels])
+    assert not vocab.has_label("w3")
+    with pytest.raises(SeqtagError, match="'w3'"):
+        Trainer(cfg(epochs=1)).fit(train, vocab=vocab)
+
+
+def test_dev_label_missing_from_the_inventory(data):
+    train, dev = data
+    odd = [Sentence(["w1", "w2"], ["O", "B-NEW"], [], 9)]
+    with pytest.raises(SeqtagError, match="'B-NEW'"):
+        Trainer(cfg(epochs=1)).fit(train, dev + odd)
+
+
+def test_vocabulary_missing_words_is_fine(data):
+    train, dev = data
+    vocab, _ = Vocabulary.build(train, max_size=4)      # most words become <unk>
+    t = Trainer(cfg(epochs=1)).fit(train, dev, vocab=vocab)
+    assert t.model_.vocab is vocab
+    assert t.model_.params["Wax"].shape[1] == 4
+
+
+def test_default_config_is_valid():
+    TrainConfig().check()
+    cfg().check()
+
+
+@pytest.mark.parametrize("change", [
+    dict(optimizer="rmsprop"), dict(optimizer="Adam"), dict(hidden=0), dict(epochs=0),
+    dict(batch_size=0), dict(lr=0.0), dict(lr=-0.1), dict(clip=-1.0), dict(word_dropout=-0.1),
+    dict(patience=-1), dict(min_count=0),
+])
+def test_config_check_rejects_bad_values(change):
+    with pytest.raises(SeqtagError):
+        TrainConfig(**change).check()
+
+
+def test_fit_checks_the_config(data):
+    train, _ = data
+    with pytest.raises(SeqtagError):
+        Trainer(TrainConfig(hidden=0)).fit(train)
