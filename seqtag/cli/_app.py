@@ -24,7 +24,8 @@ app = typer.Typer(
 )
 
 # Progress and messages go to stderr; stdout carries only results.
-err = Console(stderr=True, highlight=False)
+# soft_wrap: a long line stays one line in logs and pipes (grep), not cut at 80 columns.
+err = Console(stderr=True, highlight=False, soft_wrap=True)
 
 
 def default_model_path() -> Path:

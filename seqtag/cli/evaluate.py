@@ -16,7 +16,8 @@ from seqtag.cli._app import app, default_model_path, fail, user_errors
 def evaluate_cmd(
     gold: str = typer.Argument(..., help="Gold column file ('-' for stdin)."),
     model_path: Optional[Path] = typer.Option(None, "-m", "--model",
-                                              help="Model file [default: the bundled model]."),
+                                              help="Model file.",
+                                              show_default="the bundled model"),
     tagged: bool = typer.Option(
         False, "--tagged",
         help="The file already holds predictions as its last column (the output of "

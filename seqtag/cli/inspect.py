@@ -47,7 +47,8 @@ def describe(model, path: Path, top: int = 20) -> dict:
 
 @app.command("inspect")
 def inspect_cmd(
-    model_path: Optional[Path] = typer.Argument(None, help="Model file [default: bundled model]."),
+    model_path: Optional[Path] = typer.Argument(
+        None, help="Model file.", show_default="the bundled model"),
     as_json: bool = typer.Option(False, "--json", help="Print JSON for machines."),
 ) -> None:
     """Show a model's versions, training set-up, corpus, vocabulary, labels, weights and history."""
@@ -62,7 +63,7 @@ def inspect_cmd(
         from rich.console import Console
         from rich.table import Table
 
-        out = Console(highlight=False)
+        out = Console(highlight=False, soft_wrap=True)
         out.print(f"[bold]{info['path']}[/]  model format {info['format_version']}, "
                   f"seqtag {info['seqtag_version']}, created {info['created']}")
         arch = info["architecture"] or {}

@@ -53,10 +53,12 @@ def tag(
         None, help="Texts to tag (or, with --input-format conll, column files); "
                    "none or '-' reads stdin."),
     model_path: Optional[Path] = typer.Option(None, "-m", "--model",
-                                              help="Model file [default: the bundled model]."),
+                                              help="Model file.",
+                                              show_default="the bundled model"),
     fmt: Optional[str] = typer.Option(
         None, "-f", "--format",
-        help="Output: conll, inline, jsonl or pretty [default: pretty on a terminal, else conll]."),
+        help="Output: conll, inline, jsonl or pretty.",
+        show_default="pretty on a terminal, else conll"),
     input_format: str = typer.Option(
         "text", "--input-format",
         help="text (one text per line) or conll (column files; the label is appended)."),

@@ -11,6 +11,7 @@ from typing import List, Optional
 import typer
 
 from seqtag.cli._app import app, err, fail, user_errors
+from seqtag.errors import SeqtagError
 
 
 def default_output(corpus: list[str]) -> Path:
@@ -29,6 +30,19 @@ def check_writable(path: Path) -> None:
         fail(f"{path}: cannot write the model here ({e.strerror}) (choose another path with -o)", 1)
     if path.is_dir():
         fail(f"{path}: is a directory (give a file name with -o)", 1)
+
+
+def check_labels(vocab, vocab_path: Path, files) -> None:
+    """Name the file and sentence of a label the --vocab file lacks (before training starts)."""
+    for name, sents in files:
+        for s in sents:
+            for lab in s.labels:
+                if not vocab.has_label(lab):
+                    raise SeqtagError(
+                        f"the sentence starting here has label {lab!r}, which is not in the label "
+                        f"inventory of {vocab_path} ({', '.join(vocab.labels)})", path=name,
+                        line=s.line_no, hint="the vocabulary does not match this data; rebuild it "
+                                             "with 'seqtag build-vocab' on the training files")
 
 
 class Renderer:
@@ -65,7 +79,8 @@ class Renderer:
                     f"{info['tokens_per_second']:10,.0f} {info['elapsed']:7.1f}s{mark}")
             if self.bar is not None:
                 self.bar.console.print(line, markup=False)
-                self.bar.reset(self.task, epoch=info["epoch"] + 1)
+                # reset() replaces all the fields: give every one the columns format.
+                self.bar.reset(self.task, epoch=info["epoch"] + 1, loss=0.0)
             else:
                 err.print(line, markup=False)
 
@@ -79,7 +94,8 @@ def train(
     corpus: List[str] = typer.Argument(..., help="Training column files ('-' for stdin)."),
     dev: Optional[str] = typer.Option(None, "--dev", help="Development file: picks the best epoch."),
     output: Optional[Path] = typer.Option(None, "-o", "--output",
-                                          help="Model file to write [default: <corpus>.npz]."),
+                                          help="Model file to write.",
+                                          show_default="<corpus>.npz"),
     vocab_path: Optional[Path] = typer.Option(None, "--vocab",
                                               help="Vocabulary from 'seqtag build-vocab'."),
     hidden: int = typer.Option(128, "--hidden", min=1, help="Hidden units of the RNN."),
@@ -113,14 +129,19 @@ def train(
         cfg.check()
         out = output or default_output(corpus)
         check_writable(out)
-        train_sents, infos = [], []
+        train_sents, infos, files = [], [], []
         for path in corpus:
             sents, info = read_corpus(path, fmt=input_format, labels="required")
             train_sents += sents
             infos.append(info)
+            files.append((info.name, sents))
         dev_sents, dev_info = (read_corpus(dev, fmt=input_format, labels="required")
                                if dev else (None, None))
+        if dev:
+            files.append((dev_info.name, dev_sents))
         vocab = Vocabulary.load(vocab_path) if vocab_path else None
+        if vocab is not None:
+            check_labels(vocab, vocab_path, files)
         render = Renderer()
         try:
             trainer = Trainer(cfg, progress=render).fit(
