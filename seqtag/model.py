@@ -22,7 +22,7 @@ from typing import Sequence
 
 import numpy as np
 
-from seqtag import __version__, kernels
+from seqtag import __version__
 from seqtag.atomic import write_bytes_atomic
 from seqtag.errors import SeqtagError
 from seqtag.vocab import Vocabulary
@@ -63,6 +63,7 @@ class RNNTagger:
     vocab: Vocabulary
     params: dict[str, np.ndarray]
     meta: dict = field(default_factory=dict)
+    format_version: int = FORMAT_VERSION     # of the file it was loaded from
 
     @property
     def hidden(self) -> int:
@@ -76,6 +77,9 @@ class RNNTagger:
         """ŷ for each token: one (T, L) float32 array per sentence."""
         if not sentences:
             return []
+        # Imported here: Numba costs a third of a second, which inspect and errors need not pay.
+        from seqtag import kernels
+
         ids, offsets = pack([self.vocab.word_ids(s) for s in sentences])
         p = self.params
         y_hat = kernels.predict_proba(p["Wax"], p["Waa"], p["Wya"], p["ba"], p["by"],
@@ -166,7 +170,7 @@ class RNNTagger:
         params["Wax"] = np.asfortranarray(params["Wax"], dtype=np.float32)
         for k in PARAM_NAMES[1:]:
             params[k] = np.ascontiguousarray(params[k], dtype=np.float32)
-        return cls(vocab=vocab, params=params, meta=meta)
+        return cls(vocab=vocab, params=params, meta=meta, format_version=version)
 
 
 def _check_shapes(params: dict[str, np.ndarray], vocab: Vocabulary, name: str) -> None:

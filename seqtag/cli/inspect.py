@@ -16,13 +16,11 @@ def describe(model, path: Path, top: int = 20) -> dict:
     """Everything inspect shows, as plain data."""
     import numpy as np
 
-    from seqtag.model import FORMAT_VERSION
-
     meta = dict(model.meta)
     vocab = model.vocab
     return {
         "path": str(path),
-        "format_version": FORMAT_VERSION,
+        "format_version": model.format_version,
         "seqtag_version": meta.get("seqtag_version"),
         "created": meta.get("created"),
         "architecture": meta.get("architecture"),
