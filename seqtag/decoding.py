@@ -1,0 +1,99 @@
+"""Decoding that never breaks the tag scheme: Viterbi under the scheme's transition constraints.
+
+A per-token softmax tagger can emit I-PER right after O (IOB2), or end a sentence inside a chunk
+(B-/I- last under IOBES); a CRF trained with those transitions masked makes them unlikely but not
+impossible. Here decoding is a Viterbi search over allowed sequences only:
+
+  ŷ = argmax over valid y of  start[y_0] + Σt E[t, y_t] + Σ_{t≥1} trans[y_{t-1}, y_t] + end[y_{T-1}]
+
+with E the per-token log-probabilities (softmax model; start/trans/end then only the mask) or a
+CRF's emission scores (start/trans/end its scores plus the mask). A sequence is valid when its
+first label may start, every label may follow the one before it and the last may end
+(seqtag.schemes.allowed_transitions / allowed_end).
+
+The guarantee. transition_mask gives forbidden entries the finite score MASK = -1e4 (what a CRF
+trains with: no inf arithmetic, exp(-1e4) is exactly 0). For decoding, every score at or below
+MASK / 2 is made -inf and emissions are clipped to ±1e30 (NaN and -inf to -1e30), so that every
+valid sequence scores above -inf and every invalid one -inf: the result is valid whenever some
+sequence of that length is valid (with "O" or any B- tag in the labels, always).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+
+from seqtag.schemes import allowed_end, allowed_transitions
+
+MASK = -1e4  # the score of a forbidden transition, start or end
+_FORBIDDEN = MASK / 2  # scores at or below this are forbidden when decoding
+_CLIP = 1e30  # emissions are clipped to ±_CLIP so that no valid sequence scores -inf
+
+
+def transition_mask(label_names: Sequence[str], scheme: str,
+                    forbidden: float = MASK) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(start (L,), trans (L, L), end (L,)) float32: 0 where allowed, ``forbidden`` where not.
+
+    trans[i, j] is for label j right after label i. Add them to a CRF's own scores, or pass them
+    alone to decode a per-token model. Under scheme ``"none"`` everything is allowed.
+    """
+    start_ok, trans_ok = allowed_transitions(label_names, scheme)
+    end_ok = allowed_end(label_names, scheme)
+
+    def scores(ok):
+        return np.where(ok, np.float32(0), np.float32(forbidden)).astype(np.float32)
+
+    return scores(start_ok), scores(trans_ok), scores(end_ok)
+
+
+def _hard(scores, dtype):
+    """Scores as ``dtype``, with everything at or below MASK / 2 (and NaN) made -inf."""
+    scores = np.array(scores, dtype=dtype)  # a copy
+    scores[~(scores > _FORBIDDEN)] = -np.inf
+    return scores
+
+
+def decode_batch(E: np.ndarray, offsets: np.ndarray, trans: np.ndarray, start: np.ndarray,
+                 end: np.ndarray) -> np.ndarray:
+    """The best valid label sequence of each sentence of a packed batch: (N,) int32.
+
+    E (N, L): emission scores or log-probabilities, sentence s at rows offsets[s]:offsets[s+1].
+    trans (L, L), start (L,), end (L,): scores, forbidden entries ≤ MASK / 2 (e.g. a CRF's scores
+    plus transition_mask, or transition_mask alone). Viterbi (seqtag.crf.viterbi).
+    """
+    from seqtag import crf  # Numba is imported only when decoding
+
+    E = np.asarray(E)
+    dtype = E.dtype if E.dtype in (np.float32, np.float64) else np.float64
+    E = np.clip(np.nan_to_num(E.astype(dtype, copy=False), nan=-_CLIP, neginf=-_CLIP),
+                -_CLIP, _CLIP)
+    L = E.shape[1]
+    trans, start, end = (_hard(a, dtype) for a in (trans, start, end))
+    if trans.shape != (L, L) or start.shape != (L,) or end.shape != (L,):
+        raise ValueError(f"scores for {L} labels expected, got trans {trans.shape}, "
+                         f"start {start.shape}, end {end.shape}")
+    offsets = np.ascontiguousarray(offsets, dtype=np.int64)
+    if offsets[-1] != len(E):
+        raise ValueError(f"offsets end at {offsets[-1]} but E has {len(E)} rows")
+    out = np.zeros(len(E), dtype=np.int32)
+    crf.viterbi(np.ascontiguousarray(E), offsets, trans, start, end, out)
+    return out
+
+
+def constrained_argmax(log_probs: np.ndarray, label_names: Sequence[str], scheme: str) -> list[int]:
+    """The most probable valid sequence under a per-token model: argmax Σt log ŷ<t>[y_t].
+
+    log_probs (T, L) with L = len(label_names); Viterbi over them with the scheme's transition
+    mask, so that, say, I-PER never follows O under IOB2. A token's zero probability (-inf) is
+    avoided whenever possible, never at the price of validity.
+    """
+    log_probs = np.asarray(log_probs)
+    if log_probs.ndim != 2 or log_probs.shape[1] != len(label_names):
+        raise ValueError(f"log_probs of shape (T, {len(label_names)}) expected, "
+                         f"got {log_probs.shape}")
+    if len(log_probs) == 0:
+        return []
+    start, trans, end = transition_mask(label_names, scheme)
+    offsets = np.array([0, len(log_probs)], dtype=np.int64)
+    return decode_batch(log_probs, offsets, trans, start, end).tolist()
