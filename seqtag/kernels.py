@@ -1,31 +1,44 @@
-"""Numba kernels of the Elman RNN tagger: forward pass, backpropagation through time, optimizers.
+"""Numba kernels of the Elman RNN tagger: recurrences, output layer, optimizers.
 
-Shapes follow the equations: H hidden units, V words, L labels.
-  Wax (H, V)  stored column-major (Fortran order) so that the lookup Wax·x<t> = Wax[:, x<t>] reads
-              one contiguous column; Waa (H, H), Wya (L, H), ba (H,), by (L,) are C-contiguous.
-A batch of sentences is packed CSR-style: ``ids[offsets[s]:offsets[s+1]]`` are sentence s's word
-indices, ``labels`` likewise. Every kernel works on float32 for speed and on float64 (with
+Shapes follow the equations: H hidden units per direction, V input features (words, word shapes,
+prefixes, ...), F feature ids per token, L labels, D = H (one direction) or 2H (two directions).
+  Wax (H, V)  stored column-major (Fortran order) so that Wax·x<t> = Σf Wax[:, x<t>_f] for the
+              multi-hot x<t> reads F contiguous columns; Waa (H, H), ba (H,), Wya (L, D), by (L,)
+              are C-contiguous.
+A batch of N tokens in n sentences is packed CSR-style: tokens offsets[s]..offsets[s+1]-1 are
+sentence s; row i of ids (N, F) holds token i's feature ids, row i of A (N, D) its states (a
+direction owns the H columns from ``col``), row i of E (N, L) its label scores. A training step is
+    rnn_forward → linear_forward → softmax_xent → linear_backward → rnn_backward
+(rnn_forward and rnn_backward once per direction, reverse=False into columns 0..H-1 of A and
+reverse=True into H..2H-1). Every kernel works on float32 for speed and on float64 (with
 ``exact=True``) for gradient checks against finite differences.
 
-Speed. The kernels step a group of up to _GROUP sentences through time together (longest first,
-so the sentences still running at step t are always the first m of the group): the products with
-Waa become small matrix products, done by _gemm_nt 4×4 dot products at a time so that every row
-loaded from Waa serves four sentences and sixteen sums stay in registers. The per-token outer
-products of the gradients (dWaa, dWya) are summed by one such product over all tokens of the batch.
-In float32 (``exact=False``) tanh and exp are rational/polynomial approximations that vectorise
-(fast_tanh, fast_exp); ``exact=True`` uses np.tanh and np.exp.
+Speed. rnn_forward and rnn_backward step a group of up to _GROUP sentences through time together
+(longest first within windows of _WINDOW sentences, so that the sentences still running at step
+t, the t-th token read in either direction, are always the first m of the group): the products
+with Waa become small matrix products. Every matrix product is _gemm: blocks of 4 rows × _PANEL
+SIMD vectors of the result are summed in registers by _acc_block, which broadcasts one entry of
+the left factor against a row of the right one (no sums across lanes, no transposed copies). The
+sums over all tokens of a batch (dWaa, dWya) are one such product each. In float32
+(``exact=False``) tanh and exp are rational/polynomial approximations that vectorise (fast_tanh,
+fast_exp); ``exact=True`` uses np.tanh and np.exp.
 
 This module imports nothing of seqtag, so that the kernels can be tested and benchmarked alone.
 """
 
 import numpy as np
 from llvmlite import ir
-from numba import njit, types
+from llvmlite.binding import get_host_cpu_features
+from numba import config, njit, types
+from numba.core import cgutils
 from numba.extending import intrinsic
 
 # Sentences stepped through time together. Each step multiplies a (_GROUP, H) block of states by
 # Waa; 16 rows keep that block and its results in L1 while Waa streams past once.
 _GROUP = 16
+# Sentences sorted longest first together: a window's groups write their states into one region of
+# A (which a long batch, far larger than the cache, would otherwise receive a row here and there).
+_WINDOW = 16 * _GROUP
 
 # Rational approximation of tanh (the one Eigen uses for float): |error| < 1e-6 on float32, and
 # unlike libm's tanh it is plain arithmetic that LLVM vectorises across the hidden units.
@@ -88,6 +101,34 @@ def _float32_from_bits(typingctx, bits):
     return sig, codegen
 
 
+@intrinsic
+def _prefetch(typingctx, v, i):
+    """Start loading the cache line of v[i] (v a 1-D array) into all levels of the cache."""
+    sig = types.void(v, i)
+
+    def codegen(context, builder, signature, args):
+        array = context.make_array(signature.args[0])(context, builder, args[0])
+        index = context.cast(builder, args[1], signature.args[1], types.intp)
+        byte_ptr = ir.IntType(8).as_pointer()
+        address = builder.bitcast(builder.gep(array.data, [index]), byte_ptr)
+        i32 = ir.IntType(32)
+        prefetch = builder.module.declare_intrinsic(
+            "llvm.prefetch", [byte_ptr], ir.FunctionType(ir.VoidType(), [byte_ptr, i32, i32, i32]))
+        builder.call(prefetch, [address, i32(0), i32(3), i32(1)])  # read, keep in all, data
+        return context.get_dummy_value()
+
+    return sig, codegen
+
+
+@njit(cache=True, inline="always")
+def _prefetch_column(M, x):
+    """Start loading column x of the Fortran-ordered matrix M into the cache, a line (64 bytes) at
+    a time."""
+    column = M.T[x]
+    for i in range(0, column.shape[0], 64 // column.itemsize):
+        _prefetch(column, i)
+
+
 @njit(cache=True, fastmath=True, error_model="numpy")
 def fast_exp(x):
     """exp(x) in float32 = 2^k·e^r with k = round(x·log2 e), |r| ≤ ln2/2; x clamped to [-87.3, 88]."""
@@ -124,382 +165,479 @@ def exp_array(x):
 
 
 # ---------------------------------------------------------------------------------------------
-# C += X·Yᵀ on row-major blocks: the one matrix product every kernel is built on.
+# C += X·Y: the one matrix product every kernel is built on.
 
-@njit(cache=True, inline="always", fastmath=True, error_model="numpy")
-def _acc_4x4(X, i, Y, j, C, N):
-    """C[i:i+4, j:j+4] += X[i:i+4, :N]·Y[j:j+4, :N]ᵀ, the 16 sums held in registers."""
-    x0 = X[i]
-    x1 = X[i + 1]
-    x2 = X[i + 2]
-    x3 = X[i + 3]
-    y0 = Y[j]
-    y1 = Y[j + 1]
-    y2 = Y[j + 2]
-    y3 = Y[j + 3]
-    zero = C.dtype.type(0)
-    c00 = c01 = c02 = c03 = zero
-    c10 = c11 = c12 = c13 = zero
-    c20 = c21 = c22 = c23 = zero
-    c30 = c31 = c32 = c33 = zero
-    for n in range(N):
-        u0 = x0[n]
-        u1 = x1[n]
-        u2 = x2[n]
-        u3 = x3[n]
-        v0 = y0[n]
-        v1 = y1[n]
-        v2 = y2[n]
-        v3 = y3[n]
-        c00 += u0 * v0
-        c01 += u0 * v1
-        c02 += u0 * v2
-        c03 += u0 * v3
-        c10 += u1 * v0
-        c11 += u1 * v1
-        c12 += u1 * v2
-        c13 += u1 * v3
-        c20 += u2 * v0
-        c21 += u2 * v1
-        c22 += u2 * v2
-        c23 += u2 * v3
-        c30 += u3 * v0
-        c31 += u3 * v1
-        c32 += u3 * v2
-        c33 += u3 * v3
-    C[i, j] += c00
-    C[i, j + 1] += c01
-    C[i, j + 2] += c02
-    C[i, j + 3] += c03
-    C[i + 1, j] += c10
-    C[i + 1, j + 1] += c11
-    C[i + 1, j + 2] += c12
-    C[i + 1, j + 3] += c13
-    C[i + 2, j] += c20
-    C[i + 2, j + 1] += c21
-    C[i + 2, j + 2] += c22
-    C[i + 2, j + 3] += c23
-    C[i + 3, j] += c30
-    C[i + 3, j + 1] += c31
-    C[i + 3, j + 2] += c32
-    C[i + 3, j + 3] += c33
+def _vector_bytes():
+    """Bytes of a SIMD register for _acc_block: 64 with AVX-512 (where LLVM's own vectoriser stays
+    at 32), else 32. Numba keys its cache on the CPU's features, so this is fixed per cache."""
+    features = config.CPU_FEATURES
+    if features is None:
+        features = get_host_cpu_features().flatten()
+    return 64 if "+avx512f" in features.split(",") else 32
 
 
-@njit(cache=True, inline="always", fastmath=True, error_model="numpy")
-def _dot_1x4(x, Y, j, N):
-    """(x·Y[j], x·Y[j+1], x·Y[j+2], x·Y[j+3]) over the first N entries."""
-    y0 = Y[j]
-    y1 = Y[j + 1]
-    y2 = Y[j + 2]
-    y3 = Y[j + 3]
-    zero = Y.dtype.type(0)
-    c0 = c1 = c2 = c3 = zero
-    for n in range(N):
-        u = x[n]
-        c0 += u * y0[n]
-        c1 += u * y1[n]
-        c2 += u * y2[n]
-        c3 += u * y3[n]
-    return c0, c1, c2, c3
+_VECTOR_BYTES = _vector_bytes()
+# SIMD vectors per row of a block of C: 4 rows × _PANEL vectors are the accumulators held in
+# registers (16 of AVX-512's 32; 8 of AVX2's 16).
+_PANEL = 4 if _VECTOR_BYTES == 64 else 2
+# Rows of a block one vector wide (as many accumulators).
+_ROWS = 4 * _PANEL
+# Rows of Y per pass: a panel of Y (_CHUNK rows × _PANEL vectors, 16 KiB with AVX-512) stays in
+# L1 while the blocks of rows of X use it in turn.
+_CHUNK = 64
+
+
+@intrinsic
+def _acc_block(typingctx, X, i, Y, j, C, n0, n1, R, Q):
+    """C[i:i+R, j:j+Q·W] += Σ_{n0 ≤ n < n1} X[i+r, n]·Y[n, j:j+Q·W]  (W lanes of _VECTOR_BYTES).
+
+    For each n, each of the R entries X[i+r, n] is broadcast to all lanes and multiplied into the Q
+    vectors of row n of Y; the R·Q sums stay in registers until the end. X may have any strides
+    (X = Zᵀ, a transposed view, sums over the rows of Z); rows of Y and C must be contiguous.
+    R and Q are compile-time constants.
+    """
+    if not isinstance(R, types.IntegerLiteral) or not isinstance(Q, types.IntegerLiteral):
+        return None  # (Numba retries with the constants as literals)
+    rows, vectors = R.literal_value, Q.literal_value
+    itemsize = C.dtype.bitwidth // 8
+    W = _VECTOR_BYTES // itemsize
+    sig = types.void(X, i, Y, j, C, n0, n1, R, Q)
+
+    def codegen(context, builder, signature, args):
+        real = context.get_value_type(signature.args[4].dtype)
+        lanes = ir.VectorType(real, W)
+        intp = context.get_value_type(types.intp)
+        i32 = ir.IntType(32)
+        i_, j_, n0_, n1_ = (context.cast(builder, args[k], signature.args[k], types.intp)
+                            for k in (1, 3, 5, 6))
+
+        def data_and_strides(k):
+            array = context.make_array(signature.args[k])(context, builder, args[k])
+            strides = cgutils.unpack_tuple(builder, array.strides)
+            return builder.ptrtoint(array.data, intp), strides[0], strides[1]
+
+        def pointer(address, pointee):
+            return builder.inttoptr(address, pointee.as_pointer())
+
+        x_data, x_row_stride, x_col_stride = data_and_strides(0)
+        y_data, y_row_stride, _ = data_and_strides(2)
+        c_data, c_row_stride, _ = data_and_strides(4)
+        # Byte offsets: X[i+r, n] at x_data + (i+r)·x_row_stride + n·x_col_stride,
+        # Y[n, j+v·W] at y_data + n·y_row_stride + (j+v·W)·itemsize, C[i+r, j+v·W] likewise.
+        x_rows = [builder.mul(builder.add(i_, intp(r)), x_row_stride) for r in range(rows)]
+        y_cols = [builder.mul(builder.add(j_, intp(v * W)), intp(itemsize)) for v in range(vectors)]
+        zero = ir.Constant(lanes, None)
+        broadcast = ir.Constant(ir.VectorType(i32, W), [0] * W)
+
+        entry = builder.basic_block
+        loop = builder.append_basic_block("block.loop")
+        done = builder.append_basic_block("block.done")
+        builder.cbranch(builder.icmp_signed("<", n0_, n1_), loop, done)
+        builder.position_at_end(loop)
+        n = builder.phi(intp)
+        S = [[builder.phi(lanes) for v in range(vectors)] for r in range(rows)]
+        x_n = builder.add(x_data, builder.mul(n, x_col_stride))
+        y_n = builder.add(y_data, builder.mul(n, y_row_stride))
+        y = [builder.load(pointer(builder.add(y_n, y_cols[v]), lanes), align=itemsize)
+             for v in range(vectors)]
+        S_next = [[None] * vectors for r in range(rows)]
+        for r in range(rows):
+            x = builder.load(pointer(builder.add(x_n, x_rows[r]), real), align=itemsize)
+            x = builder.shuffle_vector(builder.insert_element(zero, x, i32(0)), zero, broadcast)
+            for v in range(vectors):
+                product = builder.fmul(x, y[v], flags=("fast",))
+                S_next[r][v] = builder.fadd(S[r][v], product, flags=("fast",))
+        n_next = builder.add(n, intp(1))
+        builder.cbranch(builder.icmp_signed("<", n_next, n1_), loop, done)
+        n.add_incoming(n0_, entry)
+        n.add_incoming(n_next, loop)
+
+        builder.position_at_end(done)
+        sums = [[None] * vectors for r in range(rows)]
+        for r in range(rows):
+            for v in range(vectors):
+                S[r][v].add_incoming(zero, entry)
+                S[r][v].add_incoming(S_next[r][v], loop)
+                sums[r][v] = builder.phi(lanes)
+                sums[r][v].add_incoming(zero, entry)
+                sums[r][v].add_incoming(S_next[r][v], loop)
+        for r in range(rows):
+            c_row = builder.add(c_data, builder.mul(builder.add(i_, intp(r)), c_row_stride))
+            for v in range(vectors):
+                c = pointer(builder.add(c_row, y_cols[v]), lanes)
+                total = builder.fadd(builder.load(c, align=itemsize), sums[r][v], flags=("fast",))
+                builder.store(total, c, align=itemsize)
+        return context.get_dummy_value()
+
+    return sig, codegen
 
 
 @njit(cache=True, fastmath=True, error_model="numpy")
-def _gemm_nt(X, Y, C, M, P, N):
-    """C[:M, :P] += X[:M, :N]·Y[:P, :N]ᵀ, i.e. C[i, j] += Σn X[i, n]·Y[j, n].
+def _transpose(M):
+    """A C-contiguous copy of Mᵀ, eight rows of M at a time: each row of the copy then receives
+    eight adjacent entries at once."""
+    R, C = M.shape
+    out = np.empty((C, R), dtype=M.dtype)
+    R8 = R - R % 8
+    for i in range(0, R8, 8):
+        for j in range(C):
+            row = out[j]
+            row[i] = M[i, j]
+            row[i + 1] = M[i + 1, j]
+            row[i + 2] = M[i + 2, j]
+            row[i + 3] = M[i + 3, j]
+            row[i + 4] = M[i + 4, j]
+            row[i + 5] = M[i + 5, j]
+            row[i + 6] = M[i + 6, j]
+            row[i + 7] = M[i + 7, j]
+    for i in range(R8, R):
+        for j in range(C):
+            out[j, i] = M[i, j]
+    return out
 
-    Every entry is a dot product of two contiguous rows; they are taken 4×4 at a time, so that each
-    row loaded serves four sums (the edge rows and columns 1×4 at a time).
+
+@njit(cache=True, fastmath=True, error_model="numpy")
+def _gemm(X, Y, C, M, P, N):
+    """C[:M, :P] += X[:M, :N]·Y[:N, :P], i.e. C[i] += Σn X[i, n]·Y[n].
+
+    Blocks of 4 rows × _PANEL vectors of C (the last columns: _ROWS or 4 rows × 1 vector; single
+    rows at the end) by _acc_block, _CHUNK rows of Y at a time; the last P % W columns by plain
+    loops. X may be a transposed view (C += Zᵀ·Y); rows of Y and C must be contiguous.
     """
-    # Y's rows outer: a block of 4 rows of Y (e.g. of Waa) stays in L1 while all of X passes.
+    W = _VECTOR_BYTES // C.itemsize
     M4 = M - M % 4
-    j = 0
-    while j + 4 <= P:
-        for i in range(0, M4, 4):
-            _acc_4x4(X, i, Y, j, C, N)
-        for i in range(M4, M):
-            c0, c1, c2, c3 = _dot_1x4(X[i], Y, j, N)
-            C[i, j] += c0
-            C[i, j + 1] += c1
-            C[i, j + 2] += c2
-            C[i, j + 3] += c3
-        j += 4
-    while j < P:
-        y = Y[j]
-        for i in range(0, M4, 4):
-            c0, c1, c2, c3 = _dot_1x4(y, X, i, N)
-            C[i, j] += c0
-            C[i + 1, j] += c1
-            C[i + 2, j] += c2
-            C[i + 3, j] += c3
-        for i in range(M4, M):
-            x = X[i]
-            s = C[i, j]
+    MR = M - M % _ROWS
+    PW = P - P % W
+    for n0 in range(0, N, _CHUNK):
+        n1 = min(N, n0 + _CHUNK)
+        j = 0
+        while j + _PANEL * W <= PW:  # blocks of 4 rows × _PANEL vectors
+            for i in range(0, M4, 4):
+                _acc_block(X, i, Y, j, C, n0, n1, 4, _PANEL)
+            for i in range(M4, M):
+                _acc_block(X, i, Y, j, C, n0, n1, 1, _PANEL)
+            j += _PANEL * W
+        while j < PW:  # blocks of _ROWS (then 4) rows × 1 vector
+            for i in range(0, MR, _ROWS):
+                _acc_block(X, i, Y, j, C, n0, n1, _ROWS, 1)
+            for i in range(MR, M4, 4):
+                _acc_block(X, i, Y, j, C, n0, n1, 4, 1)
+            for i in range(max(MR, M4), M):
+                _acc_block(X, i, Y, j, C, n0, n1, 1, 1)
+            j += W
+    if PW < P:
+        for i in range(M):
+            c = C[i]
             for n in range(N):
-                s += x[n] * y[n]
-            C[i, j] = s
-        j += 1
+                x = X[i, n]
+                y = Y[n]
+                for q in range(PW, P):
+                    c[q] += x * y[q]
 
 
 # ---------------------------------------------------------------------------------------------
-# Forward pass
-
-@njit(cache=True, fastmath=True, error_model="numpy")
-def _forward_step(Wax, Waa, Wya, ba, by, xs, ys, a_prev, a, Y, m, m4, exact):
-    """Step t for the first m sentences of a group at once; row g of a_prev/a/Y is sentence g.
-
-    a<t> = tanh(Waa·a<t-1> + Wax[:, x<t>] + ba);  Y[g] = ŷ<t> = softmax(Wya·a<t> + by)
-    xs[g] = x<t> and ys[g] = y<t> of sentence g. Rows m..m4-1 are padding for the 4-row blocks of
-    _gemm_nt (zero input; their results are ignored). Returns the loss Σg -log ŷ<t>[y<t>].
-    """
-    H = Waa.shape[0]
-    L = Wya.shape[0]
-    for g in range(m4):
-        z = a[g]
-        if g < m:
-            x = xs[g]
-            for i in range(H):
-                z[i] = Wax[i, x] + ba[i]
-        else:
-            for i in range(H):
-                z[i] = 0
-    _gemm_nt(a_prev, Waa, a, m4, H, H)
-    for g in range(m4):
-        z = a[g]
-        if exact:
-            for i in range(H):
-                z[i] = np.tanh(z[i])
-        else:
-            for i in range(H):
-                z[i] = fast_tanh(z[i])
-    for g in range(m4):
-        for k in range(L):
-            Y[g, k] = by[k]
-    _gemm_nt(a, Wya, Y, m4, L, H)
-    # Softmax, shifted by the row maximum; -log ŷ[y] = log Σk exp(l_k - max) - (l_y - max).
-    loss = 0.0
-    for g in range(m):
-        y = Y[g]
-        top = y[0]
-        for k in range(1, L):
-            top = max(top, y[k])
-        for k in range(L):
-            y[k] -= top
-        loss -= y[ys[g]]
-    logits = Y[:m].reshape(m * L)  # the rows < m, one after the other
-    if exact:
-        for q in range(m * L):
-            logits[q] = np.exp(logits[q])
-    else:
-        for q in range(m * L):
-            logits[q] = fast_exp(logits[q])
-    for g in range(m):
-        y = Y[g]
-        total = y[0]
-        for k in range(1, L):
-            total += y[k]
-        loss += np.log(total)
-        inv = Y.dtype.type(1) / total
-        for k in range(L):
-            y[k] *= inv
-    return loss
-
+# Recurrences: one direction of the RNN over a packed batch
 
 @njit(cache=True)
 def _longest_first(offsets):
-    """Sentence lengths, and the sentence indices by decreasing length (a stable counting sort)."""
+    """Sentence lengths, and the sentence indices by decreasing length within each window of
+    _WINDOW sentences (a stable counting sort per window)."""
     n = offsets.shape[0] - 1
     lengths = np.empty(n, dtype=np.int64)
     longest = 0
     for s in range(n):
         lengths[s] = offsets[s + 1] - offsets[s]
         longest = max(longest, lengths[s])
-    # first[r]: where the sentences of length longest - r start in the order.
-    first = np.zeros(longest + 2, dtype=np.int64)
-    for s in range(n):
-        first[longest - lengths[s] + 1] += 1
-    for r in range(longest + 1):
-        first[r + 1] += first[r]
     order = np.empty(n, dtype=np.int64)
-    for s in range(n):
-        r = longest - lengths[s]
-        order[first[r]] = s
-        first[r] += 1
+    first = np.empty(longest + 2, dtype=np.int64)
+    for w in range(0, n, _WINDOW):
+        end = min(n, w + _WINDOW)
+        # first[r]: where the sentences of length longest - r start in the order.
+        first[:] = 0
+        first[0] = w
+        for s in range(w, end):
+            first[longest - lengths[s] + 1] += 1
+        for r in range(longest + 1):
+            first[r + 1] += first[r]
+        for s in range(w, end):
+            r = longest - lengths[s]
+            order[first[r]] = s
+            first[r] += 1
     return lengths, order
 
 
-@njit(cache=True, fastmath=True, error_model="numpy")
-def predict_proba(Wax, Waa, Wya, ba, by, ids, offsets, exact):
-    """ŷ<t> for every token of every sentence of the packed batch: an (N, L) array.
+@njit(cache=True, inline="always")
+def _token(offsets, s, t, reverse):
+    """The t-th token read (t ≥ 1) of sentence s: from the left, or from the right if reverse."""
+    if reverse:
+        return offsets[s + 1] - t
+    return offsets[s] + t - 1
 
-    a<0> = 0;  a<t> = tanh(Waa·a<t-1> + Wax[:, x<t>] + ba);  ŷ<t> = softmax(Wya·a<t> + by)
+
+@njit(cache=True, fastmath=True, error_model="numpy")
+def rnn_forward(Wax, Waa, ba, ids, offsets, reverse, exact, A, col):
+    """a<0> = 0;  a<t> = tanh(Waa·a<t-1> + Σf Wax[:, ids[t, f]] + ba);  A[t, col:col+H] = a<t>.
+
+    Over every sentence of the packed batch, left to right, or right to left when ``reverse``
+    (a<t-1> is then the state of the token to the right). A group of sentences goes through time
+    together, row g of Z being sentence g: step t computes, for the first m rows (the sentences
+    with ≥ t tokens), Z = [Σf Wax[:, x<t>_f] + ba] + A_prev·Waaᵀ, the last term one product.
     """
     H = Waa.shape[0]
-    L = Wya.shape[0]
+    F = ids.shape[1]
     n = offsets.shape[0] - 1
     dtype = Waa.dtype
-    out = np.empty((ids.shape[0], L), dtype=dtype)
     lengths, order = _longest_first(offsets)
     rows = (min(_GROUP, n) + 3) // 4 * 4
-    A = np.zeros((2, rows, H), dtype=dtype)  # a<t-1> and a<t>, alternately
-    Y = np.empty((rows, L), dtype=dtype)
-    xs = np.zeros(rows, dtype=np.int64)
-    no_labels = np.zeros(rows, dtype=np.int64)  # (the loss against label 0 goes unused)
+    WaaT = _transpose(Waa)  # (A_prev·Waaᵀ)[g] = Σn A_prev[g, n]·Waaᵀ[n]
+    S = np.zeros((2, rows, H), dtype=dtype)  # a<t-1> and a<t> of the group, alternately
+    tokens = np.empty(rows, dtype=np.int64)  # tokens[g]: the token of sentence g at step t
     for first in range(0, n, _GROUP):
         group = order[first:first + _GROUP]
         T = lengths[group[0]]
-        A[0, :, :] = 0
         m = group.shape[0]
         for t in range(1, T + 1):
             while lengths[group[m - 1]] < t:
                 m -= 1
+            # Rows m..m4-1 pad to the 4-row blocks of _gemm (input 0; their states go unused).
             m4 = min((m + 3) // 4 * 4, rows)
+            A_prev = S[(t - 1) % 2]
+            Z = S[t % 2]
             for g in range(m):
-                xs[g] = ids[offsets[group[g]] + t - 1]
-            _forward_step(Wax, Waa, Wya, ba, by, xs, no_labels, A[(t - 1) % 2], A[t % 2], Y,
-                          m, m4, exact)
-            for g in range(m):
-                p = offsets[group[g]] + t - 1
-                for k in range(L):
-                    out[p, k] = Y[g, k]
-    return out
-
-
-# ---------------------------------------------------------------------------------------------
-# Backpropagation through time
-
-@njit(cache=True, fastmath=True, error_model="numpy")
-def _put_columns(src, m, dst, c):
-    """dst[:, c + g] = src[g, :H] for g < m (H = dst.shape[0]): rows of a group as columns.
-
-    Four rows at a time, so that each row of dst receives four adjacent entries at once.
-    """
-    H = dst.shape[0]
-    g = 0
-    while g + 4 <= m:
-        s0 = src[g]
-        s1 = src[g + 1]
-        s2 = src[g + 2]
-        s3 = src[g + 3]
-        for j in range(H):
-            d = dst[j]
-            d[c + g] = s0[j]
-            d[c + g + 1] = s1[j]
-            d[c + g + 2] = s2[j]
-            d[c + g + 3] = s3[j]
-        g += 4
-    while g < m:
-        s0 = src[g]
-        for j in range(H):
-            dst[j, c + g] = s0[j]
-        g += 1
+                p = _token(offsets, group[g], t, reverse)
+                tokens[g] = p
+                z = Z[g]
+                for i in range(H):
+                    z[i] = ba[i]
+                for f in range(F):
+                    x = ids[p, f]
+                    for i in range(H):
+                        z[i] += Wax[i, x]
+            for g in range(m, m4):
+                for i in range(H):
+                    Z[g, i] = 0
+            for g in range(m):  # the columns of Wax step t+1 reads, loaded while Waa·a<t-1> is
+                if lengths[group[g]] > t:
+                    p = _token(offsets, group[g], t + 1, reverse)
+                    for f in range(F):
+                        _prefetch_column(Wax, ids[p, f])
+            if t > 1:  # (a<0> = 0)
+                _gemm(A_prev, WaaT, Z, m4, H, H)
+            for g in range(m4):
+                z = Z[g]
+                if exact:
+                    for i in range(H):
+                        z[i] = np.tanh(z[i])
+                else:
+                    for i in range(H):
+                        z[i] = fast_tanh(z[i])
+                if g < m:
+                    a = A[tokens[g], col:col + H]
+                    for i in range(H):
+                        a[i] = z[i]
 
 
 @njit(cache=True, fastmath=True, error_model="numpy")
-def train_batch(Wax, Waa, Wya, ba, by, ids, offsets, labels,
-                dWax, dWaa, dWya, dba, dby, exact):
-    """Add the gradients of the summed cross-entropy of a packed batch to dW*; return the sum.
+def rnn_backward(Waa, ids, offsets, reverse, A, col, dA, dWax, dWaa, dba, exact):
+    """Backpropagation through time of one direction, given dA[t, col:col+H] = ∂L/∂a<t>:
 
-    Backpropagation through time, per sentence, with δ<t> = ŷ<t> - onehot(y<t>):
-      dWya += Σt δ<t>·a<t>ᵀ            dby += Σt δ<t>
-      da<t> = Wyaᵀ·δ<t> + Waaᵀ·dz<t+1>   dz<t> = da<t> ⊙ (1 - a<t>²)     (dz<T+1> = 0)
-      dWaa += Σt dz<t>·a<t-1>ᵀ         dWax[:, x<t>] += dz<t>        dba += Σt dz<t>
-    Groups of sentences go forward and backward through time together (see _forward_step), and
-    da<t> = [Waaᵀ Wyaᵀ]·[dz<t+1>; δ<t>] is one product for the whole group. The sums of outer
-    products are one matrix product each over the whole batch, with the tokens as columns: step t
-    of a group appends one column c per sentence still running, and
-      AT[:, c] = a<t>,  δT[:, c] = δ<t>,  DZT[:, c] = dz<t+1>  give
-      dWya += δT·ATᵀ    dWaa += DZT·ATᵀ  (= Σt dz<t+1>·a<t>ᵀ, the same sum as above as a<0> = 0)
+      da<t> = dA<t> + Waaᵀ·dz<t+1>   dz<t> = da<t> ⊙ (1 - a<t>²)        (dz<T+1> = 0)
+      dWaa += Σt dz<t>·a<t-1>ᵀ       dWax[:, ids[t, f]] += dz<t> for every f     dba += Σt dz<t>
+
+    with a<t> = A[t, col:col+H] from rnn_forward in the same direction (``reverse``). Adds into
+    dWax, dWaa and dba; A and dA are not modified; ``exact`` is unused (tanh' = 1 - a² either way).
+    A group of sentences goes backward through time together, DA = dA<t> + DZ·Waa being one
+    product for the group. dz<t> of every token is kept in a row of dZ (N, H) (0 for a<t-1> = a<0>),
+    so that dWaa is one product over the batch, of dZ with A shifted by a token:
+      forward:  dWaa += Σi dZ[i+1]ᵀ·A[i]      reverse:  dWaa += Σi dZ[i]ᵀ·A[i+1]
+    (a pair across two sentences meets the 0 row of the second one's first token read).
     """
     H = Waa.shape[0]
-    L = Wya.shape[0]
+    F = ids.shape[1]
     n = offsets.shape[0] - 1
     N = ids.shape[0]
     dtype = Waa.dtype
-    zero = dtype.type(0)
     one = dtype.type(1)
     lengths, order = _longest_first(offsets)
     longest = 0
     if n > 0:
         longest = lengths[order[0]]
     rows = (min(_GROUP, n) + 3) // 4 * 4
-    # W_back = [Waaᵀ Wyaᵀ], so that da<t> = Waaᵀ·dz<t+1> + Wyaᵀ·δ<t> = W_back·[dz<t+1>; δ<t>]
-    # is one product of rows too.
-    W_back = np.empty((H, H + L), dtype=dtype)
-    for j in range(H):
-        for i in range(H):
-            W_back[j, i] = Waa[i, j]
-        for k in range(L):
-            W_back[j, H + k] = Wya[k, j]
-    A = np.empty((longest + 1, rows, H), dtype=dtype)  # A[t, g] = a<t> of sentence g of the group
-    A[0, :, :] = 0
-    DZ = np.zeros((rows, H + L), dtype=dtype)  # DZ[g] = [dz<t+1>; δ<t>], then [dz<t>; δ<t>]
-    DA = np.empty((rows, H), dtype=dtype)  # DA[g] = da<t>
-    Y = np.empty((rows, L), dtype=dtype)
-    xs = np.zeros(rows, dtype=np.int64)
-    ys = np.zeros(rows, dtype=np.int64)
+    DZ = np.zeros((rows, H), dtype=dtype)  # DZ[g] = dz<t+1> of sentence g, then dz<t>
+    DA = np.zeros((rows, H), dtype=dtype)  # DA[g] = da<t>
+    dZ = np.empty((N, H), dtype=dtype)  # dZ[i] = dz<t> of token i (0 where t = 1)
+    tokens = np.empty(rows, dtype=np.int64)
     active = np.zeros(longest + 2, dtype=np.int64)  # active[t]: sentences with ≥ t tokens
-    column = np.zeros(longest + 1, dtype=np.int64)  # column[t]: first column of step t
-    # Rows N long, padded to an odd number of 64-byte lines so that the H rows of a column fall
-    # into different sets of the L1 cache (a row stride of 2 KiB would put them all in two).
-    stride = ((N + 15) // 16 | 1) * 16
-    AT = np.empty((H, stride), dtype=dtype)
-    DZT = np.empty((H, stride), dtype=dtype)
-    deltaT = np.empty((L, stride), dtype=dtype)
-    loss = 0.0
-    c = 0
     for first in range(0, n, _GROUP):
         group = order[first:first + _GROUP]
         T = lengths[group[0]]
-        # Forward, keeping every a<t>; δ<t> = ŷ<t> - onehot(y<t>).
         m = group.shape[0]
         for t in range(1, T + 1):
             while lengths[group[m - 1]] < t:
                 m -= 1
             active[t] = m
-            column[t] = c
-            m4 = min((m + 3) // 4 * 4, rows)
-            for g in range(m):
-                p = offsets[group[g]] + t - 1
-                xs[g] = ids[p]
-                ys[g] = labels[p]
-            loss += _forward_step(Wax, Waa, Wya, ba, by, xs, ys, A[t - 1], A[t], Y,
-                                  m, m4, exact)
-            _put_columns(A[t], m, AT, c)
-            for g in range(m):
-                for k in range(L):
-                    deltaT[k, c + g] = Y[g, k]
-                deltaT[ys[g], c + g] -= one
-            c += m
-        # Backward through time. At step t, row g of DZ is first [dz<t+1>; δ<t>] (dz<T+1> = 0),
-        # which gives da<t> = W_back·DZ[g], then dz<t> = da<t> ⊙ (1 - a<t>²) replaces dz<t+1>.
         active[T + 1] = 0
         for t in range(T, 0, -1):
             m = active[t]
-            m4 = min((m + 3) // 4 * 4, rows)
-            for g in range(m4):
-                if g >= active[t + 1]:  # the sentence ends at t (or is padding)
-                    for i in range(H):
-                        DZ[g, i] = 0
-                for k in range(L):
-                    DZ[g, H + k] = deltaT[k, column[t] + g] if g < m else zero
-            _put_columns(DZ, m, DZT, column[t])  # dz<t+1> of the sentences running at t
-            DA[:m4, :] = 0
-            _gemm_nt(DZ, W_back, DA, m4, H, H + L)
+            m_next = active[t + 1]  # the rows of DZ that hold a dz<t+1> (the others: 0)
+            m4_next = min((m_next + 3) // 4 * 4, rows)
             for g in range(m):
-                x = ids[offsets[group[g]] + t - 1]
-                for k in range(L):
-                    dby[k] += DZ[g, H + k]
+                p = _token(offsets, group[g], t, reverse)
+                tokens[g] = p
                 da = DA[g]
-                a = A[t, g]
+                for i in range(H):
+                    da[i] = dA[p, col + i]
+            for g in range(m_next, m4_next):
+                for i in range(H):
+                    DZ[g, i] = 0
+            for g in range(active[t - 1] if t > 1 else 0):  # the columns of dWax step t-1 adds to
+                p = _token(offsets, group[g], t - 1, reverse)
+                for f in range(F):
+                    _prefetch_column(dWax, ids[p, f])
+            if m_next > 0:
+                _gemm(DZ, Waa, DA, m4_next, H, H)  # da<t> = dA<t> + Waaᵀ·dz<t+1>
+            for g in range(m):
+                p = tokens[g]
+                a = A[p, col:col + H]
+                da = DA[g]
                 dz = DZ[g]
-                for j in range(H):
-                    dz[j] = da[j] * (one - a[j] * a[j])
-                for j in range(H):
-                    dba[j] += dz[j]
-                    dWax[j, x] += dz[j]
-    _gemm_nt(DZT, AT, dWaa, H, H, N)
-    _gemm_nt(deltaT, AT, dWya, L, H, N)
+                for i in range(H):
+                    dz[i] = da[i] * (one - a[i] * a[i])
+                for i in range(H):
+                    dba[i] += dz[i]
+                for f in range(F):
+                    x = ids[p, f]
+                    for i in range(H):
+                        dWax[i, x] += dz[i]
+                dz_token = dZ[p]
+                if t > 1:
+                    for i in range(H):
+                        dz_token[i] = dz[i]
+                else:
+                    for i in range(H):
+                        dz_token[i] = 0
+    if N > 1:
+        if reverse:
+            _gemm(dZ[:N - 1].T, A[1:, col:col + H], dWaa, H, H, N - 1)
+        else:
+            _gemm(dZ[1:].T, A[:N - 1, col:col + H], dWaa, H, H, N - 1)
+
+
+# ---------------------------------------------------------------------------------------------
+# Output layer
+
+@njit(cache=True, fastmath=True, error_model="numpy")
+def linear_forward(A, Wya, by, E):
+    """E = A·Wyaᵀ + by  (the emission scores, or logits, of every token): E[i] = Wya·A[i] + by.
+
+    One product E_block = by + A_block·Wyaᵀ per 4·_GROUP tokens, with Wyaᵀ padded by zero columns
+    to whole SIMD vectors (and E_block as wide), of which E takes the first L columns.
+    """
+    N, L = E.shape
+    D = A.shape[1]
+    dtype = Wya.dtype
+    W = _VECTOR_BYTES // E.itemsize
+    LW = (L + W - 1) // W * W
+    WyaT = np.zeros((D, LW), dtype=dtype)
+    WyaT[:, :L] = _transpose(Wya)
+    block_rows = 4 * _GROUP
+    E_block = np.empty((block_rows, LW), dtype=dtype)
+    for first in range(0, N, block_rows):
+        rows = min(block_rows, N - first)
+        for i in range(rows):
+            for k in range(L):
+                E_block[i, k] = by[k]
+            for k in range(L, LW):
+                E_block[i, k] = 0
+        _gemm(A[first:first + rows], WyaT, E_block, rows, LW, D)
+        for i in range(rows):
+            for k in range(L):
+                E[first + i, k] = E_block[i, k]
+
+
+@njit(cache=True, fastmath=True, error_model="numpy")
+def linear_backward(A, Wya, dE, dA, dWya, dby):
+    """dWya += dEᵀ·A;  dby += Σi dE[i];  dA = dE·Wya  (dA overwritten).
+
+    The gradients of E = A·Wyaᵀ + by, given dE = ∂L/∂E.
+    """
+    N, L = dE.shape
+    D = A.shape[1]
+    for k in range(L):
+        total = dby[k]
+        for i in range(N):
+            total += dE[i, k]
+        dby[k] = total
+    dA[:, :] = 0
+    _gemm(dE, Wya, dA, N, D, L)
+    _gemm(dE.T, A, dWya, L, D, N)
+
+
+@njit(cache=True, fastmath=True, error_model="numpy")
+def _exp_in_place(x, exact):
+    """x = exp(x) elementwise over a flat array (fast_exp unless exact)."""
+    if exact:
+        for q in range(x.shape[0]):
+            x[q] = np.exp(x[q])
+    else:
+        for q in range(x.shape[0]):
+            x[q] = fast_exp(x[q])
+
+
+@njit(cache=True, fastmath=True, error_model="numpy")
+def softmax_xent(E, labels, exact, dE):
+    """ŷ[i] = softmax(E[i]); returns Σi -log ŷ[i, labels[i]]; dE = ŷ - onehot(labels).
+
+    -log ŷ[i, y] = log Σk exp(E[i, k] - max) - (E[i, y] - max), the row maximum subtracted so that
+    exp cannot overflow. dE may be E itself.
+    """
+    N, L = E.shape
+    loss = 0.0
+    for i in range(N):
+        e = E[i]
+        top = e[0]
+        for k in range(1, L):
+            top = max(top, e[k])
+        d = dE[i]
+        for k in range(L):
+            d[k] = e[k] - top
+        loss -= d[labels[i]]
+    _exp_in_place(dE.reshape(N * L), exact)
+    one = dE.dtype.type(1)
+    for i in range(N):
+        d = dE[i]
+        total = d[0]
+        for k in range(1, L):
+            total += d[k]
+        loss += np.log(total)
+        inv = one / total
+        for k in range(L):
+            d[k] *= inv
+        d[labels[i]] -= one
     return loss
+
+
+@njit(cache=True, fastmath=True, error_model="numpy")
+def softmax_rows(E, exact):
+    """E[i] = softmax(E[i]) = exp(E[i] - max) / Σk exp(E[i, k] - max), in place (prediction)."""
+    N, L = E.shape
+    for i in range(N):
+        e = E[i]
+        top = e[0]
+        for k in range(1, L):
+            top = max(top, e[k])
+        for k in range(L):
+            e[k] -= top
+    _exp_in_place(E.reshape(N * L), exact)
+    one = E.dtype.type(1)
+    for i in range(N):
+        e = E[i]
+        total = e[0]
+        for k in range(1, L):
+            total += e[k]
+        inv = one / total
+        for k in range(L):
+            e[k] *= inv
 
 
 # ---------------------------------------------------------------------------------------------
@@ -507,7 +645,10 @@ def train_batch(Wax, Waa, Wya, ba, by, ids, offsets, labels,
 
 @njit(cache=True, fastmath=True, error_model="numpy")
 def grad_sq_norm(dWax, cols, dWaa, dWya, dba, dby):
-    """‖g‖² over all gradients, reading dWax only in the columns the batch touched."""
+    """‖g‖² over all gradients, reading dWax only in the columns the batch touched.
+
+    cols: the distinct feature ids of the batch (over all F columns of ids).
+    """
     total = 0.0
     dWaxT = dWax.T  # row c of dWaxᵀ is the column dWax[:, c], contiguous for Fortran-order dWax
     for c in cols:

@@ -1,4 +1,8 @@
-"""The Elman RNN tagger: its parameters, its vocabulary, its metadata and its ``.npz`` file format.
+"""The recurrent tagger: its parameters, vocabulary, features, metadata and ``.npz`` file format.
+
+The textbook Elman RNN is the base case: one direction, one input id per token. Options add a
+backward direction (its own Wax_b, Waa_b, ba_b, states joined before the output layer, so Wya is
+L × 2H) and word-form features (more columns of Wax; see seqtag.features).
 
 Model file (a zip of ``.npy`` arrays that ``numpy.load(..., allow_pickle=False)`` reads):
   magic           uint8  UTF-8 of "seqtag-model"
@@ -6,7 +10,8 @@ Model file (a zip of ``.npy`` arrays that ``numpy.load(..., allow_pickle=False)`
   meta            uint8  UTF-8 JSON: versions, hyperparameters, corpus, history, creation time
   words, labels   uint8  UTF-8 of the entries joined by "\\n" (index order)
   word_counts, label_counts  int64
-  Wax (H, V), Waa (H, H), Wya (L, H), ba (H,), by (L,)  float32
+  feature_<name>  uint8  UTF-8 of a feature's values joined by "\n" (one per feature in meta)
+  Wax (H, V+ΣF), Waa (H, H), ba (H,)  [and Wax_b, Waa_b, ba_b],  Wya (L, D), by (L,)  float32
 Entries carry a fixed timestamp, so equal models give byte-identical files.
 """
 
@@ -25,71 +30,196 @@ import numpy as np
 from seqtag import __version__
 from seqtag.atomic import write_bytes_atomic
 from seqtag.errors import SeqtagError
+from seqtag.features import FeatureSet
 from seqtag.vocab import Vocabulary
 
 MAGIC = "seqtag-model"
 FORMAT_VERSION = 1
-PARAM_NAMES = ("Wax", "Waa", "Wya", "ba", "by")
+PARAM_NAMES = ("Wax", "Waa", "Wya", "ba", "by")        # the textbook model's
+BACKWARD_NAMES = ("Wax_b", "Waa_b", "ba_b")            # the backward direction's
+CRF_NAMES = ("trans", "start", "end")                  # the CRF output layer's
 _ZIP_TIME = (1980, 1, 1, 0, 0, 0)
 
 
-def init_params(n_words: int, n_labels: int, hidden: int, rng: np.random.Generator
-                ) -> dict[str, np.ndarray]:
-    """Uniform(±1/√H) weights as in the usual RNN initialisation, zero biases."""
+def init_params(n_inputs: int, n_labels: int, hidden: int, rng: np.random.Generator,
+                bidirectional: bool = False, crf: bool = False) -> dict[str, np.ndarray]:
+    """Uniform(±1/√H) weights as in the usual RNN initialisation, zero biases.
+
+    n_inputs counts Wax's columns: the words, plus every feature value when there are features.
+    """
     s = 1.0 / np.sqrt(hidden)
     u = lambda *shape: rng.uniform(-s, s, size=shape).astype(np.float32)  # noqa: E731
-    return {
-        "Wax": np.asfortranarray(u(hidden, n_words)),
+    D = hidden * (2 if bidirectional else 1)
+    params = {
+        "Wax": np.asfortranarray(u(hidden, n_inputs)),
         "Waa": u(hidden, hidden),
-        "Wya": u(n_labels, hidden),
+        "Wya": u(n_labels, D),
         "ba": np.zeros(hidden, np.float32),
         "by": np.zeros(n_labels, np.float32),
     }
+    if bidirectional:
+        params["Wax_b"] = np.asfortranarray(u(hidden, n_inputs))
+        params["Waa_b"] = u(hidden, hidden)
+        params["ba_b"] = np.zeros(hidden, np.float32)
+    if crf:
+        params["trans"] = np.zeros((n_labels, n_labels), np.float32)
+        params["start"] = np.zeros(n_labels, np.float32)
+        params["end"] = np.zeros(n_labels, np.float32)
+    return params
 
 
 def pack(id_arrays: Sequence[np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
-    """Concatenate per-sentence index arrays into (ids, offsets) for the kernels."""
+    """Concatenate per-sentence index arrays (1-D, or 2-D with one row per token) into
+    (ids, offsets) for the kernels."""
     offsets = np.zeros(len(id_arrays) + 1, dtype=np.int64)
     np.cumsum([len(a) for a in id_arrays], out=offsets[1:])
     ids = np.concatenate(id_arrays).astype(np.int32, copy=False) if id_arrays else \
         np.zeros(0, np.int32)
-    return ids, offsets
+    return np.ascontiguousarray(ids), offsets
 
 
 @dataclass
 class RNNTagger:
-    """An Elman RNN tagger: a<t> = tanh(Waa·a<t-1> + Wax[:, x<t>] + ba), ŷ<t> = softmax(Wya·a<t> + by)."""
+    """a<t> = tanh(Waa·a<t-1> + Wax·x<t> + ba) per direction, ŷ<t> = softmax(Wya·a<t> + by)."""
 
     vocab: Vocabulary
     params: dict[str, np.ndarray]
     meta: dict = field(default_factory=dict)
+    features: FeatureSet | None = None
     format_version: int = FORMAT_VERSION     # of the file it was loaded from
+
+    def __post_init__(self):
+        self._rows: dict[str, tuple[int, ...]] = {}
+        self._masks = None
 
     @property
     def hidden(self) -> int:
         return self.params["Waa"].shape[0]
 
     @property
+    def bidirectional(self) -> bool:
+        return "Wax_b" in self.params
+
+    @property
     def labels(self) -> list[str]:
         return self.vocab.labels
 
+    @property
+    def scheme(self) -> str:
+        return self.meta.get("label_scheme", "none")
+
+    @property
+    def n_inputs(self) -> int:
+        """Columns of Wax: words, then each feature's values."""
+        return self.vocab.n_words + (sum(self.features.sizes) if self.features else 0)
+
+    def directions(self):
+        """(Wax, Waa, ba, reverse, column of A) of each direction."""
+        p, H = self.params, self.hidden
+        yield p["Wax"], p["Waa"], p["ba"], False, 0
+        if self.bidirectional:
+            yield p["Wax_b"], p["Waa_b"], p["ba_b"], True, H
+
+    def encode(self, tokens: Sequence[str]) -> np.ndarray:
+        """x<t> of each token as its Wax column indices: (T, 1 + number of features) int32."""
+        if self.features is None:
+            return self.vocab.word_ids(tokens).reshape(-1, 1)
+        rows = self._rows
+        if len(rows) > 1_000_000:   # a long stream of new tokens must not grow memory forever
+            rows.clear()
+        out = np.empty((len(tokens), 1 + len(self.features.names)), dtype=np.int32)
+        for t, tok in enumerate(tokens):
+            row = rows.get(tok)
+            if row is None:
+                row = rows[tok] = self._columns(tok)
+            out[t] = row
+        return out
+
+    def _columns(self, token: str) -> tuple[int, ...]:
+        word = self.vocab.word_ids([token])[0]
+        base, cols = self.vocab.n_words, [int(word)]
+        for size, value in zip(self.features.sizes, self.features.ids(token)):
+            cols.append(base + value)
+            base += size
+        return tuple(cols)
+
+    def states(self, ids: np.ndarray, offsets: np.ndarray) -> np.ndarray:
+        """A (N, D): each token's hidden state, the directions side by side."""
+        from seqtag import kernels
+
+        A = np.empty((len(ids), self.params["Wya"].shape[1]), dtype=np.float32)
+        for Wax, Waa, ba, reverse, col in self.directions():
+            kernels.rnn_forward(Wax, Waa, ba, ids, offsets, reverse, False, A, col)
+        return A
+
     def predict_proba(self, sentences: Sequence[Sequence[str]]) -> list[np.ndarray]:
-        """ŷ for each token: one (T, L) float32 array per sentence."""
+        """P(y<t> = label) for each token: one (T, L) float32 array per sentence (ŷ<t> of the
+        softmax, or the CRF's marginals)."""
         if not sentences:
             return []
+        E, offsets = self._emissions(sentences)
+        P = self._proba(E, offsets)
+        return [P[offsets[i]:offsets[i + 1]] for i in range(len(sentences))]
+
+    def _emissions(self, sentences) -> tuple[np.ndarray, np.ndarray]:
+        """Wya·a<t> + by for every token of the packed sentences, and their offsets."""
         # Imported here: Numba costs a third of a second, which inspect and errors need not pay.
         from seqtag import kernels
 
-        ids, offsets = pack([self.vocab.word_ids(s) for s in sentences])
-        p = self.params
-        y_hat = kernels.predict_proba(p["Wax"], p["Waa"], p["Wya"], p["ba"], p["by"],
-                                      ids, offsets, False)
-        return [y_hat[offsets[i]:offsets[i + 1]] for i in range(len(sentences))]
+        ids, offsets = pack([self.encode(s) for s in sentences])
+        ids = ids.reshape(len(ids), 1 + (len(self.features.names) if self.features else 0))
+        A = self.states(ids, offsets)
+        E = np.empty((len(ids), len(self.labels)), dtype=np.float32)
+        kernels.linear_forward(A, self.params["Wya"], self.params["by"], E)
+        return E, offsets
+
+    def _proba(self, E: np.ndarray, offsets: np.ndarray) -> np.ndarray:
+        if self.crf:
+            from seqtag.crf import crf_marginals
+
+            P = np.empty_like(E)
+            p = self.params
+            crf_marginals(E, offsets, p["trans"], p["start"], p["end"], P)
+            return P
+        from seqtag import kernels
+
+        P = E.copy()
+        kernels.softmax_rows(P, False)
+        return P
+
+    @property
+    def crf(self) -> bool:
+        return "trans" in self.params
+
+    def decode(self, sentences: Sequence[Sequence[str]]) -> list[tuple[np.ndarray, np.ndarray]]:
+        """Per sentence: the label indices of the best sequence that is valid for the tag scheme
+        (never I-PER after O in IOB2), and each chosen label's probability.
+
+        With a CRF, the best sequence under its scores; without, the most probable sequence
+        under the per-token softmax. Invalid transitions are masked either way."""
+        from seqtag.decoding import decode_batch, transition_mask
+
+        if not sentences:
+            return []
+        E, offsets = self._emissions(sentences)
+        P = self._proba(E, offsets)
+        if self._masks is None:
+            self._masks = transition_mask(self.labels, self.scheme)
+        start, trans, end = self._masks
+        if self.crf:
+            p = self.params
+            best = decode_batch(E, offsets, p["trans"] + trans, p["start"] + start,
+                                p["end"] + end)
+        else:
+            best = decode_batch(np.log(np.maximum(P, 1e-30)), offsets, trans, start, end)
+        chosen = P[np.arange(len(best)), best]
+        return [(best[offsets[i]:offsets[i + 1]], chosen[offsets[i]:offsets[i + 1]])
+                for i in range(len(sentences))]
 
     def predict(self, sentences: Sequence[Sequence[str]]) -> list[list[str]]:
-        """The most probable label of each token."""
+        """The most probable valid label sequence of each sentence."""
         labels = self.vocab.labels
-        return [[labels[k] for k in y.argmax(axis=1)] for y in self.predict_proba(sentences)]
+        return [[labels[k] for k in best] for best, _ in self.decode(sentences)]
 
     # -- file format ------------------------------------------------------------------------
 
@@ -103,7 +233,9 @@ class RNNTagger:
             "word_counts": self.vocab.word_counts,
             "labels": _utf8("\n".join(self.vocab.labels)),
             "label_counts": self.vocab.label_counts,
-            **{name: self.params[name] for name in PARAM_NAMES},
+            **{f"feature_{name}": _utf8("\n".join(values)) for name, values in
+               (zip(self.features.names, self.features.values) if self.features else ())},
+            **self.params,
         }
 
         def write(f):
@@ -165,28 +297,47 @@ class RNNTagger:
                                _text(arrays["labels"]).split("\n"), arrays["label_counts"])
         except (ValueError, UnicodeDecodeError) as e:
             raise SeqtagError(f"is a damaged model file ({e})", path=name, hint=hint) from None
-        params = {k: arrays[k] for k in PARAM_NAMES}
-        _check_shapes(params, vocab, name)
-        params["Wax"] = np.asfortranarray(params["Wax"], dtype=np.float32)
-        for k in PARAM_NAMES[1:]:
-            params[k] = np.ascontiguousarray(params[k], dtype=np.float32)
-        return cls(vocab=vocab, params=params, meta=meta, format_version=version)
+        arch = meta.get("architecture", {}) if isinstance(meta, dict) else {}
+        names = list(PARAM_NAMES) + (list(BACKWARD_NAMES) if arch.get("bidirectional") else []) \
+            + (list(CRF_NAMES) if arch.get("crf") else [])
+        feature_names = arch.get("features", [])
+        try:
+            features = FeatureSet(feature_names, [_text(arrays[f"feature_{n}"]).split("\n")
+                                                  for n in feature_names]) \
+                if feature_names else None
+            params = {k: arrays[k] for k in names}
+        except (KeyError, ValueError, UnicodeDecodeError) as e:
+            raise SeqtagError(f"is a damaged model file (no or bad {e})", path=name,
+                              hint=hint) from None
+        n_inputs = vocab.n_words + (sum(features.sizes) if features else 0)
+        _check_shapes(params, vocab, n_inputs, name)
+        for k in names:
+            params[k] = (np.asfortranarray if k.startswith("Wax") else np.ascontiguousarray)(
+                params[k], dtype=np.float32)
+        return cls(vocab=vocab, params=params, meta=meta, features=features,
+                   format_version=version)
 
 
-def _check_shapes(params: dict[str, np.ndarray], vocab: Vocabulary, name: str) -> None:
+def _check_shapes(params: dict[str, np.ndarray], vocab: Vocabulary, n_inputs: int,
+                  name: str) -> None:
     H = params["Waa"].shape[0] if params["Waa"].ndim == 2 else -1
-    V, L = vocab.n_words, vocab.n_labels
-    expected = {"Wax": (H, V), "Waa": (H, H), "Wya": (L, H), "ba": (H,), "by": (L,)}
-    for k, shape in expected.items():
+    V, L = n_inputs, vocab.n_labels
+    D = H * (2 if "Wax_b" in params else 1)
+    expected = {"Wax": (H, V), "Waa": (H, H), "Wya": (L, D), "ba": (H,), "by": (L,),
+                "Wax_b": (H, V), "Waa_b": (H, H), "ba_b": (H,),
+                "trans": (L, L), "start": (L,), "end": (L,)}
+    for k in params:
+        shape = expected[k]
         if params[k].shape != shape:
             raise SeqtagError(
                 f"its vocabulary does not match its weights: {k} is {params[k].shape}, "
-                f"expected {shape} for {V} words, {L} labels and {H} hidden units",
+                f"expected {shape} for {V} inputs (words and feature values), {L} labels "
+                f"and {H} hidden units",
                 path=name, hint="the file is damaged; retrain or restore it")
         if params[k].dtype.kind != "f" or not np.isfinite(params[k]).all():
             raise SeqtagError(f"parameter {k} holds non-finite or non-float values", path=name,
                               hint="the file is damaged; retrain or restore it")
-    if len(vocab.word_counts) != V or len(vocab.label_counts) != L:
+    if len(vocab.word_counts) != vocab.n_words or len(vocab.label_counts) != L:
         raise SeqtagError("its vocabulary counts do not match its entries", path=name,
                           hint="the file is damaged; retrain or restore it")
 

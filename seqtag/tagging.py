@@ -57,9 +57,8 @@ def _batches(items: Iterable, size: int) -> Iterator[list]:
 
 def _tag_batch(model: RNNTagger, token_lists: list[list[str]]):
     labels = model.labels
-    for y_hat in model.predict_proba(token_lists):
-        best = y_hat.argmax(axis=1)
-        yield [labels[k] for k in best], y_hat[np.arange(len(best)), best]
+    for best, probs in model.decode(token_lists):
+        yield [labels[k] for k in best], probs
 
 
 def tag_texts(model: RNNTagger, texts: Iterable[str], batch_size: int = 256

@@ -17,8 +17,10 @@ import numpy as np
 from seqtag import __version__, kernels
 from seqtag.corpus import CorpusInfo, Sentence
 from seqtag.errors import SeqtagError
+from seqtag.features import FeatureSet, parse_features
 from seqtag.metrics import evaluate
-from seqtag.model import PARAM_NAMES, RNNTagger, init_params, pack
+from seqtag.crf import crf_nll
+from seqtag.model import CRF_NAMES, RNNTagger, init_params, pack
 from seqtag.schemes import detect_scheme
 from seqtag.vocab import UNK_ID, Vocabulary
 
@@ -38,6 +40,11 @@ class TrainConfig:
     min_count: int = 1               # rarer words map to <unk>
     max_size: int | None = None      # vocabulary size cap, reserved entries included
     word_dropout: float = 0.25       # α: a known word w becomes <unk> with p = α / (α + count(w))
+    bidirectional: bool = False      # add a right-to-left RNN; states joined before the output
+    features: str = ""               # word-form features, e.g. "shape,suffix3" (seqtag.features)
+    feature_min_count: int = 2       # rarer feature values map to the feature's <unk>
+    dropout: float = 0.0             # of the hidden states on their way to the output layer
+    crf: bool = False                # a linear-chain CRF output layer instead of the softmax
 
     def check(self) -> None:
         if self.optimizer not in ("adam", "sgd"):
@@ -49,10 +56,13 @@ class TrainConfig:
             raise SeqtagError("--lr must be positive")
         if self.max_size is not None and self.max_size < 3:
             raise SeqtagError("--max-size must be at least 3 (<pad>, <unk> and one word)")
+        parse_features(self.features)
+        if not 0 <= self.dropout < 1:
+            raise SeqtagError("--dropout must be in [0, 1)")
         if not (self.clip >= 0 and self.word_dropout >= 0) or self.patience < 0 \
-                or self.min_count < 1:
+                or self.min_count < 1 or self.feature_min_count < 1:
             raise SeqtagError("--clip, --word-dropout and --patience must be ≥ 0, "
-                              "--min-count ≥ 1")
+                              "--min-count and --feature-min-count ≥ 1")
 
 
 def created_now() -> str:
@@ -93,28 +103,50 @@ class Trainer:
                         f"vocabulary's label inventory ({', '.join(vocab.labels)})",
                         hint="the vocabulary does not match this data; rebuild it with "
                              "'seqtag build-vocab' on the training files")
-        # The corpus as flat arrays (sentence s is ids[offsets[s]:offsets[s+1]]); an epoch gathers
-        # them in shuffled order once, so that each batch is two slices.
-        ids_all, offsets_all = pack([vocab.word_ids(s.tokens) for s in train])
+        names = parse_features(cfg.features)
+        features = FeatureSet.build((t for s in train for t in s.tokens), names,
+                                    cfg.feature_min_count) if names else None
+        n_inputs = vocab.n_words + (sum(features.sizes) if features else 0)
+        params = init_params(n_inputs, vocab.n_labels, cfg.hidden, rng, cfg.bidirectional,
+                             cfg.crf)
+        model = RNNTagger(vocab, params, features=features)
+        # The corpus as flat arrays (sentence s is ids[offsets[s]:offsets[s+1]], one row of Wax
+        # columns per token); an epoch gathers them in shuffled order once, so that each batch
+        # is two slices.
+        ids_all, offsets_all = pack([model.encode(s.tokens) for s in train])
         labels_all, _ = pack([vocab.label_ids(s.labels) for s in train])
         lengths = np.diff(offsets_all)
         n_sents, n_tokens = len(lengths), len(ids_all)
-        # Per-token probability of being replaced by <unk>, so that <unk>'s column is learned
-        # from contexts like those where unseen words will appear.
+        # Per-token probability of the word being replaced by <unk>, so that <unk>'s column is
+        # learned from contexts like those where unseen words will appear (features stay).
         counts = vocab.word_counts.astype(np.float64)
-        drop_p = np.where(ids_all > UNK_ID,
-                          cfg.word_dropout / (cfg.word_dropout + counts[ids_all]), 0.0)
+        words = ids_all[:, 0]
+        drop_p = np.where(words > UNK_ID,
+                          cfg.word_dropout / (cfg.word_dropout + counts[words]), 0.0)
 
-        params = init_params(vocab.n_words, vocab.n_labels, cfg.hidden, rng)
-        grads = {k: np.zeros_like(v) for k, v in params.items()}
-        grads["Wax"] = np.asfortranarray(grads["Wax"])
-        dense = tuple(params[k].reshape(-1) for k in PARAM_NAMES[1:])
-        dense_g = tuple(grads[k].reshape(-1) for k in PARAM_NAMES[1:])
+        grads = {k: np.zeros_like(v, order="K") for k, v in params.items()}
+        # Parameters stepped together: each direction with its own Wax columns; the output
+        # layer goes with the forward direction.
+        groups = [("Wax", ("Waa", "ba", "Wya", "by") + (CRF_NAMES if cfg.crf else ()))]
+        if cfg.bidirectional:
+            groups.append(("Wax_b", ("Waa_b", "ba_b")))
+        flat = [(tuple(params[k].reshape(-1) for k in dense),
+                 tuple(grads[k].reshape(-1) for k in dense)) for _, dense in groups]
         if cfg.optimizer == "adam":
-            moments = [tuple(np.zeros_like(p) for p in dense) for _ in range(2)]
-            mWax = np.zeros_like(params["Wax"], order="F")
-            vWax = np.zeros_like(params["Wax"], order="F")
+            moments = {k: (np.zeros_like(v, order="K"), np.zeros_like(v, order="K"))
+                       for k, v in params.items()}
+            flat_m = [tuple(tuple(moments[k][i].reshape(-1) for k in dense) for i in (0, 1))
+                      for _, dense in groups]
         f32 = np.float32
+        H, L = cfg.hidden, vocab.n_labels
+        D = params["Wya"].shape[1]
+        directions = list(model.directions())
+        # Batches are drawn in shuffled order, so a batch can hold the longest sentences together.
+        longest_batch = int(np.sort(lengths)[-cfg.batch_size:].sum())
+        A_buf = np.empty((longest_batch, D), np.float32)
+        dA_buf = np.empty((longest_batch, D), np.float32)
+        E_buf = np.empty((longest_batch, L), np.float32)
+        dE_buf = np.empty((longest_batch, L), np.float32)
 
         scheme = detect_scheme([s.labels for s in train])
         self.history_: list[dict] = []
@@ -127,6 +159,7 @@ class Trainer:
         self.progress("start", {"epochs": cfg.epochs, "batches": n_batches,
                                 "sentences": n_sents, "tokens": n_tokens,
                                 "words": vocab.n_words, "labels": vocab.n_labels})
+        meta = {"label_scheme": scheme}
         t_start = time.perf_counter()
         try:
             for epoch in range(1, cfg.epochs + 1):
@@ -139,7 +172,7 @@ class Trainer:
                 ep_ids = ids_all[gather]
                 ep_labels = labels_all[gather]
                 if cfg.word_dropout > 0:
-                    ep_ids[rng.random(n_tokens) < drop_p[gather]] = UNK_ID
+                    ep_ids[rng.random(n_tokens) < drop_p[gather], 0] = UNK_ID
                 ep_offsets = np.concatenate(([0], ends))
                 total_loss = 0.0
                 for b in range(n_batches):
@@ -147,37 +180,62 @@ class Trainer:
                     lo, hi = ep_offsets[first], ep_offsets[last]
                     ids, labels = ep_ids[lo:hi], ep_labels[lo:hi]
                     offsets = ep_offsets[first:last + 1] - lo
-                    loss = kernels.train_batch(
-                        params["Wax"], params["Waa"], params["Wya"], params["ba"], params["by"],
-                        ids, offsets, labels, grads["Wax"], grads["Waa"], grads["Wya"],
-                        grads["ba"], grads["by"], False)
+                    n = hi - lo
+                    A, dA, E, dE = A_buf[:n], dA_buf[:n], E_buf[:n], dE_buf[:n]
+                    # Forward through each direction, the output layer, then back again.
+                    for Wax, Waa, ba, reverse, col in directions:
+                        kernels.rnn_forward(Wax, Waa, ba, ids, offsets, reverse, False, A, col)
+                    if cfg.dropout > 0:
+                        # Inverted dropout: the output layer sees a<t> ⊙ m / (1 - p), and the
+                        # recurrences keep their own undropped states for BPTT.
+                        keep = (rng.random(A.shape, dtype=np.float32) >= cfg.dropout)
+                        mask = keep * f32(1 / (1 - cfg.dropout))
+                        A_out = A * mask
+                    else:
+                        A_out = A
+                    kernels.linear_forward(A_out, params["Wya"], params["by"], E)
+                    if cfg.crf:
+                        loss = crf_nll(E, offsets, labels, params["trans"], params["start"],
+                                       params["end"], dE, grads["trans"], grads["start"],
+                                       grads["end"])
+                    else:
+                        loss = kernels.softmax_xent(E, labels, False, dE)
+                    kernels.linear_backward(A_out, params["Wya"], dE, dA, grads["Wya"],
+                                            grads["by"])
+                    if cfg.dropout > 0:
+                        dA *= mask
+                    for (Wax, Waa, ba, reverse, col), (wax, _) in zip(directions, groups):
+                        sfx = wax[3:]
+                        kernels.rnn_backward(Waa, ids, offsets, reverse, A, col, dA,
+                                             grads["Wax" + sfx], grads["Waa" + sfx],
+                                             grads["ba" + sfx], False)
                     total_loss += loss
                     cols = np.unique(ids)
-                    scale = 1.0 / len(ids)
+                    scale = 1.0 / n
                     if cfg.clip > 0:
-                        norm = np.sqrt(kernels.grad_sq_norm(grads["Wax"], cols, grads["Waa"],
-                                                            grads["Wya"], grads["ba"],
-                                                            grads["by"])) * scale
+                        norm = np.sqrt(_sq_norm(grads, cols)) * scale
                         if norm > cfg.clip:
                             scale *= cfg.clip / norm
                     step += 1
-                    if cfg.optimizer == "adam":
-                        b1, b2 = 0.9, 0.999
-                        lr_t = cfg.lr * np.sqrt(1 - b2 ** step) / (1 - b1 ** step)
-                        kernels.adam_step(dense, dense_g, moments[0], moments[1],
-                                          params["Wax"], grads["Wax"], mWax, vWax, cols,
-                                          f32(scale), f32(lr_t), f32(b1), f32(b2), f32(1e-8))
-                    else:
-                        kernels.sgd_step(dense, dense_g, params["Wax"], grads["Wax"], cols,
-                                         f32(cfg.lr * scale))
+                    for gi, ((wax, _), (dense, dense_g)) in enumerate(zip(groups, flat)):
+                        if cfg.optimizer == "adam":
+                            b1, b2 = 0.9, 0.999
+                            lr_t = cfg.lr * np.sqrt(1 - b2 ** step) / (1 - b1 ** step)
+                            kernels.adam_step(dense, dense_g, flat_m[gi][0], flat_m[gi][1],
+                                              params[wax], grads[wax], moments[wax][0],
+                                              moments[wax][1], cols, f32(scale), f32(lr_t),
+                                              f32(b1), f32(b2), f32(1e-8))
+                        else:
+                            kernels.sgd_step(dense, dense_g, params[wax], grads[wax], cols,
+                                             f32(cfg.lr * scale))
                     self.progress("batch", {"epoch": epoch, "batch": b + 1,
-                                            "batches": n_batches, "loss": loss / len(ids)})
+                                            "batches": n_batches, "loss": loss / n})
                 seconds = time.perf_counter() - t0
                 row = {"epoch": epoch, "train_loss": round(total_loss / n_tokens, 6)}
-                model = RNNTagger(vocab, params)
                 if dev:
+                    current = RNNTagger(vocab, params, meta, features=features)
                     scores = evaluate([s.labels for s in dev],
-                                      model.predict([s.tokens for s in dev]))
+                                      current.predict([s.tokens for s in dev]))
                     row["dev_accuracy"] = round(scores.accuracy, 6)
                     if scores.chunked:
                         row["dev_f1"] = round(scores.f1, 6)
@@ -205,8 +263,8 @@ class Trainer:
         meta = {
             "seqtag_version": __version__,
             "created": created_now(),
-            "architecture": {"cell": "rnn", "bidirectional": False, "crf": False,
-                             "hidden": cfg.hidden},
+            "architecture": {"cell": "rnn", "bidirectional": cfg.bidirectional, "crf": cfg.crf,
+                             "hidden": cfg.hidden, "features": names},
             "hyperparameters": asdict(cfg),
             "seed": cfg.seed,
             "label_scheme": scheme,
@@ -216,5 +274,11 @@ class Trainer:
             "best_epoch": self.best_epoch_,
             "interrupted": self.interrupted_,
         }
-        self.model_ = RNNTagger(vocab, best_params, meta)
+        self.model_ = RNNTagger(vocab, best_params, meta, features=features)
         return self
+
+
+def _sq_norm(grads: dict[str, np.ndarray], cols: np.ndarray) -> float:
+    """‖g‖² of all gradients, reading each Wax gradient only in the columns the batch touched."""
+    return sum(float(np.square(g[:, cols]).sum()) if k.startswith("Wax") else float(np.vdot(g, g))
+               for k, g in grads.items())

@@ -50,6 +50,8 @@ class Result:
 def run(*args, input: str | bytes | None = None, cwd=None, env=None, ok: bool = True) -> Result:
     if isinstance(input, str):
         input = input.encode("utf-8")
+    # A wide help screen, so that option descriptions are not wrapped mid-phrase.
+    env = {**(env or os.environ), "COLUMNS": "200"}
     proc = subprocess.run([*SEQTAG, *map(str, args)], input=input, capture_output=True,
                           cwd=cwd, env=env, timeout=300)
     res = Result(proc)

@@ -1,7 +1,10 @@
 """The Numba kernels against plain-NumPy references written from the equations.
 
-  a<0> = 0;  a<t> = tanh(Waa·a<t-1> + Wax[:, x<t>] + ba);  ŷ<t> = softmax(Wya·a<t> + by)
-  loss = Σ -log ŷ<t>[y<t>]; its gradients are checked against central finite differences.
+One direction of the RNN over a sentence read left to right, or right to left when reverse:
+  a<0> = 0;  a<t> = tanh(Waa·a<t-1> + Σf Wax[:, x<t>_f] + ba)
+the output layer and the loss over the states A (N, D) of both directions side by side:
+  E = A·Wyaᵀ + by;  ŷ = softmax(E[i]);  loss = Σi -log ŷ[i, y_i]
+The gradients of a loss composed of all the kernels are checked against central finite differences.
 """
 
 import numpy as np
@@ -9,57 +12,104 @@ import pytest
 
 from seqtag import kernels as K
 
-PARAM_NAMES = ("Wax", "Waa", "Wya", "ba", "by")
+# --- data ----------------------------------------------------------------------------------
 
 
-def make_params(rng, H, V, L, dtype, scale=0.5):
-    Wax = np.asfortranarray(rng.normal(0, scale, (H, V))).astype(dtype, order="F")
+def make_direction(rng, H, V, dtype=np.float64, scale=0.5):
+    """(Wax, Waa, ba) of one direction; Wax Fortran-ordered as the kernels take it."""
+    Wax = np.asfortranarray(rng.normal(0, scale, (H, V)).astype(dtype))
     Waa = rng.normal(0, scale / np.sqrt(H), (H, H)).astype(dtype)
-    Wya = rng.normal(0, scale, (L, H)).astype(dtype)
     ba = rng.normal(0, 0.1, H).astype(dtype)
-    by = rng.normal(0, 0.1, L).astype(dtype)
-    return [Wax, Waa, Wya, ba, by]
+    return [Wax, Waa, ba]
 
 
-def make_batch(rng, lengths, V, L):
+def make_output(rng, D, L, dtype=np.float64, scale=0.5):
+    """(Wya, by)."""
+    return [rng.normal(0, scale, (L, D)).astype(dtype), rng.normal(0, 0.1, L).astype(dtype)]
+
+
+def make_batch(rng, lengths, V, F, L):
+    """offsets, ids (N, F) with some ids repeated within a row, labels."""
     offsets = np.concatenate([[0], np.cumsum(lengths)]).astype(np.int64)
-    ids = rng.integers(0, V, offsets[-1]).astype(np.int32)
-    labels = rng.integers(0, L, offsets[-1]).astype(np.int32)
-    return ids, offsets, labels
+    N = int(offsets[-1])
+    ids = rng.integers(0, V, (N, F)).astype(np.int32)
+    if F > 1 and N > 0:
+        ids[::3, 1] = ids[::3, 0]  # a feature id twice in a row: its column counts twice
+    labels = rng.integers(0, L, N).astype(np.int32)
+    return offsets, ids, labels
 
 
-def zero_grads(params):
-    grads = [np.zeros_like(p) for p in params]
-    grads[0] = np.asfortranarray(grads[0])
-    return grads
+def cast(arrays, dtype):
+    """The arrays in another precision, Wax still Fortran-ordered."""
+    return [a.astype(dtype, order="K") for a in arrays]
 
 
-def numpy_forward(params, ids, offsets):
-    """ŷ<t> of every token, in float64, one sentence and one step at a time."""
-    Wax, Waa, Wya, ba, by = (np.asarray(p, dtype=np.float64) for p in params)
-    out = np.empty((len(ids), Wya.shape[0]))
+# --- NumPy references, from the equations --------------------------------------------------
+
+
+def numpy_states(Wax, Waa, ba, ids, offsets, reverse):
+    """a<t> of every token, in float64, one sentence and one token at a time."""
+    Wax, Waa, ba = (np.asarray(p, dtype=np.float64) for p in (Wax, Waa, ba))
+    out = np.zeros((len(ids), Waa.shape[0]))
     for s in range(len(offsets) - 1):
+        tokens = range(offsets[s], offsets[s + 1])
         a = np.zeros(Waa.shape[0])
-        for p in range(offsets[s], offsets[s + 1]):
-            a = np.tanh(Waa @ a + Wax[:, ids[p]] + ba)
-            logits = Wya @ a + by
-            e = np.exp(logits - logits.max())
-            out[p] = e / e.sum()
+        for p in (reversed(tokens) if reverse else tokens):
+            a = np.tanh(Waa @ a + Wax[:, ids[p]].sum(axis=1) + ba)
+            out[p] = a
     return out
 
 
-def numpy_loss(params, ids, offsets, labels):
-    y_hat = numpy_forward(params, ids, offsets)
-    return -np.log(y_hat[np.arange(len(labels)), labels]).sum()
+def numpy_softmax(E):
+    e = np.exp(E - E.max(axis=1, keepdims=True))
+    return e / e.sum(axis=1, keepdims=True)
 
 
-def kernel_loss_and_grads(params, ids, offsets, labels, exact=True):
-    grads = zero_grads(params)
-    loss = K.train_batch(*params, ids, offsets, labels, *grads, exact)
-    return loss, grads
+def numpy_xent(E, labels):
+    """Σi -log softmax(E[i])[labels[i]], in float64, by log-sum-exp."""
+    E = np.asarray(E, dtype=np.float64)
+    top = E.max(axis=1)
+    lse = top + np.log(np.exp(E - top[:, None]).sum(axis=1))
+    return float((lse - E[np.arange(len(labels)), labels]).sum())
+
+
+# --- the kernels composed into a bidirectional tagger ---------------------------------------
+
+DIRECTIONS = ((False, 0), (True, 1))  # (reverse, which half of A)
+
+
+def kernel_loss(directions, output, ids, offsets, labels, exact=True):
+    """The summed cross-entropy of a bidirectional RNN; also A and E."""
+    H = directions[0][1].shape[0]
+    N = len(ids)
+    dtype = output[0].dtype
+    A = np.empty((N, 2 * H), dtype=dtype)
+    for (Wax, Waa, ba), (reverse, half) in zip(directions, DIRECTIONS):
+        K.rnn_forward(Wax, Waa, ba, ids, offsets, reverse, exact, A, half * H)
+    E = np.empty((N, output[0].shape[0]), dtype=dtype)
+    K.linear_forward(A, *output, E)
+    dE = np.empty_like(E)
+    loss = K.softmax_xent(E, labels, exact, dE)
+    return loss, A, dE
+
+
+def kernel_loss_and_grads(directions, output, ids, offsets, labels, exact=True):
+    """loss, [[dWax, dWaa, dba] per direction], [dWya, dby]."""
+    loss, A, dE = kernel_loss(directions, output, ids, offsets, labels, exact)
+    H = directions[0][1].shape[0]
+    d_output = [np.zeros_like(p) for p in output]
+    dA = np.empty_like(A)
+    K.linear_backward(A, output[0], dE, dA, *d_output)
+    d_directions = []
+    for (Wax, Waa, ba), (reverse, half) in zip(directions, DIRECTIONS):
+        grads = [np.zeros_like(Wax, order="F"), np.zeros_like(Waa), np.zeros_like(ba)]
+        K.rnn_backward(Waa, ids, offsets, reverse, A, half * H, dA, *grads, exact)
+        d_directions.append(grads)
+    return loss, d_directions, d_output
 
 
 # --- approximations ------------------------------------------------------------------------
+
 
 def test_fast_tanh_is_within_1e6_of_tanh():
     x = np.linspace(-20, 20, 400_001).astype(np.float32)
@@ -74,125 +124,255 @@ def test_fast_exp_relative_error():
     assert rel.max() < 1e-6
 
 
-# --- gradients -----------------------------------------------------------------------------
+# --- the matrix product all kernels use ----------------------------------------------------
 
-GRAD_CASES = [
-    # (seed, hidden, vocabulary, labels, sentence lengths)
-    (0, 5, 7, 3, [3, 1, 5, 2]),
-    (1, 5, 7, 3, [1]),
-    (2, 6, 7, 4, [6, 6, 1, 4, 2, 3, 1]),
-    # More sentences than the kernels step together (K._GROUP), incl. empty ones.
-    (3, 5, 7, 3, [i * 5 % 8 for i in range(2 * K._GROUP + 3)]),
+
+@pytest.mark.parametrize("dtype, tol", [(np.float64, 1e-12), (np.float32, 1e-4)])
+@pytest.mark.parametrize("M, P, N", [(16, 128, 128), (13, 37, 33), (9, 256, 150), (5, 16, 1),
+                                     (3, 100, 0), (1, 8, 70)])
+def test_gemm_equals_numpy(M, P, N, dtype, tol):
+    rng = np.random.default_rng(M * 1000 + P + N)
+    X = rng.normal(size=(M, N)).astype(dtype)
+    Y = rng.normal(size=(N, P)).astype(dtype)
+    C0 = rng.normal(size=(M, P)).astype(dtype)
+    expected = C0 + X.astype(np.float64) @ Y.astype(np.float64)
+    for X_view in (X, np.ascontiguousarray(X.T).T):  # also as a transposed view
+        C = C0.copy()
+        K._gemm(X_view, Y, C, M, P, N)
+        np.testing.assert_allclose(C, expected, rtol=0, atol=tol * max(1, np.sqrt(N)))
+
+
+# --- one direction: rnn_forward ------------------------------------------------------------
+
+FORWARD_CASES = [
+    # (seed, hidden, vocabulary, features, sentence lengths)
+    (1, 5, 7, 1, [3, 1, 5, 2]),
+    (2, 5, 7, 3, [3, 1, 0, 5, 2]),
+    (3, 33, 50, 3, [int(n) for n in np.random.default_rng(3).integers(1, 30, 40)] + [0, 1]),
+    (4, 64, 100, 1, [17] * 20 + [1] * 3),
+    # More sentences than the kernels sort by length together (K._WINDOW).
+    (5, 8, 30, 2, [int(n) for n in np.random.default_rng(5).integers(0, 12, K._WINDOW + 45)]),
 ]
 
 
-@pytest.mark.parametrize("seed, H, V, L, lengths", GRAD_CASES)
-def test_gradients_equal_central_differences(seed, H, V, L, lengths):
+@pytest.mark.parametrize("reverse", [False, True])
+@pytest.mark.parametrize("seed, H, V, F, lengths", FORWARD_CASES)
+def test_rnn_forward_equals_numpy(seed, H, V, F, lengths, reverse):
     rng = np.random.default_rng(seed)
-    params = make_params(rng, H, V, L, np.float64)
-    ids, offsets, labels = make_batch(rng, lengths, V, L)
-    _, grads = kernel_loss_and_grads(params, ids, offsets, labels)
+    Wax, Waa, ba = make_direction(rng, H, V)
+    offsets, ids, _ = make_batch(rng, lengths, V, F, 2)
+    expected = numpy_states(Wax, Waa, ba, ids, offsets, reverse)
+    col = 3  # into the middle of a wider A, whose other columns must stay as they are
+    for dtype, exact, tol in ((np.float64, True, 1e-10), (np.float32, False, 1e-4)):
+        A = np.full((len(ids), H + 7), 9.0, dtype=dtype)
+        K.rnn_forward(*cast([Wax, Waa, ba], dtype), ids, offsets, reverse, exact, A, col)
+        np.testing.assert_allclose(A[:, col:col + H], expected, rtol=0, atol=tol)
+        assert (A[:, :col] == 9).all() and (A[:, col + H:] == 9).all()
+
+
+def test_rnn_forward_reads_the_other_way_when_reverse():
+    """A sentence read right to left is the reversed sentence read left to right."""
+    rng = np.random.default_rng(25)
+    Wax, Waa, ba = make_direction(rng, 6, 9)
+    offsets, ids, _ = make_batch(rng, [4, 7], 9, 2, 2)
+    backwards = np.concatenate([ids[offsets[s]:offsets[s + 1]][::-1] for s in range(2)])
+    A_reverse = np.empty((len(ids), 6))
+    A_flipped = np.empty((len(ids), 6))
+    K.rnn_forward(Wax, Waa, ba, ids, offsets, True, True, A_reverse, 0)
+    K.rnn_forward(Wax, Waa, ba, backwards, offsets, False, True, A_flipped, 0)
+    for s in range(2):
+        np.testing.assert_allclose(A_reverse[offsets[s]:offsets[s + 1]],
+                                   A_flipped[offsets[s]:offsets[s + 1]][::-1], atol=1e-14)
+
+
+# --- output layer --------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("dtype, tol", [(np.float64, 1e-12), (np.float32, 1e-4)])
+@pytest.mark.parametrize("N, D, L", [(0, 8, 3), (1, 5, 1), (70, 66, 9), (131, 256, 17),
+                                     (9, 128, 16)])
+def test_linear_forward_and_backward_equal_numpy(N, D, L, dtype, tol):
+    rng = np.random.default_rng(N + D + L)
+    A = rng.normal(size=(N, D)).astype(dtype)
+    Wya, by = make_output(rng, D, L, dtype)
+    E = np.full((N, L), np.nan, dtype=dtype)
+    K.linear_forward(A, Wya, by, E)
+    A64, W64 = A.astype(np.float64), Wya.astype(np.float64)
+    np.testing.assert_allclose(E, A64 @ W64.T + by, rtol=0, atol=tol * 10)
+
+    dE = rng.normal(size=(N, L)).astype(dtype)
+    dA = np.full((N, D), np.nan, dtype=dtype)  # overwritten
+    dWya = rng.normal(size=(L, D)).astype(dtype)  # added to
+    dby = rng.normal(size=L).astype(dtype)
+    expected = (dWya + dE.T.astype(np.float64) @ A64, dby + dE.sum(axis=0, dtype=np.float64),
+                dE.astype(np.float64) @ W64)
+    K.linear_backward(A, Wya, dE, dA, dWya, dby)
+    for got, want in zip((dWya, dby, dA), expected):
+        np.testing.assert_allclose(got, want, rtol=0, atol=tol * 10 * max(1, np.sqrt(N)))
+
+
+@pytest.mark.parametrize("dtype, exact, tol", [(np.float64, True, 1e-12),
+                                               (np.float32, False, 1e-5)])
+def test_softmax_xent_and_softmax_rows_equal_numpy(dtype, exact, tol):
+    rng = np.random.default_rng(6)
+    N, L = 57, 9
+    E = (rng.normal(size=(N, L)) * 5).astype(dtype)
+    E[0] += 500  # large scores: the log-sum-exp form must not overflow
+    E[1, 3] = -300
+    labels = rng.integers(0, L, N).astype(np.int32)
+    expected_p = numpy_softmax(E.astype(np.float64))
+    expected_d = expected_p.copy()
+    expected_d[np.arange(N), labels] -= 1
+    expected_loss = numpy_xent(E, labels)
+
+    E_before = E.copy()
+    dE = np.empty_like(E)
+    loss = K.softmax_xent(E, labels, exact, dE)
+    assert loss == pytest.approx(expected_loss, rel=tol)
+    np.testing.assert_allclose(dE, expected_d, rtol=0, atol=tol)
+    np.testing.assert_array_equal(E, E_before)
+
+    in_place = E.copy()  # dE may be E itself
+    assert K.softmax_xent(in_place, labels, exact, in_place) == pytest.approx(loss, rel=1e-12)
+    np.testing.assert_allclose(in_place, dE, rtol=0, atol=tol)
+
+    K.softmax_rows(E, exact)
+    np.testing.assert_allclose(E, expected_p, rtol=0, atol=tol)
+
+    empty = np.empty((0, L), dtype=dtype)
+    assert K.softmax_xent(empty, labels[:0], exact, empty) == 0
+    K.softmax_rows(empty, exact)
+
+
+# --- the whole tagger: loss and gradients ---------------------------------------------------
+
+GRAD_CASES = [
+    # (seed, hidden, vocabulary, features, labels, sentence lengths)
+    (10, 5, 7, 2, 3, [3, 1, 5, 0, 2]),
+    (11, 4, 6, 1, 3, [1]),
+    # More sentences than the kernels step together (K._GROUP), incl. empty ones.
+    (12, 5, 8, 3, 4, [i * 5 % 8 for i in range(2 * K._GROUP + 3)]),
+]
+
+
+def all_params(directions, output):
+    return [p for d in directions for p in d] + list(output)
+
+
+def all_grads(d_directions, d_output):
+    return [g for d in d_directions for g in d] + list(d_output)
+
+
+PARAM_NAMES = ["Wax→", "Waa→", "ba→", "Wax←", "Waa←", "ba←", "Wya", "by"]
+
+
+@pytest.mark.parametrize("seed, H, V, F, L, lengths", GRAD_CASES)
+def test_gradients_equal_central_differences(seed, H, V, F, L, lengths):
+    rng = np.random.default_rng(seed)
+    directions = [make_direction(rng, H, V) for _ in DIRECTIONS]
+    output = make_output(rng, 2 * H, L)
+    offsets, ids, labels = make_batch(rng, lengths, V, F, L)
+    _, d_directions, d_output = kernel_loss_and_grads(directions, output, ids, offsets, labels)
+
+    def loss():
+        return kernel_loss(directions, output, ids, offsets, labels)[0]
+
     eps = 1e-6
-    for name, p, g in zip(PARAM_NAMES, params, grads):
+    params = all_params(directions, output)
+    for name, p, g in zip(PARAM_NAMES, params, all_grads(d_directions, d_output)):
         numeric = np.zeros_like(p)
         for idx in np.ndindex(p.shape):
             old = p[idx]
             p[idx] = old + eps
-            up, _ = kernel_loss_and_grads(params, ids, offsets, labels)
+            up = loss()
             p[idx] = old - eps
-            down, _ = kernel_loss_and_grads(params, ids, offsets, labels)
+            down = loss()
             p[idx] = old
             numeric[idx] = (up - down) / (2 * eps)
         rel = np.abs(numeric - g).max() / max(np.abs(numeric).max(), 1e-12)
         assert rel < 1e-5, (name, rel)
     unused = np.setdiff1d(np.arange(V), ids)
-    assert not grads[0][:, unused].any()
+    for dWax, _, _ in d_directions:
+        assert not dWax[:, unused].any()
 
 
-def test_train_batch_adds_to_the_gradients():
-    rng = np.random.default_rng(4)
-    params = make_params(rng, 6, 9, 3, np.float64)
-    ids, offsets, labels = make_batch(rng, [4, 2, 7], 9, 3)
-    _, once = kernel_loss_and_grads(params, ids, offsets, labels)
-    twice = zero_grads(params)
-    for _ in range(2):
-        K.train_batch(*params, ids, offsets, labels, *twice, True)
-    for g1, g2 in zip(once, twice):
-        np.testing.assert_allclose(g2, 2 * g1, rtol=1e-12, atol=1e-15)
-
-
-# --- forward pass and loss -----------------------------------------------------------------
-
-FORWARD_CASES = [
-    (5, 5, 7, 3, [3, 1, 5, 2]),
-    (6, 33, 50, 9, [int(n) for n in np.random.default_rng(6).integers(1, 30, 40)] + [0, 1]),
-    (7, 64, 100, 5, [17] * 20 + [1] * 3),
-]
-
-
-@pytest.mark.parametrize("seed, H, V, L, lengths", FORWARD_CASES)
-def test_predict_proba_equals_numpy(seed, H, V, L, lengths):
+@pytest.mark.parametrize("seed, H, V, F, L, lengths", GRAD_CASES[:1] + [
+    (13, 33, 50, 3, 9, [int(n) for n in np.random.default_rng(13).integers(1, 30, 40)] + [0, 1]),
+    (14, 64, 100, 1, 5, [17] * 20 + [1] * 3),
+    (15, 8, 30, 2, 4, [int(n) for n in np.random.default_rng(15).integers(0, 12, K._WINDOW + 45)]),
+])
+def test_loss_equals_numpy_and_float32_follows_float64(seed, H, V, F, L, lengths):
     rng = np.random.default_rng(seed)
-    params = make_params(rng, H, V, L, np.float64)
-    ids, offsets, _ = make_batch(rng, lengths, V, L)
-    expected = numpy_forward(params, ids, offsets)
+    directions = [make_direction(rng, H, V) for _ in DIRECTIONS]
+    output = make_output(rng, 2 * H, L)
+    offsets, ids, labels = make_batch(rng, lengths, V, F, L)
+    A = np.hstack([numpy_states(*d, ids, offsets, reverse) for d, (reverse, _) in
+                   zip(directions, DIRECTIONS)])
+    expected = numpy_xent(A @ output[0].T + output[1], labels)
 
-    got64 = K.predict_proba(*params, ids, offsets, True)
-    assert got64.dtype == np.float64 and got64.shape == (len(ids), L)
-    np.testing.assert_allclose(got64, expected, rtol=0, atol=1e-10)
-
-    params32 = [p.astype(np.float32, order="K") for p in params]
-    got32 = K.predict_proba(*params32, ids, offsets, False)
-    assert got32.dtype == np.float32
-    np.testing.assert_allclose(got32, expected, rtol=0, atol=1e-4)
-
-
-@pytest.mark.parametrize("seed, H, V, L, lengths", FORWARD_CASES)
-def test_train_batch_loss_equals_numpy_cross_entropy(seed, H, V, L, lengths):
-    rng = np.random.default_rng(seed)
-    params = make_params(rng, H, V, L, np.float64)
-    ids, offsets, labels = make_batch(rng, lengths, V, L)
-    expected = numpy_loss(params, ids, offsets, labels)
-
-    loss64, _ = kernel_loss_and_grads(params, ids, offsets, labels, exact=True)
+    loss64, d_directions, d_output = kernel_loss_and_grads(directions, output, ids, offsets,
+                                                           labels, exact=True)
     assert loss64 == pytest.approx(expected, rel=1e-12)
 
-    params32 = [p.astype(np.float32, order="K") for p in params]
-    loss32, _ = kernel_loss_and_grads(params32, ids, offsets, labels, exact=False)
+    directions32 = [cast(d, np.float32) for d in directions]
+    output32 = cast(output, np.float32)
+    loss32, d_directions32, d_output32 = kernel_loss_and_grads(
+        directions32, output32, ids, offsets, labels, exact=False)
     assert loss32 == pytest.approx(expected, rel=1e-4)
-
-
-@pytest.mark.parametrize("seed, H, V, L, lengths", FORWARD_CASES)
-def test_float32_gradients_follow_float64(seed, H, V, L, lengths):
-    """The fast float32 path (fast tanh and exp) computes the same gradients, to float32 noise."""
-    rng = np.random.default_rng(seed)
-    params = make_params(rng, H, V, L, np.float64)
-    ids, offsets, labels = make_batch(rng, lengths, V, L)
-    _, grads64 = kernel_loss_and_grads(params, ids, offsets, labels, exact=True)
-    params32 = [p.astype(np.float32, order="K") for p in params]
-    _, grads32 = kernel_loss_and_grads(params32, ids, offsets, labels, exact=False)
-    for name, g32, g64 in zip(PARAM_NAMES, grads32, grads64):
+    for name, g32, g64 in zip(PARAM_NAMES, all_grads(d_directions32, d_output32),
+                              all_grads(d_directions, d_output)):
         assert g32.dtype == np.float32
         rel = np.abs(g32 - g64).max() / np.abs(g64).max()
         assert rel < 1e-4, (name, rel)
 
 
+def test_rnn_backward_adds_to_the_gradients_and_keeps_its_inputs():
+    rng = np.random.default_rng(35)
+    H, V = 6, 9
+    Wax, Waa, ba = make_direction(rng, H, V)
+    offsets, ids, _ = make_batch(rng, [4, 2, 7, 0, 1], V, 2, 3)
+    A = np.empty((len(ids), 2 * H))
+    K.rnn_forward(Wax, Waa, ba, ids, offsets, True, True, A, H)
+    dA = rng.normal(size=A.shape)
+    A_before, dA_before = A.copy(), dA.copy()
+    once = [np.zeros_like(Wax, order="F"), np.zeros_like(Waa), np.zeros_like(ba)]
+    K.rnn_backward(Waa, ids, offsets, True, A, H, dA, *once, True)
+    twice = [np.zeros_like(Wax, order="F"), np.zeros_like(Waa), np.zeros_like(ba)]
+    for _ in range(2):
+        K.rnn_backward(Waa, ids, offsets, True, A, H, dA, *twice, True)
+    for g1, g2 in zip(once, twice):
+        np.testing.assert_allclose(g2, 2 * g1, rtol=1e-12, atol=1e-15)
+    np.testing.assert_array_equal(A, A_before)
+    np.testing.assert_array_equal(dA, dA_before)
+
+
 def test_empty_batch():
-    rng = np.random.default_rng(8)
-    params = make_params(rng, 4, 5, 3, np.float64)
-    ids, offsets, labels = make_batch(rng, [], 5, 3)
-    assert K.predict_proba(*params, ids, offsets, True).shape == (0, 3)
-    loss, grads = kernel_loss_and_grads(params, ids, offsets, labels)
-    assert loss == 0 and not any(g.any() for g in grads)
+    rng = np.random.default_rng(16)
+    directions = [make_direction(rng, 4, 5) for _ in DIRECTIONS]
+    output = make_output(rng, 8, 3)
+    for lengths in ([], [0, 0]):
+        offsets, ids, labels = make_batch(rng, lengths, 5, 2, 3)
+        loss, d_directions, d_output = kernel_loss_and_grads(directions, output, ids, offsets,
+                                                             labels)
+        assert loss == 0
+        assert not any(g.any() for g in all_grads(d_directions, d_output))
 
 
 # --- optimizers ----------------------------------------------------------------------------
 
+
 def optimizer_setup(dtype, seed=9):
+    """[Wax, Waa, Wya, ba, by] and the touched columns of Wax."""
     rng = np.random.default_rng(seed)
-    params = make_params(rng, 4, 10, 3, dtype)
-    cols = np.array([7, 2, 5], dtype=np.int64)
-    return rng, params, cols
+    Wax, Waa, ba = make_direction(rng, 4, 10, dtype)
+    Wya, by = make_output(rng, 4, 3, dtype)
+    return rng, [Wax, Waa, Wya, ba, by], np.array([7, 2, 5], dtype=np.int64)
+
+
+def zero_grads(params):
+    grads = [np.zeros_like(p) for p in params]
+    grads[0] = np.asfortranarray(grads[0])
+    return grads
 
 
 def random_grads(rng, params, cols):
@@ -231,10 +411,8 @@ def test_adam_step_equals_numpy(dtype, rtol):
     rng, params, cols = optimizer_setup(dtype)
     V = params[0].shape[1]
     untouched = np.setdiff1d(np.arange(V), cols)
-    ms = [np.zeros_like(p) for p in params]
-    vs = [np.zeros_like(p) for p in params]
-    ms[0] = np.asfortranarray(ms[0])
-    vs[0] = np.asfortranarray(vs[0])
+    ms = zero_grads(params)
+    vs = zero_grads(params)
     expected = [p.astype(np.float64) for p in params]
     m_ref = [np.zeros(p.shape) for p in params]
     v_ref = [np.zeros(p.shape) for p in params]

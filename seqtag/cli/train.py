@@ -114,6 +114,19 @@ def train(
                                            help="Vocabulary size cap."),
     word_dropout: float = typer.Option(0.25, "--word-dropout", min=0.0,
                                        help="α: word w becomes <unk> with p = α/(α+count(w))."),
+    bidirectional: bool = typer.Option(
+        False, "--bidirectional/--no-bidirectional",
+        help="Add a right-to-left RNN whose states join the left-to-right ones."),
+    features: str = typer.Option(
+        "", "--features",
+        help="Word-form features as extra Wax columns, comma-separated: lower, shape, casing, "
+             "prefix2, prefix3, suffix2, suffix3 (none by default: the textbook model)."),
+    feature_min_count: int = typer.Option(2, "--feature-min-count", min=1,
+                                          help="Rarer feature values map to <unk>."),
+    crf: bool = typer.Option(False, "--crf/--no-crf",
+                             help="A linear-chain CRF output layer instead of the softmax."),
+    dropout: float = typer.Option(0.0, "--dropout", min=0.0, max=0.99,
+                                  help="Dropout of the hidden states before the output layer."),
     input_format: str = typer.Option("auto", "--input-format",
                                      help="Column file format: auto, conll, conllu or indexed."),
 ) -> None:
@@ -125,7 +138,9 @@ def train(
 
         cfg = TrainConfig(hidden=hidden, epochs=epochs, lr=lr, optimizer=optimizer,
                           batch_size=batch_size, clip=clip, seed=seed, patience=patience,
-                          min_count=min_count, max_size=max_size, word_dropout=word_dropout)
+                          min_count=min_count, max_size=max_size, word_dropout=word_dropout,
+                          bidirectional=bidirectional, features=features,
+                          feature_min_count=feature_min_count, dropout=dropout, crf=crf)
         cfg.check()
         out = output or default_output(corpus)
         check_writable(out)
