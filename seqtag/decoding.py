@@ -1,8 +1,9 @@
 """Decoding that never breaks the tag scheme: Viterbi under the scheme's transition constraints.
 
 A per-token softmax tagger can emit I-PER right after O (IOB2), or end a sentence inside a chunk
-(B-/I- last under IOBES); a CRF trained with those transitions masked makes them unlikely but not
-impossible. Here decoding is a Viterbi search over allowed sequences only:
+(B-/I- last under IOBES); a CRF learns to make them unlikely, not impossible (seqtag trains its
+CRF on the raw transition scores, so that a gold file with a stray invalid transition does not
+cost a loss of 1e4). Here decoding is a Viterbi search over allowed sequences only:
 
   ŷ = argmax over valid y of  start[y_0] + Σt E[t, y_t] + Σ_{t≥1} trans[y_{t-1}, y_t] + end[y_{T-1}]
 
@@ -11,8 +12,8 @@ CRF's emission scores (start/trans/end its scores plus the mask). A sequence is 
 first label may start, every label may follow the one before it and the last may end
 (seqtag.schemes.allowed_transitions / allowed_end).
 
-The guarantee. transition_mask gives forbidden entries the finite score MASK = -1e4 (what a CRF
-trains with: no inf arithmetic, exp(-1e4) is exactly 0). For decoding, every score at or below
+The guarantee. transition_mask gives forbidden entries the finite score MASK = -1e4 (no inf
+arithmetic, exp(-1e4) is exactly 0). For decoding, every score at or below
 MASK / 2 is made -inf and emissions are clipped to ±1e30 (NaN and -inf to -1e30), so that every
 valid sequence scores above -inf and every invalid one -inf: the result is valid whenever some
 sequence of that length is valid (with "O" or any B- tag in the labels, always).

@@ -46,7 +46,7 @@ def _casing(token: str) -> str:
     if token.isupper():
         return "upper"
     if token[0].isupper():
-        return "title" if token[1:].islower() or len(token) == 1 else "mixed-cap"
+        return "title" if token[1:].islower() else "mixed-cap"
     if token.islower():
         return "lower"
     return "other"
@@ -84,6 +84,10 @@ class FeatureSet:
     _index: list[dict[str, int]] = field(init=False, repr=False)
 
     def __post_init__(self):
+        # zip() below would silently drop a feature without an inventory (or the reverse)
+        if len(self.names) != len(self.values) or len(set(self.names)) != len(self.names):
+            raise ValueError(f"bad feature inventories for {self.names!r}: one per feature, "
+                             f"each feature once")
         for name, vals in zip(self.names, self.values):
             if name not in FEATURES or not vals or vals[0] != UNK_VALUE:
                 raise ValueError(f"bad feature inventory {name!r}")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import json
 import os
 import zipfile
@@ -11,7 +12,11 @@ import pytest
 
 from seqtag.corpus import Sentence
 from seqtag.errors import SeqtagError
-from seqtag.model import FORMAT_VERSION, MAGIC, PARAM_NAMES, RNNTagger, init_params, pack
+from seqtag.features import FEATURES, FeatureSet
+from seqtag.model import (BACKWARD_NAMES, CRF_NAMES, FORMAT_VERSION, MAGIC, PARAM_NAMES,
+                          RNNTagger, init_params, pack)
+from seqtag.schemes import allowed_transitions
+from seqtag.train import TrainConfig, Trainer
 from seqtag.vocab import UNK, Vocabulary
 
 SENTS = [
@@ -467,3 +472,319 @@ def test_save_overwrites_an_existing_model(model, model_file, tmp_path):
     assert path.read_bytes() == model_file.read_bytes()
     assert os.listdir(tmp_path) == ["model.npz"]
 
+
+
+# -- a backward direction, features and a CRF ----------------------------------------------------
+
+FEATURE_NAMES = ["shape", "suffix3", "casing"]
+
+
+def random_model(*, bidirectional=True, features=True, crf=False, scale=3.0, seed=7,
+                 scheme="IOB2") -> RNNTagger:
+    """A model of SENTS's vocabulary with large random weights, non-zero biases and (with crf)
+    random transition scores, so that every term of the equations matters."""
+    sents = _sentences()
+    vocab, _ = Vocabulary.build(sents)
+    fs = FeatureSet.build((t for s in sents for t in s.tokens), FEATURE_NAMES, min_count=1) \
+        if features else None
+    n_inputs = vocab.n_words + (sum(fs.sizes) if fs else 0)
+    rng = np.random.default_rng(seed)
+    params = init_params(n_inputs, vocab.n_labels, H, rng, bidirectional, crf)
+    params = {k: (v * scale).astype(np.float32) for k, v in params.items()}
+    for k, v in params.items():
+        if not v.any():                                  # biases and CRF scores start at zero
+            params[k] = rng.normal(0, 1.0, v.shape).astype(np.float32)
+    for k in ("Wax", "Wax_b"):
+        if k in params:
+            params[k] = np.asfortranarray(params[k])
+    meta = {"label_scheme": scheme,
+            "architecture": {"bidirectional": bidirectional, "crf": crf,
+                             "features": FEATURE_NAMES if features else []}}
+    return RNNTagger(vocab, params, meta, features=fs)
+
+
+def input_columns(model: RNNTagger, token: str) -> list[int]:
+    """x<t> as the Wax columns that are 1: the word, then each feature's value, from the
+    vocabulary and inventories as plain lists."""
+    words = model.vocab.words
+    cols = [words.index(token) if token in words[2:] else 1]
+    base = len(words)
+    if model.features:
+        for name, values in zip(model.features.names, model.features.values):
+            value = FEATURES[name](token)
+            cols.append(base + (values.index(value) if value in values else 0))
+            base += len(values)
+    return cols
+
+
+def numpy_emissions(model: RNNTagger, sentence: list[str]) -> np.ndarray:
+    """Wya·[a_f<t>; a_b<t>] + by from the equations in float64, x<t> multi-hot."""
+    p = {k: v.astype(np.float64) for k, v in model.params.items()}
+    T, Hh = len(sentence), p["Waa"].shape[0]
+    # Wax·x<t> for a multi-hot x<t>, built as a vector and multiplied, not as a column sum
+    X = np.zeros((T, p["Wax"].shape[1]))
+    for t, tok in enumerate(sentence):
+        X[t, input_columns(model, tok)] = 1.0
+    states = []
+    for sfx, order in [("", range(T))] + ([("_b", range(T - 1, -1, -1))]
+                                          if "Wax_b" in p else []):
+        a, A = np.zeros(Hh), np.zeros((T, Hh))
+        for t in order:
+            a = np.tanh(p["Waa" + sfx] @ a + p["Wax" + sfx] @ X[t] + p["ba" + sfx])
+            A[t] = a
+        states.append(A)
+    A = np.concatenate(states, axis=1)
+    return (A @ p["Wya"].T + p["by"]).reshape(T, len(model.labels))
+
+
+def numpy_softmax(z: np.ndarray) -> np.ndarray:
+    e = np.exp(z - z.max(axis=1, keepdims=True))
+    return e / e.sum(axis=1, keepdims=True)
+
+
+def brute_force_marginals(model: RNNTagger, sentence: list[str]) -> np.ndarray:
+    """P(y<t> = j) of the CRF, summing exp(score) over every label sequence."""
+    E = numpy_emissions(model, sentence)
+    p = {k: model.params[k].astype(np.float64) for k in CRF_NAMES}
+    T, L = E.shape
+    P = np.zeros((T, L))
+    for y in itertools.product(range(L), repeat=T):
+        score = p["start"][y[0]] + p["end"][y[-1]] + sum(E[t, y[t]] for t in range(T)) \
+            + sum(p["trans"][y[t - 1], y[t]] for t in range(1, T))
+        P[np.arange(T), y] += np.exp(score)
+    return P / P[0].sum()
+
+
+FEATURE_TOKENS = [
+    ["Peter", "Blackburn"],
+    ["EU", "rejects", "German", "call"],
+    ["Zorblat", "said", "on", "Thursday"],        # an unseen word with a seen shape and casing
+    ["zorblat", "1996-08-22", "", "BRUSSELS", "."],
+    ["x"],
+]
+
+
+def test_features_change_the_input():
+    m = random_model()
+    assert m.encode(["Zorblat"]).tolist()[0][0] == 1 == m.encode(["zorblat"]).tolist()[0][0]
+    assert m.encode(["Zorblat"]).tolist() != m.encode(["zorblat"]).tolist()
+    for s in FEATURE_TOKENS:
+        assert m.encode(s).tolist() == [input_columns(m, t) for t in s]
+        assert m.encode(s).shape == (len(s), 1 + len(FEATURE_NAMES))
+    a, b = m.predict_proba([["Zorblat"], ["zorblat"]])
+    assert not np.allclose(a, b)
+
+
+@pytest.mark.parametrize("bidirectional, features", [(True, True), (True, False),
+                                                     (False, True)])
+def test_predict_proba_matches_numpy_forward_pass_with_options(bidirectional, features):
+    m = random_model(bidirectional=bidirectional, features=features)
+    probs = m.predict_proba(FEATURE_TOKENS)
+    for s, y in zip(FEATURE_TOKENS, probs):
+        expected = numpy_softmax(numpy_emissions(m, s))
+        np.testing.assert_allclose(y, expected, atol=1e-4, rtol=0)
+        np.testing.assert_allclose(y.sum(axis=1), 1.0, atol=1e-5)
+    # the backward direction matters: a word changes the probabilities of the one before it
+    a, b = m.predict_proba([["Peter", "Blackburn"], ["Peter", "EU"]])
+    assert np.array_equal(a[0], b[0]) is (not bidirectional)
+
+
+def test_crf_marginals_match_brute_force():
+    m = random_model(crf=True)
+    assert m.crf
+    sents = [["Peter", "Blackburn", "Zorblat"], ["EU"], ["BRUSSELS", "1996-08-22"]]
+    for s, y in zip(sents, m.predict_proba(sents)):
+        assert y.shape == (len(s), len(m.labels)) and y.dtype == np.float32
+        assert (y >= 0).all()
+        np.testing.assert_allclose(y.sum(axis=1), 1.0, atol=1e-5)
+        np.testing.assert_allclose(y, brute_force_marginals(m, s), atol=1e-4, rtol=0)
+        # not the softmax of the emissions: the transitions matter
+        assert not np.allclose(y, numpy_softmax(numpy_emissions(m, s)), atol=1e-3)
+
+
+def test_crf_decode_is_the_best_valid_sequence():
+    m = random_model(crf=True)
+    start_ok, trans_ok = allowed_transitions(m.labels, "IOB2")
+    p = {k: m.params[k].astype(np.float64) for k in CRF_NAMES}
+    for s in [["Peter", "Blackburn", "Zorblat"], ["EU", "call"], ["x"]]:
+        E = numpy_emissions(m, s)
+        best, best_score = None, -np.inf
+        for y in itertools.product(range(len(m.labels)), repeat=len(s)):
+            if not start_ok[y[0]] or not all(trans_ok[a, b] for a, b in zip(y, y[1:])):
+                continue
+            score = p["start"][y[0]] + p["end"][y[-1]] + sum(E[t, k] for t, k in enumerate(y)) \
+                + sum(p["trans"][a, b] for a, b in zip(y, y[1:]))
+            if score > best_score:
+                best, best_score = y, score
+        (got, chosen), = m.decode([s])
+        assert tuple(got.tolist()) == best
+        np.testing.assert_array_equal(chosen, m.predict_proba([s])[0][np.arange(len(s)), got])
+
+
+def iob2_violations(model: RNNTagger, sequences) -> int:
+    start, trans = allowed_transitions(model.labels, "IOB2")
+    bad = 0
+    for y in sequences:
+        y = list(y)
+        bad += bool(y) and not start[y[0]]
+        bad += sum(not trans[a, b] for a, b in zip(y, y[1:]))
+    return bad
+
+
+@pytest.mark.parametrize("crf", [False, True])
+def test_decode_never_breaks_iob2(crf):
+    m = random_model(crf=crf, scale=6.0, seed=3)
+    assert m.scheme == "IOB2"
+    assert any(lab.startswith("I-") for lab in m.labels)
+    rng = np.random.default_rng(0)
+    pool = m.vocab.words[2:] + ["unseen", "Unseen", "UNSEEN", "42", ",", "Mc'Q"]
+    sents = [[pool[j] for j in rng.integers(0, len(pool), rng.integers(1, 12))]
+             for _ in range(300)]
+    decoded = m.decode(sents)
+    # per-token argmax breaks the scheme often with these weights; the decoder never does
+    argmax = [p.argmax(axis=1) for p in m.predict_proba(sents)]
+    assert iob2_violations(m, argmax) > 20
+    assert iob2_violations(m, [best for best, _ in decoded]) == 0
+    for s, (best, chosen) in zip(sents, decoded):
+        assert len(best) == len(s) == len(chosen)
+    assert iob2_violations(m, [[m.labels.index(lab) for lab in seq]
+                               for seq in m.predict(sents)]) == 0
+
+
+def test_without_a_scheme_decode_is_the_argmax():
+    m = random_model(scheme="none")
+    sents = FEATURE_TOKENS
+    for (best, chosen), p in zip(m.decode(sents), m.predict_proba(sents)):
+        np.testing.assert_array_equal(best, p.argmax(axis=1))
+        np.testing.assert_array_equal(chosen, p.max(axis=1))
+
+
+@pytest.fixture(scope="module")
+def full_model() -> RNNTagger:
+    """Briefly trained with a backward direction, three features and a CRF."""
+    config = TrainConfig(hidden=8, epochs=3, lr=0.01, batch_size=2, word_dropout=0.25,
+                         patience=0, seed=3, bidirectional=True, features=",".join(FEATURE_NAMES),
+                         feature_min_count=1, dropout=0.2, crf=True)
+    return Trainer(config).fit(_sentences()).model_
+
+
+@pytest.fixture(scope="module")
+def full_model_file(full_model, tmp_path_factory):
+    path = tmp_path_factory.mktemp("full") / "full.npz"
+    full_model.save(path)
+    return path
+
+
+def test_full_model_round_trip(full_model, full_model_file):
+    m = full_model
+    assert m.bidirectional and m.crf and m.features.names == FEATURE_NAMES
+    loaded = RNNTagger.load(full_model_file)
+    assert set(loaded.params) == set(m.params) == \
+        set(PARAM_NAMES) | set(BACKWARD_NAMES) | set(CRF_NAMES)
+    for k in m.params:
+        assert loaded.params[k].dtype == np.float32
+        np.testing.assert_array_equal(loaded.params[k], m.params[k], err_msg=k)
+    assert loaded.params["Wax"].flags.f_contiguous and loaded.params["Wax_b"].flags.f_contiguous
+    assert loaded.bidirectional and loaded.crf
+    assert loaded.features.names == m.features.names
+    assert loaded.features.values == m.features.values
+    assert loaded.meta == m.meta
+    assert loaded.vocab.words == m.vocab.words and loaded.vocab.labels == m.vocab.labels
+    assert loaded.n_inputs == m.n_inputs == m.params["Wax"].shape[1]
+    sents = FEATURE_TOKENS + tokens()
+    for a, b in zip(loaded.predict_proba(sents), m.predict_proba(sents)):
+        np.testing.assert_array_equal(a, b)
+    assert loaded.predict(sents) == m.predict(sents)
+    for (a, pa), (b, pb) in zip(loaded.decode(sents), m.decode(sents)):
+        np.testing.assert_array_equal(a, b)
+        np.testing.assert_array_equal(pa, pb)
+    # and it saves to the same bytes
+    again = full_model_file.parent / "again.npz"
+    loaded.save(again)
+    assert again.read_bytes() == full_model_file.read_bytes()
+
+
+def test_full_model_file_is_a_plain_npz(full_model, full_model_file):
+    m = full_model
+    with np.load(full_model_file, allow_pickle=False) as z:
+        assert set(z.files) == {"magic", "format_version", "meta", "words", "word_counts",
+                                "labels", "label_counts", *PARAM_NAMES, *BACKWARD_NAMES,
+                                *CRF_NAMES, *(f"feature_{n}" for n in FEATURE_NAMES)}
+        for name, values in zip(m.features.names, m.features.values):
+            assert z[f"feature_{name}"].dtype == np.uint8
+            assert z[f"feature_{name}"].tobytes().decode("utf-8").split("\n") == values
+        for k in ("Wax_b", "Waa_b", "ba_b", "trans", "start", "end"):
+            assert z[k].dtype == np.float32
+            np.testing.assert_array_equal(z[k], m.params[k])
+        L = len(m.labels)
+        assert z["trans"].shape == (L, L)
+        assert z["Wax_b"].shape == z["Wax"].shape == (8, m.n_inputs)
+        assert z["Wya"].shape == (L, 16)
+        arch = json.loads(z["meta"].tobytes().decode("utf-8"))["architecture"]
+        assert arch["bidirectional"] is True and arch["crf"] is True
+        assert arch["features"] == FEATURE_NAMES
+
+
+@pytest.mark.parametrize("missing", ["Wax_b", "Waa_b", "ba_b", "trans", "start", "end",
+                                     "feature_shape", "feature_casing"])
+def test_load_full_model_missing_an_entry_its_meta_needs(full_model_file, tmp_path, missing):
+    arrays = read_arrays(full_model_file)
+    del arrays[missing]
+    path = tmp_path / "partial.npz"
+    write_npz(path, arrays)
+    assert missing.removeprefix("feature_") in load_error(path).message
+
+
+def test_load_meta_says_bidirectional_but_no_backward_weights(model_file, tmp_path):
+    arrays = read_arrays(model_file)
+    meta = json.loads(arrays["meta"].tobytes().decode("utf-8"))
+    meta["architecture"] = {"bidirectional": True, "crf": False, "features": []}
+    arrays["meta"] = utf8(json.dumps(meta))
+    path = tmp_path / "bi.npz"
+    write_npz(path, arrays)
+    assert "Wax_b" in load_error(path).message
+
+
+@pytest.mark.parametrize("flag", ["bidirectional", "features"])
+def test_load_meta_without_an_option_the_weights_have(full_model_file, tmp_path, flag):
+    """Weights shaped for a backward direction (Wya is L × 2H) or for features (Wax has more
+    columns than words) do not load as a model without them."""
+    arrays = read_arrays(full_model_file)
+    meta = json.loads(arrays["meta"].tobytes().decode("utf-8"))
+    meta["architecture"][flag] = [] if flag == "features" else False
+    arrays["meta"] = utf8(json.dumps(meta))
+    path = tmp_path / "odd.npz"
+    write_npz(path, arrays)
+    load_error(path)
+
+
+@pytest.mark.parametrize("values", [["Xx", "<unk>"], [], ["<unk>", "Xx", "xx"]])
+def test_load_bad_feature_inventory(full_model, full_model_file, tmp_path, values):
+    arrays = read_arrays(full_model_file)
+    if values and values[-1] == "xx":                       # one value too many for Wax
+        values = full_model.features.values[0] + ["never-seen"]
+    arrays["feature_shape"] = utf8("\n".join(values))
+    path = tmp_path / "inventory.npz"
+    write_npz(path, arrays)
+    load_error(path)
+
+
+def test_load_unknown_feature_in_meta(full_model_file, tmp_path):
+    arrays = read_arrays(full_model_file)
+    meta = json.loads(arrays["meta"].tobytes().decode("utf-8"))
+    meta["architecture"]["features"] = ["shape", "suffix3", "nonsense"]
+    arrays["meta"] = utf8(json.dumps(meta))
+    arrays["feature_nonsense"] = arrays.pop("feature_casing")
+    path = tmp_path / "unknown.npz"
+    write_npz(path, arrays)
+    load_error(path)
+
+
+def test_probabilities_with_options_sum_to_one(full_model):
+    m = random_model(crf=False)
+    for s, y in zip(FEATURE_TOKENS, m.predict_proba(FEATURE_TOKENS)):
+        assert y.shape == (len(s), len(m.labels))
+        np.testing.assert_allclose(y.sum(axis=1), 1.0, atol=1e-5)
+    for s, y in zip(FEATURE_TOKENS, full_model.predict_proba(FEATURE_TOKENS)):
+        assert y.shape == (len(s), len(full_model.labels)) and (y >= 0).all()
+        np.testing.assert_allclose(y.sum(axis=1), 1.0, atol=1e-5)

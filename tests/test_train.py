@@ -11,7 +11,8 @@ import pytest
 from seqtag.corpus import CorpusInfo, Sentence
 from seqtag.errors import SeqtagError
 from seqtag.metrics import evaluate
-from seqtag.model import PARAM_NAMES, RNNTagger, init_params
+from seqtag.model import BACKWARD_NAMES, CRF_NAMES, PARAM_NAMES, RNNTagger, init_params
+from seqtag.schemes import allowed_transitions
 from seqtag.train import TrainConfig, Trainer, created_now
 from seqtag.vocab import UNK_ID, Vocabulary
 
@@ -390,3 +391,365 @@ def test_fit_checks_the_config(data):
     train, _ = data
     with pytest.raises(SeqtagError):
         Trainer(TrainConfig(hidden=0)).fit(train)
+
+
+# -- a backward direction ------------------------------------------------------------------------
+
+def lookahead_task(rng: np.random.Generator, n: int, k: int = K) -> list[Sentence]:
+    """The label of token t is the token k steps AFTER it ("O" for the last k): the memory task
+    read right to left, which a left-to-right RNN cannot see coming."""
+    out = []
+    for i in range(n):
+        toks = [SYMBOLS[j] for j in rng.integers(0, len(SYMBOLS), rng.integers(5, 16))]
+        out.append(Sentence(toks, toks[k:] + ["O"] * k, [], i + 1))
+    return out
+
+
+@pytest.fixture(scope="module")
+def lookahead_data():
+    rng = np.random.default_rng(2025)
+    return lookahead_task(rng, 300), lookahead_task(rng, 100)
+
+
+def majority_accuracy(train: list[Sentence], dev: list[Sentence]) -> float:
+    """Accuracy on dev of always answering the most frequent training label."""
+    top = Counter(lab for s in train for lab in s.labels).most_common(1)[0][0]
+    labels = [lab for s in dev for lab in s.labels]
+    return sum(lab == top for lab in labels) / len(labels)
+
+
+@pytest.fixture(scope="module")
+def lookahead_models(lookahead_data):
+    train, dev = lookahead_data
+    return {bi: Trainer(cfg(hidden=32, epochs=20, lr=0.01, bidirectional=bi)).fit(train, dev)
+            for bi in (False, True)}
+
+
+def test_a_left_to_right_rnn_cannot_see_the_right_context(lookahead_data, lookahead_models):
+    train, dev = lookahead_data
+    model = lookahead_models[False].model_
+    assert not model.bidirectional and "Wax_b" not in model.params
+    baseline = majority_accuracy(train, dev)
+    assert baseline < 0.3
+    acc = accuracy(model, dev)
+    assert acc < 0.6
+    assert acc < baseline + 0.15
+
+
+def test_a_bidirectional_rnn_learns_the_right_context(lookahead_data, lookahead_models):
+    _, dev = lookahead_data
+    t = lookahead_models[True]
+    model = t.model_
+    assert model.bidirectional
+    H = 32
+    assert model.params["Wax_b"].shape == (H, model.vocab.n_words)
+    assert model.params["Waa_b"].shape == (H, H) and model.params["ba_b"].shape == (H,)
+    assert model.params["Wya"].shape == (model.vocab.n_labels, 2 * H)
+    assert model.meta["architecture"]["bidirectional"] is True
+    assert accuracy(model, dev) >= 0.99
+    assert accuracy(model, lookahead_task(np.random.default_rng(8), 50)) >= 0.99
+    # the history reports the same thing the kept model scores
+    assert max(row["dev_accuracy"] for row in t.history_) >= 0.99
+
+
+def test_a_bidirectional_rnn_still_learns_the_left_context(data):
+    train, dev = data
+    t = Trainer(cfg(hidden=32, epochs=20, lr=0.01, bidirectional=True)).fit(train, dev)
+    assert accuracy(t.model_, dev) >= 0.99
+
+
+# -- word-form features --------------------------------------------------------------------------
+
+LETTERS = "abcdefghijklmnopqrstuvwxyz"
+
+
+def form_task(rng: np.random.Generator) -> tuple[list[Sentence], list[Sentence]]:
+    """Capitalised words are "B-PER", lower-case ones "O"; dev words never occur in training
+    (in either case)."""
+    pool: set[str] = set()
+    while len(pool) < 400:
+        pool.add("".join(LETTERS[j] for j in rng.integers(0, 26, rng.integers(3, 9))))
+    words = sorted(pool)
+    rng.shuffle(words)
+
+    def sentences(vocab: list[str], n: int) -> list[Sentence]:
+        out = []
+        for i in range(n):
+            toks, labs = [], []
+            for j in rng.integers(0, len(vocab), rng.integers(4, 12)):
+                cap = rng.random() < 0.4
+                toks.append(vocab[j].capitalize() if cap else vocab[j])
+                labs.append("B-PER" if cap else "O")
+            out.append(Sentence(toks, labs, [], i + 1))
+        return out
+
+    return sentences(words[:200], 300), sentences(words[200:], 100)
+
+
+@pytest.fixture(scope="module")
+def form_data():
+    return form_task(np.random.default_rng(11))
+
+
+def test_form_task_dev_words_are_unseen(form_data):
+    train, dev = form_data
+    seen = {t.lower() for s in train for t in s.tokens}
+    assert not seen & {t.lower() for s in dev for t in s.tokens}
+    labels = [lab for s in dev for lab in s.labels]
+    assert 0.3 < labels.count("B-PER") / len(labels) < 0.5
+
+
+@pytest.mark.parametrize("features", ["casing", "shape"])
+def test_features_tag_unseen_words_by_their_form(form_data, features):
+    train, dev = form_data
+    baseline = majority_accuracy(train, dev)
+    plain = Trainer(cfg(hidden=16, epochs=5, word_dropout=0.25)).fit(train, dev).model_
+    assert plain.features is None
+    assert plain.meta["architecture"]["features"] == []
+    plain_acc = accuracy(plain, dev)
+    # every dev word is <unk> to it: it can do no better than a constant guess
+    assert plain_acc <= baseline + 0.05
+    t = Trainer(cfg(hidden=16, epochs=5, word_dropout=0.25, features=features)).fit(train, dev)
+    model = t.model_
+    assert model.features is not None and model.features.names == [features]
+    assert model.meta["architecture"]["features"] == [features]
+    assert model.params["Wax"].shape[1] == model.vocab.n_words + model.features.sizes[0]
+    acc = accuracy(model, dev)
+    assert acc >= 0.95
+    assert acc > plain_acc + 0.3
+
+
+def test_feature_min_count_shapes_the_inventory(form_data):
+    train, _ = form_data
+    t = Trainer(cfg(epochs=1, features="suffix3,casing", feature_min_count=1)).fit(train)
+    fs = t.model_.features
+    suffixes = Counter(t.lower()[-3:] for s in train for t in s.tokens)
+    assert fs.values[0][1:] == sorted(suffixes, key=lambda v: (-suffixes[v], v))
+    assert fs.values[1][1:] == ["lower", "title"]
+    t = Trainer(cfg(epochs=1, features="suffix3,casing", feature_min_count=5)).fit(train)
+    fs = t.model_.features
+    assert set(fs.values[0][1:]) == {v for v, c in suffixes.items() if c >= 5}
+    assert t.model_.params["Wax"].shape[1] == t.model_.vocab.n_words + sum(fs.sizes)
+
+
+# -- a CRF output layer --------------------------------------------------------------------------
+
+@pytest.fixture(scope="module")
+def crf_memory_model(data):
+    train, dev = data
+    return Trainer(cfg(hidden=32, epochs=20, lr=0.01, crf=True)).fit(train, dev)
+
+
+def test_a_crf_learns_the_memory_task(data, crf_memory_model):
+    _, dev = data
+    model = crf_memory_model.model_
+    assert model.crf
+    assert set(CRF_NAMES) <= set(model.params)
+    L = model.vocab.n_labels
+    assert model.params["trans"].shape == (L, L)
+    assert model.params["start"].shape == (L,) and model.params["end"].shape == (L,)
+    assert model.params["trans"].any()                  # it was trained, not left at zero
+    assert model.meta["architecture"]["crf"] is True
+    assert accuracy(model, dev) >= 0.99
+    assert accuracy(model, memory_task(np.random.default_rng(9), 50)) >= 0.99
+
+
+def ambiguous_iob2_task(rng: np.random.Generator, n: int) -> list[Sentence]:
+    """Fillers "f" (O) and pairs "k m" whose labels no model can know: B-X I-X (1/4),
+    B-Y I-Y (1/4) or O then one of O/B-Z/B-V/B-W (1/2). The most probable label of "k" is O
+    and that of "m" I-X or I-Y, so a per-token argmax yields I- after O."""
+    out = []
+    for i in range(n):
+        toks, labs = [], []
+        for _ in range(rng.integers(2, 6)):
+            if rng.random() < 0.5:
+                toks.append("f")
+                labs.append("O")
+                continue
+            toks += ["k", "m"]
+            r = rng.random()
+            if r < 0.25:
+                labs += ["B-X", "I-X"]
+            elif r < 0.5:
+                labs += ["B-Y", "I-Y"]
+            else:
+                labs += ["O", ["O", "B-Z", "B-V", "B-W"][rng.integers(0, 4)]]
+        out.append(Sentence(toks, labs, [], i + 1))
+    return out
+
+
+def iob2_violations(label_names: list[str], sequences) -> int:
+    start, trans = allowed_transitions(label_names, "IOB2")
+    index = {lab: i for i, lab in enumerate(label_names)}
+    bad = 0
+    for seq in sequences:
+        y = [index[lab] for lab in seq]
+        bad += bool(y) and not start[y[0]]
+        bad += sum(not trans[a, b] for a, b in zip(y, y[1:]))
+    return bad
+
+
+@pytest.mark.parametrize("crf", [False, True])
+def test_predictions_are_valid_iob2(crf):
+    rng = np.random.default_rng(12)
+    train, dev = ambiguous_iob2_task(rng, 300), ambiguous_iob2_task(rng, 100)
+    assert iob2_violations(sorted({lab for s in train for lab in s.labels}),
+                           [s.labels for s in train]) == 0
+    model = Trainer(cfg(hidden=16, epochs=10, crf=crf)).fit(train, dev).model_
+    assert model.crf is crf
+    assert model.scheme == "IOB2"
+    sents = [s.tokens for s in dev]
+    # the per-token argmax (softmax, or CRF marginals) breaks the scheme ...
+    argmax = [[model.labels[k] for k in p.argmax(axis=1)] for p in model.predict_proba(sents)]
+    assert iob2_violations(model.labels, argmax) > 10
+    # ... the decoded sequences never do
+    predicted = model.predict(sents)
+    assert [len(p) for p in predicted] == [len(s) for s in sents]
+    assert iob2_violations(model.labels, predicted) == 0
+    # and neither do those of sentences made of the ambiguous pair alone
+    odd = [["m"], ["m", "m"], ["k", "m", "m", "k"], ["m", "f", "m"]]
+    assert iob2_violations(model.labels, model.predict(odd)) == 0
+
+
+# -- dropout -------------------------------------------------------------------------------------
+
+@pytest.fixture(scope="module")
+def dropout_runs(data):
+    train, dev = data
+    return [Trainer(cfg(hidden=16, epochs=6, dropout=0.3, seed=5)).fit(train, dev)
+            for _ in range(2)]
+
+
+def test_dropout_trains(dropout_runs):
+    t = dropout_runs[0]
+    losses = [row["train_loss"] for row in t.history_]
+    assert all(np.isfinite(losses))
+    assert losses[-1] < 0.7 * losses[0]
+    assert all(np.isfinite(v).all() for v in t.model_.params.values())
+    assert t.model_.meta["hyperparameters"]["dropout"] == 0.3
+
+
+def test_dropout_is_deterministic_for_a_seed(dropout_runs):
+    a, b = (t.model_ for t in dropout_runs)
+    assert set(a.params) == set(b.params)
+    for k in a.params:
+        np.testing.assert_array_equal(a.params[k], b.params[k], err_msg=k)
+    assert dropout_runs[0].history_ == dropout_runs[1].history_
+
+
+def test_dropout_changes_training(data, dropout_runs):
+    train, dev = data
+    plain = Trainer(cfg(hidden=16, epochs=6, dropout=0.0, seed=5)).fit(train, dev)
+    for k in ("Wax", "Waa", "Wya"):
+        assert not np.array_equal(plain.model_.params[k], dropout_runs[0].model_.params[k])
+    # the dropped run's training loss is that of thinned networks: higher
+    assert dropout_runs[0].history_[-1]["train_loss"] > plain.history_[-1]["train_loss"]
+
+
+def test_prediction_does_not_drop_units(data, dropout_runs):
+    _, dev = data
+    model = dropout_runs[0].model_
+    sents = [s.tokens for s in dev[:10]]
+    first = model.predict_proba(sents)
+    for a, b in zip(first, model.predict_proba(sents)):
+        np.testing.assert_array_equal(a, b)
+
+
+@pytest.mark.parametrize("change", [
+    dict(dropout=1.0), dict(dropout=1.5), dict(dropout=-0.1), dict(dropout=float("nan")),
+    dict(features="shape,nonsense"), dict(features="Shape"), dict(features="shape,shape"),
+    dict(feature_min_count=0),
+])
+def test_config_check_rejects_bad_new_options(change):
+    with pytest.raises(SeqtagError):
+        TrainConfig(**change).check()
+
+
+@pytest.mark.parametrize("change", [
+    dict(dropout=0.0), dict(dropout=0.99), dict(features="none"),
+    dict(features="shape,suffix3"), dict(bidirectional=True, crf=True, feature_min_count=1),
+])
+def test_config_check_accepts_good_new_options(change):
+    TrainConfig(**change).check()
+
+
+def test_fit_rejects_a_bad_feature_name(data):
+    train, _ = data
+    with pytest.raises(SeqtagError, match="nonsense"):
+        Trainer(cfg(features="nonsense")).fit(train)
+
+
+# -- every option at once ------------------------------------------------------------------------
+
+def test_same_seed_with_every_option_gives_identical_params(form_data, tmp_path, monkeypatch):
+    monkeypatch.setenv("SOURCE_DATE_EPOCH", "946684800")
+    train, dev = form_data
+    options = dict(hidden=12, epochs=3, bidirectional=True, features="shape,suffix3",
+                   feature_min_count=2, crf=True, dropout=0.25, word_dropout=0.25, seed=21)
+    runs = [Trainer(cfg(**options)).fit(train, dev) for _ in range(2)]
+    a, b = (t.model_ for t in runs)
+    assert set(a.params) == set(PARAM_NAMES) | set(BACKWARD_NAMES) | set(CRF_NAMES)
+    assert set(b.params) == set(a.params)
+    for k in a.params:
+        np.testing.assert_array_equal(a.params[k], b.params[k], err_msg=k)
+    assert a.features.names == b.features.names == ["shape", "suffix3"]
+    assert a.features.values == b.features.values
+    assert runs[0].history_ == runs[1].history_
+    a.save(tmp_path / "a.npz")
+    b.save(tmp_path / "b.npz")
+    assert (tmp_path / "a.npz").read_bytes() == (tmp_path / "b.npz").read_bytes()
+    # and a different seed gives a different model
+    c = Trainer(cfg(**{**options, "seed": 22})).fit(train, dev).model_
+    for k in ("Wax", "Wax_b", "trans"):
+        assert not np.array_equal(a.params[k], c.params[k]), k
+
+
+def test_one_sgd_step_with_dropout_matches_numpy_backprop(data):
+    """The gradient reaching the recurrence goes through the same dropout mask as the forward
+    pass. Replays the trainer's random stream (init, shuffle, mask) for one full-batch SGD step
+    and compares the step with backpropagation through time written in NumPy."""
+    train = data[0][:20]
+    p_drop, lr, hidden, seed = 0.5, 0.1, 6, 4
+    vocab, _ = Vocabulary.build(train)
+    rng = np.random.default_rng(seed)
+    before = {k: v.astype(np.float64)
+              for k, v in init_params(vocab.n_words, vocab.n_labels, hidden, rng).items()}
+    order = rng.permutation(len(train))
+    sents = [train[i] for i in order]
+    n = sum(len(s.tokens) for s in sents)
+    keep = rng.random((n, hidden), dtype=np.float32) >= p_drop
+    mask = keep * np.float32(1 / (1 - p_drop))
+    t = Trainer(cfg(optimizer="sgd", lr=lr, clip=0, epochs=1, hidden=hidden, seed=seed,
+                    batch_size=len(train), dropout=p_drop)).fit(train, vocab=vocab)
+    after = t.model_.params
+
+    p = before
+    g = {k: np.zeros_like(v) for k, v in p.items()}
+    row = 0
+    for s in sents:
+        x, y = vocab.word_ids(s.tokens), vocab.label_ids(s.labels)
+        T = len(x)
+        A = np.zeros((T + 1, hidden))                  # A[0] is a<0>
+        for i in range(T):
+            A[i + 1] = np.tanh(p["Waa"] @ A[i] + p["Wax"][:, x[i]] + p["ba"])
+        M = mask[row:row + T]
+        Z = (A[1:] * M) @ p["Wya"].T + p["by"]
+        P = np.exp(Z - Z.max(axis=1, keepdims=True))
+        P /= P.sum(axis=1, keepdims=True)
+        dZ = P.copy()
+        dZ[np.arange(T), y] -= 1
+        g["Wya"] += dZ.T @ (A[1:] * M)
+        g["by"] += dZ.sum(axis=0)
+        dA = (dZ @ p["Wya"]) * M
+        carry = np.zeros(hidden)
+        for i in range(T - 1, -1, -1):
+            dz = (dA[i] + carry) * (1 - A[i + 1] ** 2)
+            g["Wax"][:, x[i]] += dz
+            g["Waa"] += np.outer(dz, A[i])
+            g["ba"] += dz
+            carry = p["Waa"].T @ dz
+        row += T
+    assert row == n and 0.3 < keep.mean() < 0.7
+    for k in PARAM_NAMES:
+        np.testing.assert_allclose(after[k], p[k] - lr * g[k] / n, atol=2e-6, rtol=0,
+                                   err_msg=k)
