@@ -216,6 +216,69 @@ class RNNTagger:
         return [(best[offsets[i]:offsets[i + 1]], chosen[offsets[i]:offsets[i + 1]])
                 for i in range(len(sentences))]
 
+    def _chain(self, E: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+        """The model as a linear chain: (potentials, trans, start, end) whose normalised path
+        scores are its sequence probabilities. A CRF is one already; a softmax model is the chain
+        of its log ŷ with zero transitions (so the probability of a path is Π ŷ<t>[y<t>])."""
+        if self.crf:
+            p = self.params
+            return E, p["trans"], p["start"], p["end"]
+        from seqtag import kernels
+
+        P = E.copy()
+        kernels.softmax_rows(P, False)
+        L = len(self.labels)
+        zero = np.zeros(L, np.float32)
+        return np.log(np.maximum(P, 1e-30)), np.zeros((L, L), np.float32), zero, zero
+
+    def nbest(self, tokens: Sequence[str], k: int) -> list[tuple[list[str], float]]:
+        """The k most probable label sequences of one sentence that are valid for the tag
+        scheme, each with its probability under the model (CRF++ -n, Wapiti -n)."""
+        from seqtag.crf import crf_log_partition, nbest
+        from seqtag.decoding import transition_mask
+
+        if not tokens:
+            return [([], 1.0)]
+        E, offsets = self._emissions([tokens])
+        U, trans, start, end = self._chain(E)
+        log_z = np.zeros(1)
+        crf_log_partition(U, offsets, trans, start, end, log_z)
+        m_start, m_trans, m_end = transition_mask(self.labels, self.scheme)
+        paths, scores = nbest(U, trans + m_trans, start + m_start, end + m_end, k)
+        return [([self.labels[j] for j in path], float(np.exp(score - log_z[0])))
+                for path, score in zip(paths, scores) if score > -1e3]
+
+    def span_probabilities(self, tokens: Sequence[str], spans: Sequence[tuple[str, int, int]]
+                           ) -> list[float]:
+        """P(tokens i..j-1 form exactly this entity) for each (type, i, j) of a decoded labelling:
+        the labels inside are fixed to the decoded ones and the token after may not continue
+        the entity; a ratio of two partition functions, exact for a CRF."""
+        from seqtag.crf import crf_log_partition
+        from seqtag.schemes import split_label
+
+        if not spans:
+            return []
+        E, offsets = self._emissions([tokens])
+        U, trans, start, end = self._chain(E)
+        best = [self.labels[k] for k in self.decode([tokens])[0][0]]
+        log_z = np.zeros(1)
+        crf_log_partition(U, offsets, trans, start, end, log_z)
+        out = []
+        for type_, i, j in spans:
+            V = U.copy()
+            for t in range(i, j):
+                keep = self.labels.index(best[t])
+                V[t, :keep] = V[t, keep + 1:] = -1e30
+            if j < len(tokens):
+                for k, lab in enumerate(self.labels):
+                    prefix, typ = split_label(lab)
+                    if typ == type_ and prefix in ("I", "E"):
+                        V[j, k] = -1e30
+            part = np.zeros(1)
+            crf_log_partition(V, offsets, trans, start, end, part)
+            out.append(float(np.exp(part[0] - log_z[0])))
+        return out
+
     def predict(self, sentences: Sequence[Sequence[str]]) -> list[list[str]]:
         """The most probable valid label sequence of each sentence."""
         labels = self.vocab.labels

@@ -29,6 +29,8 @@ class Tagged:
     text: str | None = None                    # the raw text, for text input
     offsets: list[tuple[int, int]] | None = None   # character span of each token in text
     lines: list[str] | None = None             # the input lines, for column-file input
+    span_probs: list[float] | None = None      # with scores: P of each entity, in spans order
+    nbest: list[tuple[list[str], float]] | None = None   # the n best sequences and their P
 
     def entities(self) -> list[dict]:
         """Labelled spans with token and character offsets (into ``text``, or into the tokens
@@ -41,11 +43,13 @@ class Tagged:
                 pos += len(tok) + 1
         text = self.text if self.text is not None else " ".join(self.tokens)
         out = []
-        for label, i, j in spans(self.labels):
+        for n, (label, i, j) in enumerate(spans(self.labels)):
             start, end = offsets[i][0], offsets[j - 1][1]
+            # Without --scores, the least sure token stands for the entity.
+            prob = self.span_probs[n] if self.span_probs is not None else \
+                float(np.min(self.probs[i:j]))
             out.append({"label": label, "start": start, "end": end, "text": text[start:end],
-                        "token_start": i, "token_end": j,
-                        "prob": round(float(np.min(self.probs[i:j])), 4)})
+                        "token_start": i, "token_end": j, "prob": round(prob, 4)})
         return out
 
 
@@ -61,46 +65,76 @@ def _tag_batch(model: RNNTagger, token_lists: list[list[str]]):
         yield [labels[k] for k in best], probs
 
 
-def tag_texts(model: RNNTagger, texts: Iterable[str], batch_size: int = 256
-              ) -> Iterator[Tagged]:
-    """Tokenize and tag each text (one sequence per text)."""
+def _with_scores(model: RNNTagger, tagged: Tagged, scores: bool, nbest: int) -> Tagged:
+    if scores:
+        tagged.span_probs = model.span_probabilities(tagged.tokens, spans(tagged.labels))
+    if nbest > 1:
+        tagged.nbest = model.nbest(tagged.tokens, nbest)
+    return tagged
+
+
+def tag_texts(model: RNNTagger, texts: Iterable[str], batch_size: int = 256, *,
+              scores: bool = False, nbest: int = 1) -> Iterator[Tagged]:
+    """Tokenize and tag each text (one sequence per text); with ``scores`` each entity gets its
+    exact probability, with ``nbest`` > 1 the n best sequences are kept too."""
     for batch in _batches(texts, batch_size):
         toks = [tokenize(t) for t in batch]
         token_lists = [[w for w, _, _ in tk] for tk in toks]
         for text, tk, words, (labels, probs) in zip(
                 batch, toks, token_lists, _tag_batch(model, token_lists)):
-            yield Tagged(words, labels, probs, text=text, offsets=[(s, e) for _, s, e in tk])
+            yield _with_scores(model, Tagged(words, labels, probs, text=text,
+                                             offsets=[(s, e) for _, s, e in tk]), scores, nbest)
 
 
-def tag_sentences(model: RNNTagger, sentences: Iterable[Sentence], batch_size: int = 256
-                  ) -> Iterator[Tagged]:
+def tag_sentences(model: RNNTagger, sentences: Iterable[Sentence], batch_size: int = 256, *,
+                  scores: bool = False, nbest: int = 1) -> Iterator[Tagged]:
     """Tag sentences read from a column file, keeping their lines for crf_test-style output."""
     for batch in _batches(sentences, batch_size):
         token_lists = [s.tokens for s in batch]
         for s, (labels, probs) in zip(batch, _tag_batch(model, token_lists)):
-            yield Tagged(s.tokens, labels, probs, lines=s.lines)
+            yield _with_scores(model, Tagged(s.tokens, labels, probs, lines=s.lines),
+                               scores, nbest)
 
 
-def format_conll(t: Tagged) -> str:
+def format_conll(t: Tagged, scores: bool = False) -> str:
     """token TAB label per line, a blank line after the sentence; column-file input gets every
-    input line back with the label appended as a new last column (crf_test's convention)."""
+    input line back with the label appended as a new last column (crf_test's convention).
+    With ``scores`` a further column holds the label's probability; with n-best lists, each
+    sequence follows a ``# rank probability`` line (crf_test -n)."""
     if t.lines is not None:
         sep = "\t" if any("\t" in line for line in t.lines) else " "
-        rows = [f"{line}{sep}{lab}" for line, lab in zip(t.lines, t.labels)]
+        firsts = t.lines
     else:
-        rows = [f"{tok}\t{lab}" for tok, lab in zip(t.tokens, t.labels)]
+        sep, firsts = "\t", t.tokens
+    if t.nbest:
+        blocks = []
+        for rank, (labels, prob) in enumerate(t.nbest):
+            rows = [f"{a}{sep}{lab}" for a, lab in zip(firsts, labels)]
+            blocks.append(f"# {rank} {prob:.6f}\n" + "".join(r + "\n" for r in rows))
+        return "".join(blocks) + "\n"
+    if scores:
+        rows = [f"{a}{sep}{lab}{sep}{p:.4f}" for a, lab, p in zip(firsts, t.labels, t.probs)]
+    else:
+        rows = [f"{a}{sep}{lab}" for a, lab in zip(firsts, t.labels)]
     return "\n".join(rows) + "\n\n"
 
 
-def format_inline(t: Tagged) -> str:
-    """One line per sequence: token/label separated by spaces."""
+def format_inline(t: Tagged, scores: bool = False) -> str:
+    """One line per sequence: token/label (token/label/probability with scores)."""
+    if scores:
+        return " ".join(f"{tok}/{lab}/{p:.4f}"
+                        for tok, lab, p in zip(t.tokens, t.labels, t.probs)) + "\n"
     return " ".join(f"{tok}/{lab}" for tok, lab in zip(t.tokens, t.labels)) + "\n"
 
 
-def format_jsonl(t: Tagged) -> str:
+def format_jsonl(t: Tagged, scores: bool = False) -> str:
     record = {"tokens": t.tokens, "labels": t.labels, "entities": t.entities()}
     if t.text is not None:
         record = {"text": t.text, **record}
+    if scores:
+        record["probs"] = [round(float(p), 4) for p in t.probs]
+    if t.nbest:
+        record["nbest"] = [{"labels": labels, "prob": round(prob, 6)} for labels, prob in t.nbest]
     return json.dumps(record, ensure_ascii=False) + "\n"
 
 

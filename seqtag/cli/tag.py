@@ -63,6 +63,10 @@ def tag(
         "text", "--input-format",
         help="text (one text per line) or conll (column files; the label is appended)."),
     batch_size: int = typer.Option(256, "--batch-size", min=1, help="Sentences per batch."),
+    scores: bool = typer.Option(
+        False, "--scores", help="Add each label's probability and each entity's (crf_test -v1)."),
+    nbest: int = typer.Option(1, "--nbest", "-n", min=1,
+                              help="Print the N most probable label sequences (crf_test -n)."),
 ) -> None:
     """Tag texts or column files; labels go to stdout, one stable format into a pipe."""
     with user_errors():
@@ -83,7 +87,7 @@ def tag(
             def sentences():
                 for path in inputs:
                     yield from read_sentences(path, labels="auto")
-            stream = tag_sentences(model, sentences(), batch_size)
+            stream = tag_sentences(model, sentences(), batch_size, scores=scores, nbest=nbest)
         else:
             def texts():
                 for item in inputs:
@@ -91,7 +95,7 @@ def tag(
                         yield from stdin_texts()
                     else:
                         yield item
-            stream = tag_texts(model, texts(), batch_size)
+            stream = tag_texts(model, texts(), batch_size, scores=scores, nbest=nbest)
         if fmt == "pretty":
             from rich.console import Console
             console = Console(highlight=False)
@@ -100,5 +104,5 @@ def tag(
         else:
             write, formatter = sys.stdout.write, FORMATTERS[fmt]
             for tagged in stream:
-                write(formatter(tagged))
+                write(formatter(tagged, scores))
             sys.stdout.flush()
