@@ -16,6 +16,7 @@ import numpy as np
 
 from seqtag import __version__, kernels
 from seqtag.corpus import CorpusInfo, Sentence
+from seqtag.embeddings import project_into, read_vectors
 from seqtag.errors import SeqtagError
 from seqtag.features import FeatureSet, parse_features
 from seqtag.metrics import evaluate
@@ -45,6 +46,7 @@ class TrainConfig:
     feature_min_count: int = 2       # rarer feature values map to the feature's <unk>
     dropout: float = 0.0             # of the hidden states on their way to the output layer
     crf: bool = False                # a linear-chain CRF output layer instead of the softmax
+    embeddings: str | None = None    # word2vec/GloVe text file to start Wax's word columns from
 
     def check(self) -> None:
         if self.optimizer not in ("adam", "sgd"):
@@ -109,6 +111,11 @@ class Trainer:
         n_inputs = vocab.n_words + (sum(features.sizes) if features else 0)
         params = init_params(n_inputs, vocab.n_labels, cfg.hidden, rng, cfg.bidirectional,
                              cfg.crf)
+        self.pretrained_ = 0
+        if cfg.embeddings:
+            vectors, dim = read_vectors(cfg.embeddings, vocab.words[2:])
+            for wax in ("Wax", "Wax_b") if cfg.bidirectional else ("Wax",):
+                self.pretrained_ = project_into(params[wax], vocab.words, vectors, dim, rng)
         model = RNNTagger(vocab, params, features=features)
         # The corpus as flat arrays (sentence s is ids[offsets[s]:offsets[s+1]], one row of Wax
         # columns per token); an epoch gathers them in shuffled order once, so that each batch
@@ -158,7 +165,8 @@ class Trainer:
         n_batches = (n_sents + cfg.batch_size - 1) // cfg.batch_size
         self.progress("start", {"epochs": cfg.epochs, "batches": n_batches,
                                 "sentences": n_sents, "tokens": n_tokens,
-                                "words": vocab.n_words, "labels": vocab.n_labels})
+                                "words": vocab.n_words, "labels": vocab.n_labels,
+                                "pretrained": self.pretrained_})
         meta = {"label_scheme": scheme}
         t_start = time.perf_counter()
         try:
@@ -267,6 +275,7 @@ class Trainer:
                              "hidden": cfg.hidden, "features": names},
             "hyperparameters": asdict(cfg),
             "seed": cfg.seed,
+            "pretrained_words": self.pretrained_,
             "label_scheme": scheme,
             "corpus": [asdict(c) for c in corpus],
             "dev_corpus": asdict(dev_corpus) if dev_corpus else None,

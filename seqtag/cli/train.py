@@ -56,7 +56,9 @@ class Renderer:
     def __call__(self, event: str, info: dict) -> None:
         if event == "start":
             err.print(f"training on {info['sentences']:,} sentences, {info['tokens']:,} tokens; "
-                      f"{info['words']:,} words, {info['labels']} labels", markup=False)
+                      f"{info['words']:,} words, {info['labels']} labels"
+                      + (f"; {info['pretrained']:,} words start from pretrained vectors"
+                         if info.get("pretrained") else ""), markup=False)
             err.print(f"{'epoch':>5} {'loss':>9} {'dev acc':>8} {'dev F1':>7} "
                       f"{'tokens/s':>10} {'elapsed':>8}", markup=False)
             if self.live:
@@ -123,6 +125,9 @@ def train(
              "prefix2, prefix3, suffix2, suffix3 (none by default: the textbook model)."),
     feature_min_count: int = typer.Option(2, "--feature-min-count", min=1,
                                           help="Rarer feature values map to <unk>."),
+    embeddings: Optional[Path] = typer.Option(
+        None, "--embeddings", help="word2vec/GloVe text file: start the word columns of Wax "
+                                   "from these vectors (through a fixed random projection)."),
     crf: bool = typer.Option(False, "--crf/--no-crf",
                              help="A linear-chain CRF output layer instead of the softmax."),
     dropout: float = typer.Option(0.0, "--dropout", min=0.0, max=0.99,
@@ -140,7 +145,8 @@ def train(
                           batch_size=batch_size, clip=clip, seed=seed, patience=patience,
                           min_count=min_count, max_size=max_size, word_dropout=word_dropout,
                           bidirectional=bidirectional, features=features,
-                          feature_min_count=feature_min_count, dropout=dropout, crf=crf)
+                          feature_min_count=feature_min_count, dropout=dropout, crf=crf,
+                          embeddings=str(embeddings) if embeddings else None)
         cfg.check()
         out = output or default_output(corpus)
         check_writable(out)

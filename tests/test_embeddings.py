@@ -1,0 +1,87 @@
+"""Pretrained word vectors: reading word2vec/GloVe text files and starting Wax's columns."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from seqtag.corpus import Sentence
+from seqtag.embeddings import project_into, read_vectors
+from seqtag.errors import SeqtagError
+from seqtag.train import TrainConfig, Trainer
+
+
+def write(tmp_path, text, name="vec.txt"):
+    p = tmp_path / name
+    p.write_text(text, encoding="utf-8")
+    return p
+
+
+def test_reads_glove_and_word2vec_headers(tmp_path):
+    glove = write(tmp_path, "the 0.1 0.2 0.3\nParis 1 2 3\nparis 9 9 9\n")
+    w2v = write(tmp_path, "2 3\nthe 0.1 0.2 0.3\nParis 1 2 3\n", "w2v.txt")
+    for path in (glove, w2v):
+        found, dim = read_vectors(path, ["the", "Paris", "missing"])
+        assert dim == 3 and set(found) == {"the", "Paris"}
+        np.testing.assert_allclose(found["Paris"], [1, 2, 3])
+
+
+def test_exact_form_wins_over_lowercase(tmp_path):
+    path = write(tmp_path, "paris 9 9\nParis 1 2\nberlin 5 6\n")
+    found, _ = read_vectors(path, ["Paris", "Berlin"])
+    np.testing.assert_allclose(found["Paris"], [1, 2])      # exact, although "paris" came first
+    np.testing.assert_allclose(found["Berlin"], [5, 6])     # by its lowercase form
+
+
+@pytest.mark.parametrize("text, where", [("a 1 2\nb 1 2 3\n", 2), ("a 1 x\n", 1), ("a\n", 1)])
+def test_bad_lines_name_file_and_line(tmp_path, text, where):
+    path = write(tmp_path, text)
+    with pytest.raises(SeqtagError) as e:
+        read_vectors(path, ["a", "b"])
+    assert f"{path}:{where}:" in str(e.value)
+
+
+def test_empty_and_missing_files(tmp_path):
+    with pytest.raises(SeqtagError, match="no vectors"):
+        read_vectors(write(tmp_path, "\n"), ["a"])
+    with pytest.raises(SeqtagError, match="cannot read"):
+        read_vectors(tmp_path / "nope.txt", ["a"])
+
+
+@pytest.mark.parametrize("dim", [3, 8, 20])
+def test_projection_keeps_geometry(dim):
+    rng = np.random.default_rng(0)
+    H = 8
+    Wax = np.asfortranarray(rng.uniform(-0.3, 0.3, (H, 6)).astype(np.float32))
+    before = Wax.copy()
+    v = {w: rng.normal(size=dim).astype(np.float32) for w in ("a", "b", "c")}
+    v["twin"] = v["a"].copy()
+    words = ["<pad>", "<unk>", "a", "b", "twin", "c"]
+    Wax = np.asfortranarray(np.hstack([Wax, Wax[:, :1]]))
+    before = Wax.copy()
+    words.append("none")
+    assert project_into(Wax, words, v, dim, rng) == 4
+    # Same vector, same column; words without a vector keep their initial columns.
+    np.testing.assert_array_equal(Wax[:, 2], Wax[:, 4])
+    np.testing.assert_array_equal(Wax[:, [0, 1, 6]], before[:, [0, 1, 6]])
+    assert not np.allclose(Wax[:, 3], before[:, 3])
+    if dim <= H:   # orthonormal projection, one scale: distances keep their ratios
+        d = lambda x, y: np.linalg.norm(x - y)  # noqa: E731
+        r1 = d(Wax[:, 2], Wax[:, 3]) / d(v["a"], v["b"])
+        r2 = d(Wax[:, 2], Wax[:, 5]) / d(v["a"], v["c"])
+        assert r1 == pytest.approx(r2, rel=1e-4)
+
+
+def test_training_starts_from_the_vectors(tmp_path):
+    sents = [Sentence(["Sam", "met", "Ana"], ["B-PER", "O", "B-PER"], [], 1)] * 4
+    vec = write(tmp_path, "Sam 1 0 0\nAna 1 0 0\nmet 0 1 0\n")
+    cfg = dict(hidden=6, epochs=1, lr=1e-9, word_dropout=0.0, patience=0, seed=3)
+    with_vec = Trainer(TrainConfig(**cfg, embeddings=str(vec))).fit(sents)
+    without = Trainer(TrainConfig(**cfg)).fit(sents)
+    assert with_vec.pretrained_ == 3 and without.pretrained_ == 0
+    Wax, words = with_vec.model_.params["Wax"], with_vec.model_.vocab.words
+    # lr ≈ 0: the columns are (nearly) where the vectors put them: equal vectors, equal columns.
+    np.testing.assert_allclose(Wax[:, words.index("Sam")], Wax[:, words.index("Ana")], atol=1e-6)
+    assert not np.allclose(without.model_.params["Wax"][:, words.index("Sam")],
+                           without.model_.params["Wax"][:, words.index("Ana")])
+    assert with_vec.model_.meta["pretrained_words"] == 3
