@@ -131,29 +131,10 @@ class Trainer:
         drop_p = np.where(words > UNK_ID,
                           cfg.word_dropout / (cfg.word_dropout + counts[words]), 0.0)
 
-        grads = {k: np.zeros_like(v, order="K") for k, v in params.items()}
-        # Parameters stepped together: each direction with its own Wax columns; the output
-        # layer goes with the forward direction.
-        groups = [("Wax", ("Waa", "ba", "Wya", "by") + (CRF_NAMES if cfg.crf else ()))]
-        if cfg.bidirectional:
-            groups.append(("Wax_b", ("Waa_b", "ba_b")))
-        flat = [(tuple(params[k].reshape(-1) for k in dense),
-                 tuple(grads[k].reshape(-1) for k in dense)) for _, dense in groups]
-        if cfg.optimizer == "adam":
-            moments = {k: (np.zeros_like(v, order="K"), np.zeros_like(v, order="K"))
-                       for k, v in params.items()}
-            flat_m = [tuple(tuple(moments[k][i].reshape(-1) for k in dense) for i in (0, 1))
-                      for _, dense in groups]
-        f32 = np.float32
-        H, L = cfg.hidden, vocab.n_labels
-        D = params["Wya"].shape[1]
-        directions = list(model.directions())
+        optimizer = _Optimizer(cfg, params)
         # Batches are drawn in shuffled order, so a batch can hold the longest sentences together.
-        longest_batch = int(np.sort(lengths)[-cfg.batch_size:].sum())
-        A_buf = np.empty((longest_batch, D), np.float32)
-        dA_buf = np.empty((longest_batch, D), np.float32)
-        E_buf = np.empty((longest_batch, L), np.float32)
-        dE_buf = np.empty((longest_batch, L), np.float32)
+        work = _Workspace(int(np.sort(lengths)[-cfg.batch_size:].sum()),
+                          params["Wya"].shape[1], vocab.n_labels)
 
         scheme = detect_scheme([s.labels for s in train])
         self.history_: list[dict] = []
@@ -161,7 +142,6 @@ class Trainer:
         self.interrupted_ = False
         best_params = None
         best_score = -np.inf
-        step = 0
         n_batches = (n_sents + cfg.batch_size - 1) // cfg.batch_size
         self.progress("start", {"epochs": cfg.epochs, "batches": n_batches,
                                 "sentences": n_sents, "tokens": n_tokens,
@@ -188,56 +168,12 @@ class Trainer:
                     lo, hi = ep_offsets[first], ep_offsets[last]
                     ids, labels = ep_ids[lo:hi], ep_labels[lo:hi]
                     offsets = ep_offsets[first:last + 1] - lo
-                    n = hi - lo
-                    A, dA, E, dE = A_buf[:n], dA_buf[:n], E_buf[:n], dE_buf[:n]
-                    # Forward through each direction, the output layer, then back again.
-                    for Wax, Waa, ba, reverse, col in directions:
-                        kernels.rnn_forward(Wax, Waa, ba, ids, offsets, reverse, False, A, col)
-                    if cfg.dropout > 0:
-                        # Inverted dropout: the output layer sees a<t> ⊙ m / (1 - p), and the
-                        # recurrences keep their own undropped states for BPTT.
-                        keep = (rng.random(A.shape, dtype=np.float32) >= cfg.dropout)
-                        mask = keep * f32(1 / (1 - cfg.dropout))
-                        A_out = A * mask
-                    else:
-                        A_out = A
-                    kernels.linear_forward(A_out, params["Wya"], params["by"], E)
-                    if cfg.crf:
-                        loss = crf_nll(E, offsets, labels, params["trans"], params["start"],
-                                       params["end"], dE, grads["trans"], grads["start"],
-                                       grads["end"])
-                    else:
-                        loss = kernels.softmax_xent(E, labels, False, dE)
-                    kernels.linear_backward(A_out, params["Wya"], dE, dA, grads["Wya"],
-                                            grads["by"])
-                    if cfg.dropout > 0:
-                        dA *= mask
-                    for (Wax, Waa, ba, reverse, col), (wax, _) in zip(directions, groups):
-                        sfx = wax[3:]
-                        kernels.rnn_backward(Waa, ids, offsets, reverse, A, col, dA,
-                                             grads["Wax" + sfx], grads["Waa" + sfx],
-                                             grads["ba" + sfx], False)
+                    loss = _forward_backward(model, cfg, optimizer.grads, work, ids, offsets,
+                                             labels, rng)
                     total_loss += loss
-                    cols = np.unique(ids)
-                    scale = 1.0 / n
-                    if cfg.clip > 0:
-                        norm = np.sqrt(_sq_norm(grads, cols)) * scale
-                        if norm > cfg.clip:
-                            scale *= cfg.clip / norm
-                    step += 1
-                    for gi, ((wax, _), (dense, dense_g)) in enumerate(zip(groups, flat)):
-                        if cfg.optimizer == "adam":
-                            b1, b2 = 0.9, 0.999
-                            lr_t = cfg.lr * np.sqrt(1 - b2 ** step) / (1 - b1 ** step)
-                            kernels.adam_step(dense, dense_g, flat_m[gi][0], flat_m[gi][1],
-                                              params[wax], grads[wax], moments[wax][0],
-                                              moments[wax][1], cols, f32(scale), f32(lr_t),
-                                              f32(b1), f32(b2), f32(1e-8))
-                        else:
-                            kernels.sgd_step(dense, dense_g, params[wax], grads[wax], cols,
-                                             f32(cfg.lr * scale))
+                    optimizer.step(np.unique(ids), len(ids))
                     self.progress("batch", {"epoch": epoch, "batch": b + 1,
-                                            "batches": n_batches, "loss": loss / n})
+                                            "batches": n_batches, "loss": loss / len(ids)})
                 seconds = time.perf_counter() - t0
                 row = {"epoch": epoch, "train_loss": round(total_loss / n_tokens, 6)}
                 if dev:
@@ -285,6 +221,93 @@ class Trainer:
         }
         self.model_ = RNNTagger(vocab, best_params, meta, features=features)
         return self
+
+
+class _Workspace:
+    """Buffers for the largest batch: states A, emissions E and their gradients."""
+
+    def __init__(self, tokens: int, D: int, L: int):
+        self.A = np.empty((tokens, D), np.float32)
+        self.dA = np.empty((tokens, D), np.float32)
+        self.E = np.empty((tokens, L), np.float32)
+        self.dE = np.empty((tokens, L), np.float32)
+
+
+def _forward_backward(model: RNNTagger, cfg: TrainConfig, grads: dict[str, np.ndarray],
+                      work: _Workspace, ids: np.ndarray, offsets: np.ndarray,
+                      labels: np.ndarray, rng: np.random.Generator) -> float:
+    """The summed loss of a packed batch; adds its gradients into ``grads``."""
+    p = model.params
+    n = len(ids)
+    A, dA, E, dE = work.A[:n], work.dA[:n], work.E[:n], work.dE[:n]
+    directions = list(model.directions())
+    for Wax, Waa, ba, reverse, col in directions:
+        kernels.rnn_forward(Wax, Waa, ba, ids, offsets, reverse, False, A, col)
+    if cfg.dropout > 0:
+        # Inverted dropout: the output layer sees a<t> ⊙ m / (1 - p), and the recurrences keep
+        # their own undropped states for BPTT.
+        keep = rng.random(A.shape, dtype=np.float32) >= cfg.dropout
+        mask = keep * np.float32(1 / (1 - cfg.dropout))
+        A_out = A * mask
+    else:
+        A_out = A
+    kernels.linear_forward(A_out, p["Wya"], p["by"], E)
+    if model.crf:
+        loss = crf_nll(E, offsets, labels, p["trans"], p["start"], p["end"], dE,
+                       grads["trans"], grads["start"], grads["end"])
+    else:
+        loss = kernels.softmax_xent(E, labels, False, dE)
+    kernels.linear_backward(A_out, p["Wya"], dE, dA, grads["Wya"], grads["by"])
+    if cfg.dropout > 0:
+        dA *= mask
+    for (Wax, Waa, ba, reverse, col), sfx in zip(directions, ("", "_b")):
+        kernels.rnn_backward(Waa, ids, offsets, reverse, A, col, dA, grads["Wax" + sfx],
+                             grads["Waa" + sfx], grads["ba" + sfx], False)
+    return loss
+
+
+class _Optimizer:
+    """Gradient buffers, clipping, and SGD or Adam steps (lazy on Wax's columns)."""
+
+    def __init__(self, cfg: TrainConfig, params: dict[str, np.ndarray]):
+        self.cfg = cfg
+        self.params = params
+        self.grads = {k: np.zeros_like(v, order="K") for k, v in params.items()}
+        # Stepped together: each direction's dense parameters with its own Wax columns; the
+        # output layer goes with the forward direction.
+        self.groups = [("Wax", ("Waa", "ba", "Wya", "by") + (CRF_NAMES if cfg.crf else ()))]
+        if cfg.bidirectional:
+            self.groups.append(("Wax_b", ("Waa_b", "ba_b")))
+        flat = lambda d, names: tuple(d[k].reshape(-1) for k in names)  # noqa: E731
+        self.dense = [(flat(params, names), flat(self.grads, names)) for _, names in self.groups]
+        if cfg.optimizer == "adam":
+            self.moments = {k: (np.zeros_like(v, order="K"), np.zeros_like(v, order="K"))
+                            for k, v in params.items()}
+            self.dense_m = [tuple(flat({k: m[i] for k, m in self.moments.items()}, names)
+                                  for i in (0, 1)) for _, names in self.groups]
+        self.t = 0
+
+    def step(self, cols: np.ndarray, n_tokens: int) -> None:
+        """One update from the summed gradients of n_tokens tokens; zeroes the gradients."""
+        cfg, params, grads, f32 = self.cfg, self.params, self.grads, np.float32
+        scale = 1.0 / n_tokens
+        if cfg.clip > 0:
+            norm = np.sqrt(_sq_norm(grads, cols)) * scale
+            if norm > cfg.clip:
+                scale *= cfg.clip / norm
+        self.t += 1
+        for gi, (wax, _) in enumerate(self.groups):
+            dense, dense_g = self.dense[gi]
+            if cfg.optimizer == "adam":
+                b1, b2 = 0.9, 0.999
+                lr_t = cfg.lr * np.sqrt(1 - b2 ** self.t) / (1 - b1 ** self.t)
+                m, v = self.moments[wax]
+                kernels.adam_step(dense, dense_g, self.dense_m[gi][0], self.dense_m[gi][1],
+                                  params[wax], grads[wax], m, v, cols, f32(scale), f32(lr_t),
+                                  f32(b1), f32(b2), f32(1e-8))
+            else:
+                kernels.sgd_step(dense, dense_g, params[wax], grads[wax], cols,
+                                 f32(cfg.lr * scale))
 
 
 def _sq_norm(grads: dict[str, np.ndarray], cols: np.ndarray) -> float:
