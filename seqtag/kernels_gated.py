@@ -26,22 +26,29 @@ from seqtag.kernels import _GROUP, _gemm, _longest_first, _prefetch_column, _tok
 from seqtag.kernels import fast_tanh
 
 
-@njit(cache=True, fastmath=True, error_model="numpy", inline="always")
-def _sigmoid(x, one, exact):
-    """σ(x) = 1/(1 + exp(-x)) if exact, else ½(1 + fast_tanh(x/2)) (same function, vectorises);
-    ``one`` is 1 in x's precision (so that float32 stays float32)."""
+@njit(cache=True, fastmath=True, error_model="numpy")
+def _sigmoid_in_place(v, exact):
+    """v = σ(v) elementwise: 1/(1 + exp(-v)) if exact, else ½(1 + fast_tanh(v/2)) (the same
+    function as plain arithmetic that vectorises)."""
+    one = v.dtype.type(1)
     if exact:
-        return one / (one + np.exp(-x))
-    half = np.float32(0.5)
-    return half + half * fast_tanh(half * x)
+        for k in range(v.shape[0]):
+            v[k] = one / (one + np.exp(-v[k]))
+    else:
+        half = v.dtype.type(0.5)
+        for k in range(v.shape[0]):
+            v[k] = half + half * fast_tanh(half * v[k])
 
 
-@njit(cache=True, fastmath=True, error_model="numpy", inline="always")
-def _tanh(x, exact):
-    """tanh(x): np.tanh if exact, else fast_tanh."""
+@njit(cache=True, fastmath=True, error_model="numpy")
+def _tanh_in_place(v, exact):
+    """v = tanh(v) elementwise: np.tanh if exact, else fast_tanh."""
     if exact:
-        return np.tanh(x)
-    return fast_tanh(x)
+        for k in range(v.shape[0]):
+            v[k] = np.tanh(v[k])
+    else:
+        for k in range(v.shape[0]):
+            v[k] = fast_tanh(v[k])
 
 
 @njit(cache=True, fastmath=True, error_model="numpy")
@@ -89,7 +96,6 @@ def lstm_forward(Wax, Waa, ba, ids, offsets, reverse, exact, A, col, C):
     G = Waa.shape[0]  # 4H
     n = offsets.shape[0] - 1
     dtype = Waa.dtype
-    one = dtype.type(1)
     lengths, order = _longest_first(offsets)
     rows = (min(_GROUP, n) + 3) // 4 * 4
     WaaT = _transpose(Waa)  # (H, 4H): (A_prev·Waaᵀ)[g] = Σn A_prev[g, n]·Waaᵀ[n]
@@ -121,23 +127,22 @@ def lstm_forward(Wax, Waa, ba, ids, offsets, reverse, exact, A, col, C):
                 z = Z[g]
                 a = S[g]
                 c = Cs[g]
-                cache = C[p]
                 if t == 1:
                     for j in range(H):
                         c[j] = 0
+                _sigmoid_in_place(z[:2 * H], exact)  # i, f
+                _tanh_in_place(z[2 * H:3 * H], exact)  # g
+                _sigmoid_in_place(z[3 * H:], exact)  # o
                 for j in range(H):
-                    i_ = _sigmoid(z[j], one, exact)
-                    f_ = _sigmoid(z[H + j], one, exact)
-                    g_ = _tanh(z[2 * H + j], exact)
-                    o_ = _sigmoid(z[3 * H + j], one, exact)
-                    c_ = f_ * c[j] + i_ * g_
-                    c[j] = c_
-                    a[j] = o_ * _tanh(c_, exact)
-                    cache[j] = i_
-                    cache[H + j] = f_
-                    cache[2 * H + j] = g_
-                    cache[3 * H + j] = o_
-                    cache[4 * H + j] = c_
+                    c[j] = z[H + j] * c[j] + z[j] * z[2 * H + j]
+                    a[j] = c[j]
+                _tanh_in_place(a, exact)
+                cache = C[p]
+                for k in range(G):
+                    cache[k] = z[k]
+                for j in range(H):
+                    a[j] *= z[3 * H + j]
+                    cache[G + j] = c[j]
                 out = A[p, col:col + H]
                 for j in range(H):
                     out[j] = a[j]
@@ -174,6 +179,8 @@ def lstm_backward(Waa, ids, offsets, reverse, A, col, C, dA, dWax, dWaa, dba, ex
     DA = np.zeros((rows, H), dtype=dtype)  # DA[g] = da<t>
     DCF = np.zeros((rows, H), dtype=dtype)  # DCF[g] = dc<t+1> ⊙ f<t+1>, then dc<t> ⊙ f<t>
     dZ = np.empty((N, G), dtype=dtype)  # dZ[i] = dz<t> of token i (0 where t = 1)
+    tc = np.empty(H, dtype=dtype)  # tanh(c<t>) of one token
+    zero_row = np.zeros(H, dtype=dtype)
     active = np.zeros(longest + 2, dtype=np.int64)  # active[t]: sentences with ≥ t tokens
     for first in range(0, n, _GROUP):
         group = order[first:first + _GROUP]
@@ -211,31 +218,24 @@ def lstm_backward(Waa, ids, offsets, reverse, A, col, C, dA, dWax, dWaa, dba, ex
                 da = DA[g]
                 dz = DZ[g]
                 dcf = DCF[g]
+                for j in range(H):
+                    tc[j] = cache[4 * H + j]
+                _tanh_in_place(tc, exact)
                 if t > 1:
                     c_prev = C[_token(offsets, group[g], t - 1, reverse), 4 * H:5 * H]
-                    for j in range(H):
-                        i_ = cache[j]
-                        f_ = cache[H + j]
-                        g_ = cache[2 * H + j]
-                        o_ = cache[3 * H + j]
-                        tc = _tanh(cache[4 * H + j], exact)
-                        dc = da[j] * o_ * (one - tc * tc) + dcf[j]
-                        dz[j] = dc * g_ * i_ * (one - i_)
-                        dz[H + j] = dc * c_prev[j] * f_ * (one - f_)
-                        dz[2 * H + j] = dc * i_ * (one - g_ * g_)
-                        dz[3 * H + j] = da[j] * tc * o_ * (one - o_)
-                        dcf[j] = dc * f_
                 else:
-                    for j in range(H):
-                        i_ = cache[j]
-                        g_ = cache[2 * H + j]
-                        o_ = cache[3 * H + j]
-                        tc = _tanh(cache[4 * H + j], exact)
-                        dc = da[j] * o_ * (one - tc * tc) + dcf[j]
-                        dz[j] = dc * g_ * i_ * (one - i_)
-                        dz[H + j] = 0  # c<0> = 0
-                        dz[2 * H + j] = dc * i_ * (one - g_ * g_)
-                        dz[3 * H + j] = da[j] * tc * o_ * (one - o_)
+                    c_prev = zero_row  # c<0> = 0
+                for j in range(H):
+                    i_ = cache[j]
+                    f_ = cache[H + j]
+                    g_ = cache[2 * H + j]
+                    o_ = cache[3 * H + j]
+                    dc = da[j] * o_ * (one - tc[j] * tc[j]) + dcf[j]
+                    dz[j] = dc * g_ * i_ * (one - i_)
+                    dz[H + j] = dc * c_prev[j] * f_ * (one - f_)
+                    dz[2 * H + j] = dc * i_ * (one - g_ * g_)
+                    dz[3 * H + j] = da[j] * tc[j] * o_ * (one - o_)
+                    dcf[j] = dc * f_
                 _add_input_grads(dz, ids, p, dWax, dba)
                 dz_token = dZ[p]
                 if t > 1:
@@ -249,3 +249,226 @@ def lstm_backward(Waa, ids, offsets, reverse, A, col, C, dA, dWax, dWaa, dba, ex
             _gemm(dZ[:N - 1].T, A[1:, col:col + H], dWaa, G, H, N - 1)
         else:
             _gemm(dZ[1:].T, A[:N - 1, col:col + H], dWaa, G, H, N - 1)
+
+
+# ---------------------------------------------------------------------------------------------
+# GRU (the form of Cho et al. 2014: the reset gate multiplies a<t-1> before U_n)
+
+@njit(cache=True, fastmath=True, error_model="numpy")
+def gru_forward(Wax, Waa, ba, ids, offsets, reverse, exact, A, col, C):
+    """One direction of a GRU in the form of Cho et al. (2014); gates stacked [r; u; n] in the rows
+    of Wax (3H, V), Waa = [U_r; U_u; U_n] (3H, H), ba (3H,):
+
+      r = σ(W_r·x<t> + U_r·a<t-1> + b_r)          u = σ(W_u·x<t> + U_u·a<t-1> + b_u)
+      n = tanh(W_n·x<t> + U_n·(r ⊙ a<t-1>) + b_n)  a<t> = (1 - u) ⊙ n + u ⊙ a<t-1>     a<0> = 0
+
+    with W·x<t> = Σf W[:, ids[t, f]] (multi-hot x<t>). (PyTorch's nn.GRU instead computes
+    n = tanh(W_n·x + b_in + r ⊙ (U_n·a<t-1> + b_hn)); it has a second bias and takes r after U_n.)
+    Over every sentence of the packed batch, left to right, or right to left when ``reverse``.
+    Writes a<t> into A[t, col:col+H] and C[t] = [r | u | n | r ⊙ a<t-1>] (C is (N, 4H)) for
+    gru_backward. Per step, for a group of sentences: Z = [Σf Wax[:, x<t>_f] + ba], then
+    Z[:, :2H] += A_prev·[U_r; U_u]ᵀ and Z[:, 2H:] += (R ⊙ A_prev)·U_nᵀ, two products.
+    """
+    H = Waa.shape[1]
+    G = Waa.shape[0]  # 3H
+    n = offsets.shape[0] - 1
+    dtype = Waa.dtype
+    lengths, order = _longest_first(offsets)
+    rows = (min(_GROUP, n) + 3) // 4 * 4
+    WaaT = _transpose(Waa)  # (H, 3H) = [U_rᵀ U_uᵀ U_nᵀ]
+    UnT = _transpose(Waa[2 * H:])  # (H, H)
+    S = np.zeros((rows, H), dtype=dtype)  # a<t-1>, then a<t>, of the group's sentences
+    RA = np.zeros((rows, H), dtype=dtype)  # r ⊙ a<t-1>
+    ZN = np.zeros((rows, H), dtype=dtype)  # (r ⊙ a<t-1>)·U_nᵀ
+    Z = np.zeros((rows, G), dtype=dtype)  # z<t>, then [r | u | n]
+    for first in range(0, n, _GROUP):
+        group = order[first:first + _GROUP]
+        T = lengths[group[0]]
+        m = group.shape[0]
+        for t in range(1, T + 1):
+            while lengths[group[m - 1]] < t:
+                m -= 1
+            m4 = min((m + 3) // 4 * 4, rows)  # rows m..m4-1 pad to _gemm's 4-row blocks
+            for g in range(m):
+                _inputs(Wax, ba, ids, _token(offsets, group[g], t, reverse), Z[g])
+            for g in range(m, m4):
+                for k in range(G):
+                    Z[g, k] = 0
+            for g in range(m):  # the columns of Wax step t+1 reads, loaded while Waa·a<t-1> is
+                if lengths[group[g]] > t:
+                    p = _token(offsets, group[g], t + 1, reverse)
+                    for f in range(ids.shape[1]):
+                        _prefetch_column(Wax, ids[p, f])
+            if t > 1:  # (a<0> = 0)
+                _gemm(S, WaaT, Z, m4, 2 * H, H)  # Z[:, :2H] += A_prev·[U_r; U_u]ᵀ
+            for g in range(m):
+                z = Z[g]
+                _sigmoid_in_place(z[:2 * H], exact)  # r, u
+                ra = RA[g]
+                if t > 1:
+                    a = S[g]
+                    for j in range(H):
+                        ra[j] = z[j] * a[j]
+                else:
+                    for j in range(H):
+                        ra[j] = 0
+            if t > 1:
+                for g in range(m4):
+                    for j in range(H):
+                        ZN[g, j] = 0
+                _gemm(RA, UnT, ZN, m4, H, H)  # (contiguous operands: _gemm compiled once)
+            for g in range(m):
+                p = _token(offsets, group[g], t, reverse)
+                z = Z[g]
+                a = S[g]
+                ra = RA[g]
+                if t > 1:
+                    zn = ZN[g]
+                    for j in range(H):
+                        z[2 * H + j] += zn[j]
+                _tanh_in_place(z[2 * H:], exact)  # n
+                if t == 1:
+                    for j in range(H):
+                        a[j] = 0
+                for j in range(H):
+                    u_ = z[H + j]
+                    n_ = z[2 * H + j]
+                    a[j] = n_ + u_ * (a[j] - n_)
+                cache = C[p]
+                for k in range(G):
+                    cache[k] = z[k]
+                for j in range(H):
+                    cache[G + j] = ra[j]
+                out = A[p, col:col + H]
+                for j in range(H):
+                    out[j] = a[j]
+
+
+@njit(cache=True, fastmath=True, error_model="numpy")
+def gru_backward(Waa, ids, offsets, reverse, A, col, C, dA, dWax, dWaa, dba, exact):
+    """Backpropagation through time of one GRU direction (gru_forward's form), given
+    dA[t, col:col+H] = ∂L/∂a<t> and A, C from gru_forward in the same direction (``reverse``):
+
+      da<t> = dA<t> + u<t+1> ⊙ da<t+1> + r<t+1> ⊙ U_nᵀ·dz_n<t+1> + U_rᵀ·dz_r<t+1> + U_uᵀ·dz_u<t+1>
+      dz_n = da ⊙ (1 - u) ⊙ (1 - n²)    dz_u = da ⊙ (a<t-1> - n) ⊙ u(1-u)
+      dz_r = (U_nᵀ·dz_n) ⊙ a<t-1> ⊙ r(1-r)                         (all terms of step T+1: 0)
+      d[U_r; U_u] += Σt dz_{r,u}<t>·a<t-1>ᵀ     dU_n += Σt dz_n<t>·(r ⊙ a<t-1>)ᵀ
+      dWax[:, ids[t, f]] += dz<t> for every f    dba += Σt dz<t>
+
+    Adds into dWax (3H, V), dWaa (3H, H) and dba (3H,); A, C and dA are not modified; ``exact`` is
+    unused (the derivatives are polynomials of the cached activations). Per step, for a group of
+    sentences, two products: U_nᵀ·dz_n<t> and [U_r; U_u]ᵀ·dz_{r,u}<t+1>; dWaa is two products over
+    the batch: of dZ = dz_{r,u} with A shifted by a token (as in rnn_backward), of dZN = dz_n with
+    C[:, 3H:] = r ⊙ a<t-1>. (Every product has the operand layouts of rnn_forward/rnn_backward's,
+    so that _gemm is compiled no more often.)
+    """
+    H = Waa.shape[1]
+    G = Waa.shape[0]
+    n = offsets.shape[0] - 1
+    N = ids.shape[0]
+    dtype = Waa.dtype
+    one = dtype.type(1)
+    lengths, order = _longest_first(offsets)
+    longest = 0
+    if n > 0:
+        longest = lengths[order[0]]
+    rows = (min(_GROUP, n) + 3) // 4 * 4
+    DZ = np.zeros((rows, G), dtype=dtype)  # DZ[g] = dz<t+1> of sentence g, then dz<t>
+    DA = np.zeros((rows, H), dtype=dtype)  # DA[g] = da<t>
+    DP = np.zeros((rows, H), dtype=dtype)  # DP[g] = u ⊙ da + r ⊙ U_nᵀ·dz_n of step t+1, then t
+    DZN = np.zeros((rows, H), dtype=dtype)  # dz_n<t> (a copy of DZ[:, 2H:], contiguous)
+    DRN = np.zeros((rows, H), dtype=dtype)  # U_nᵀ·dz_n<t>
+    dZ = np.empty((N, 2 * H), dtype=dtype)  # dZ[i] = dz_{r,u}<t> of token i (0 where t = 1)
+    dZN = np.empty((N, H), dtype=dtype)  # dZN[i] = dz_n<t> of token i
+    zero_row = np.zeros(H, dtype=dtype)
+    active = np.zeros(longest + 2, dtype=np.int64)  # active[t]: sentences with ≥ t tokens
+    for first in range(0, n, _GROUP):
+        group = order[first:first + _GROUP]
+        T = lengths[group[0]]
+        m = group.shape[0]
+        for t in range(1, T + 1):
+            while lengths[group[m - 1]] < t:
+                m -= 1
+            active[t] = m
+        active[T + 1] = 0
+        for t in range(T, 0, -1):
+            m = active[t]
+            m_next = active[t + 1]  # the rows of DZ, DP that hold step t+1's (the others: 0)
+            m4 = min((m + 3) // 4 * 4, rows)
+            m4_next = min((m_next + 3) // 4 * 4, rows)
+            for g in range(m):
+                p = _token(offsets, group[g], t, reverse)
+                da = DA[g]
+                if g < m_next:
+                    dp = DP[g]
+                    for j in range(H):
+                        da[j] = dA[p, col + j] + dp[j]
+                else:
+                    for j in range(H):
+                        da[j] = dA[p, col + j]
+            for g in range(m_next, m4_next):
+                for k in range(G):
+                    DZ[g, k] = 0
+            for g in range(active[t - 1] if t > 1 else 0):  # the columns of dWax step t-1 adds to
+                p = _token(offsets, group[g], t - 1, reverse)
+                for f in range(ids.shape[1]):
+                    _prefetch_column(dWax, ids[p, f])
+            if m_next > 0:
+                _gemm(DZ, Waa, DA, m4_next, H, 2 * H)  # da<t> += [U_r; U_u]ᵀ·dz_{r,u}<t+1>
+            for g in range(m):
+                cache = C[_token(offsets, group[g], t, reverse)]
+                da = DA[g]
+                dz = DZ[g]
+                dzn = DZN[g]
+                if t > 1:
+                    a_prev = A[_token(offsets, group[g], t - 1, reverse), col:col + H]
+                else:
+                    a_prev = zero_row
+                for j in range(H):
+                    u_ = cache[H + j]
+                    n_ = cache[2 * H + j]
+                    dz[H + j] = da[j] * (a_prev[j] - n_) * u_ * (one - u_)
+                    dzn[j] = da[j] * (one - u_) * (one - n_ * n_)
+                    dz[2 * H + j] = dzn[j]
+            for g in range(m, m4):
+                for j in range(H):
+                    DZN[g, j] = 0
+            for g in range(m4):
+                for j in range(H):
+                    DRN[g, j] = 0
+            if t > 1:  # (at t = 1, a<t-1> = 0: dz_r = 0 and nothing flows further back)
+                _gemm(DZN, Waa[2 * H:], DRN, m4, H, H)  # U_nᵀ·dz_n<t>
+            for g in range(m):
+                p = _token(offsets, group[g], t, reverse)
+                cache = C[p]
+                da = DA[g]
+                dz = DZ[g]
+                drn = DRN[g]
+                dp = DP[g]
+                if t > 1:
+                    a_prev = A[_token(offsets, group[g], t - 1, reverse), col:col + H]
+                    for j in range(H):
+                        r_ = cache[j]
+                        dz[j] = drn[j] * a_prev[j] * r_ * (one - r_)
+                        dp[j] = cache[H + j] * da[j] + r_ * drn[j]
+                else:
+                    for j in range(H):
+                        dz[j] = 0
+                _add_input_grads(dz, ids, p, dWax, dba)
+                dz_token = dZ[p]
+                if t > 1:
+                    for k in range(2 * H):
+                        dz_token[k] = dz[k]
+                else:
+                    for k in range(2 * H):
+                        dz_token[k] = 0
+                dzn_token = dZN[p]
+                for j in range(H):
+                    dzn_token[j] = dz[2 * H + j]
+    if N > 1:
+        if reverse:
+            _gemm(dZ[:N - 1].T, A[1:, col:col + H], dWaa, 2 * H, H, N - 1)
+        else:
+            _gemm(dZ[1:].T, A[:N - 1, col:col + H], dWaa, 2 * H, H, N - 1)
+    if N > 0:
+        _gemm(dZN.T, C[:, 3 * H:], dWaa[2 * H:], H, H, N)  # dU_n += dZNᵀ·(R ⊙ A_prev)

@@ -38,29 +38,43 @@ FORMAT_VERSION = 1
 PARAM_NAMES = ("Wax", "Waa", "Wya", "ba", "by")        # the textbook model's
 BACKWARD_NAMES = ("Wax_b", "Waa_b", "ba_b")            # the backward direction's
 CRF_NAMES = ("trans", "start", "end")                  # the CRF output layer's
+# Recurrent cells: how many gate blocks of H rows Wax, Waa and ba stack, and how many H-wide
+# columns per token the forward pass keeps for the backward one (seqtag.kernels_gated).
+GATES = {"rnn": 1, "gru": 3, "lstm": 4}
+CACHE = {"rnn": 0, "gru": 4, "lstm": 5}
 _ZIP_TIME = (1980, 1, 1, 0, 0, 0)
 
 
 def init_params(n_inputs: int, n_labels: int, hidden: int, rng: np.random.Generator,
-                bidirectional: bool = False, crf: bool = False) -> dict[str, np.ndarray]:
-    """Uniform(±1/√H) weights as in the usual RNN initialisation, zero biases.
+                bidirectional: bool = False, crf: bool = False, cell: str = "rnn"
+                ) -> dict[str, np.ndarray]:
+    """Uniform(±1/√H) weights as in the usual RNN initialisation, zero biases (an LSTM's forget
+    gate starts at 1, so that it remembers by default).
 
     n_inputs counts Wax's columns: the words, plus every feature value when there are features.
     """
     s = 1.0 / np.sqrt(hidden)
     u = lambda *shape: rng.uniform(-s, s, size=shape).astype(np.float32)  # noqa: E731
     D = hidden * (2 if bidirectional else 1)
+    G = GATES[cell] * hidden
+
+    def bias():
+        b = np.zeros(G, np.float32)
+        if cell == "lstm":
+            b[hidden:2 * hidden] = 1.0
+        return b
+
     params = {
-        "Wax": np.asfortranarray(u(hidden, n_inputs)),
-        "Waa": u(hidden, hidden),
+        "Wax": np.asfortranarray(u(G, n_inputs)),
+        "Waa": u(G, hidden),
         "Wya": u(n_labels, D),
-        "ba": np.zeros(hidden, np.float32),
+        "ba": bias(),
         "by": np.zeros(n_labels, np.float32),
     }
     if bidirectional:
-        params["Wax_b"] = np.asfortranarray(u(hidden, n_inputs))
-        params["Waa_b"] = u(hidden, hidden)
-        params["ba_b"] = np.zeros(hidden, np.float32)
+        params["Wax_b"] = np.asfortranarray(u(G, n_inputs))
+        params["Waa_b"] = u(G, hidden)
+        params["ba_b"] = bias()
     if crf:
         params["trans"] = np.zeros((n_labels, n_labels), np.float32)
         params["start"] = np.zeros(n_labels, np.float32)
@@ -94,7 +108,11 @@ class RNNTagger:
 
     @property
     def hidden(self) -> int:
-        return self.params["Waa"].shape[0]
+        return self.params["Waa"].shape[1]
+
+    @property
+    def cell(self) -> str:
+        return self.meta.get("architecture", {}).get("cell", "rnn")
 
     @property
     def bidirectional(self) -> bool:
@@ -114,11 +132,32 @@ class RNNTagger:
         return self.vocab.n_words + (sum(self.features.sizes) if self.features else 0)
 
     def directions(self):
-        """(Wax, Waa, ba, reverse, column of A) of each direction."""
+        """(Wax, Waa, ba, reverse, column of A, parameter-name suffix) of each direction."""
         p, H = self.params, self.hidden
-        yield p["Wax"], p["Waa"], p["ba"], False, 0
+        yield p["Wax"], p["Waa"], p["ba"], False, 0, ""
         if self.bidirectional:
-            yield p["Wax_b"], p["Waa_b"], p["ba_b"], True, H
+            yield p["Wax_b"], p["Waa_b"], p["ba_b"], True, H, "_b"
+
+    def forward(self, ids: np.ndarray, offsets: np.ndarray, A: np.ndarray,
+                caches: list[np.ndarray]) -> None:
+        """Every direction's states into its columns of A (caches: one per direction, what a
+        gated cell's backward pass needs; empty for the Elman cell)."""
+        from seqtag import kernels
+
+        for (Wax, Waa, ba, reverse, col, _), C in zip(self.directions(), caches):
+            if self.cell == "rnn":
+                kernels.rnn_forward(Wax, Waa, ba, ids, offsets, reverse, False, A, col)
+            else:
+                from seqtag import kernels_gated
+
+                step = kernels_gated.lstm_forward if self.cell == "lstm" else \
+                    kernels_gated.gru_forward
+                step(Wax, Waa, ba, ids, offsets, reverse, False, A, col, C)
+
+    def caches(self, n_tokens: int) -> list[np.ndarray]:
+        width = CACHE[self.cell] * self.hidden
+        return [np.empty((n_tokens, width), np.float32)
+                for _ in range(2 if self.bidirectional else 1)]
 
     def encode(self, tokens: Sequence[str]) -> np.ndarray:
         """x<t> of each token as its Wax column indices: (T, 1 + number of features) int32."""
@@ -145,11 +184,8 @@ class RNNTagger:
 
     def states(self, ids: np.ndarray, offsets: np.ndarray) -> np.ndarray:
         """A (N, D): each token's hidden state, the directions side by side."""
-        from seqtag import kernels
-
         A = np.empty((len(ids), self.params["Wya"].shape[1]), dtype=np.float32)
-        for Wax, Waa, ba, reverse, col in self.directions():
-            kernels.rnn_forward(Wax, Waa, ba, ids, offsets, reverse, False, A, col)
+        self.forward(ids, offsets, A, self.caches(len(ids)))
         return A
 
     def predict_proba(self, sentences: Sequence[Sequence[str]]) -> list[np.ndarray]:
@@ -373,7 +409,10 @@ class RNNTagger:
             raise SeqtagError(f"is a damaged model file (no or bad {e})", path=name,
                               hint=hint) from None
         n_inputs = vocab.n_words + (sum(features.sizes) if features else 0)
-        _check_shapes(params, vocab, n_inputs, name)
+        if arch.get("cell", "rnn") not in GATES:
+            raise SeqtagError(f"has an unknown cell {arch.get('cell')!r}", path=name,
+                              hint="upgrade seqtag, or retrain the model")
+        _check_shapes(params, vocab, n_inputs, name, GATES[arch.get("cell", "rnn")])
         for k in names:
             params[k] = (np.asfortranarray if k.startswith("Wax") else np.ascontiguousarray)(
                 params[k], dtype=np.float32)
@@ -382,12 +421,13 @@ class RNNTagger:
 
 
 def _check_shapes(params: dict[str, np.ndarray], vocab: Vocabulary, n_inputs: int,
-                  name: str) -> None:
-    H = params["Waa"].shape[0] if params["Waa"].ndim == 2 else -1
+                  name: str, gates: int = 1) -> None:
+    H = params["Waa"].shape[1] if params["Waa"].ndim == 2 else -1
+    G = gates * H
     V, L = n_inputs, vocab.n_labels
     D = H * (2 if "Wax_b" in params else 1)
-    expected = {"Wax": (H, V), "Waa": (H, H), "Wya": (L, D), "ba": (H,), "by": (L,),
-                "Wax_b": (H, V), "Waa_b": (H, H), "ba_b": (H,),
+    expected = {"Wax": (G, V), "Waa": (G, H), "Wya": (L, D), "ba": (G,), "by": (L,),
+                "Wax_b": (G, V), "Waa_b": (G, H), "ba_b": (G,),
                 "trans": (L, L), "start": (L,), "end": (L,)}
     for k in params:
         shape = expected[k]

@@ -14,14 +14,14 @@ from typing import Callable, Sequence
 
 import numpy as np
 
-from seqtag import __version__, kernels
+from seqtag import __version__, kernels, kernels_gated
 from seqtag.corpus import CorpusInfo, Sentence
 from seqtag.embeddings import project_into, read_vectors
 from seqtag.errors import SeqtagError
 from seqtag.features import FeatureSet, parse_features
 from seqtag.metrics import evaluate
 from seqtag.crf import crf_nll
-from seqtag.model import CRF_NAMES, RNNTagger, init_params, pack
+from seqtag.model import CRF_NAMES, GATES, RNNTagger, init_params, pack
 from seqtag.schemes import detect_scheme
 from seqtag.vocab import UNK_ID, Vocabulary
 
@@ -47,8 +47,11 @@ class TrainConfig:
     dropout: float = 0.0             # of the hidden states on their way to the output layer
     crf: bool = False                # a linear-chain CRF output layer instead of the softmax
     embeddings: str | None = None    # word2vec/GloVe text file to start Wax's word columns from
+    cell: str = "rnn"                # "rnn" (Elman), "gru" or "lstm"
 
     def check(self) -> None:
+        if self.cell not in GATES:
+            raise SeqtagError(f"unknown cell {self.cell!r}", hint="use rnn, gru or lstm")
         if self.optimizer not in ("adam", "sgd"):
             raise SeqtagError(f"unknown optimizer {self.optimizer!r}", hint="use adam or sgd")
         for name in ("hidden", "epochs", "batch_size"):
@@ -110,13 +113,17 @@ class Trainer:
                                     cfg.feature_min_count) if names else None
         n_inputs = vocab.n_words + (sum(features.sizes) if features else 0)
         params = init_params(n_inputs, vocab.n_labels, cfg.hidden, rng, cfg.bidirectional,
-                             cfg.crf)
+                             cfg.crf, cfg.cell)
         self.pretrained_ = 0
         if cfg.embeddings:
             vectors, dim = read_vectors(cfg.embeddings, vocab.words[2:])
             for wax in ("Wax", "Wax_b") if cfg.bidirectional else ("Wax",):
                 self.pretrained_ = project_into(params[wax], vocab.words, vectors, dim, rng)
-        model = RNNTagger(vocab, params, features=features)
+        architecture = {"cell": cfg.cell, "bidirectional": cfg.bidirectional, "crf": cfg.crf,
+                        "hidden": cfg.hidden, "features": names}
+        scheme = detect_scheme([s.labels for s in train])
+        meta = {"architecture": architecture, "label_scheme": scheme}
+        model = RNNTagger(vocab, params, meta, features=features)
         # The corpus as flat arrays (sentence s is ids[offsets[s]:offsets[s+1]], one row of Wax
         # columns per token); an epoch gathers them in shuffled order once, so that each batch
         # is two slices.
@@ -133,10 +140,8 @@ class Trainer:
 
         optimizer = _Optimizer(cfg, params)
         # Batches are drawn in shuffled order, so a batch can hold the longest sentences together.
-        work = _Workspace(int(np.sort(lengths)[-cfg.batch_size:].sum()),
-                          params["Wya"].shape[1], vocab.n_labels)
+        work = _Workspace(model, int(np.sort(lengths)[-cfg.batch_size:].sum()))
 
-        scheme = detect_scheme([s.labels for s in train])
         self.history_: list[dict] = []
         self.best_epoch_ = 0
         self.interrupted_ = False
@@ -147,7 +152,6 @@ class Trainer:
                                 "sentences": n_sents, "tokens": n_tokens,
                                 "words": vocab.n_words, "labels": vocab.n_labels,
                                 "pretrained": self.pretrained_})
-        meta = {"label_scheme": scheme}
         t_start = time.perf_counter()
         try:
             for epoch in range(1, cfg.epochs + 1):
@@ -207,8 +211,7 @@ class Trainer:
         meta = {
             "seqtag_version": __version__,
             "created": created_now(),
-            "architecture": {"cell": "rnn", "bidirectional": cfg.bidirectional, "crf": cfg.crf,
-                             "hidden": cfg.hidden, "features": names},
+            "architecture": architecture,
             "hyperparameters": asdict(cfg),
             "seed": cfg.seed,
             "pretrained_words": self.pretrained_,
@@ -224,13 +227,16 @@ class Trainer:
 
 
 class _Workspace:
-    """Buffers for the largest batch: states A, emissions E and their gradients."""
+    """Buffers for the largest batch: states A, emissions E, their gradients, and what gated
+    cells keep for their backward pass."""
 
-    def __init__(self, tokens: int, D: int, L: int):
+    def __init__(self, model: RNNTagger, tokens: int):
+        D, L = model.params["Wya"].shape[1], len(model.labels)
         self.A = np.empty((tokens, D), np.float32)
         self.dA = np.empty((tokens, D), np.float32)
         self.E = np.empty((tokens, L), np.float32)
         self.dE = np.empty((tokens, L), np.float32)
+        self.C = model.caches(tokens)
 
 
 def _forward_backward(model: RNNTagger, cfg: TrainConfig, grads: dict[str, np.ndarray],
@@ -240,9 +246,8 @@ def _forward_backward(model: RNNTagger, cfg: TrainConfig, grads: dict[str, np.nd
     p = model.params
     n = len(ids)
     A, dA, E, dE = work.A[:n], work.dA[:n], work.E[:n], work.dE[:n]
-    directions = list(model.directions())
-    for Wax, Waa, ba, reverse, col in directions:
-        kernels.rnn_forward(Wax, Waa, ba, ids, offsets, reverse, False, A, col)
+    caches = [C[:n] for C in work.C]
+    model.forward(ids, offsets, A, caches)
     if cfg.dropout > 0:
         # Inverted dropout: the output layer sees a<t> ⊙ m / (1 - p), and the recurrences keep
         # their own undropped states for BPTT.
@@ -260,9 +265,14 @@ def _forward_backward(model: RNNTagger, cfg: TrainConfig, grads: dict[str, np.nd
     kernels.linear_backward(A_out, p["Wya"], dE, dA, grads["Wya"], grads["by"])
     if cfg.dropout > 0:
         dA *= mask
-    for (Wax, Waa, ba, reverse, col), sfx in zip(directions, ("", "_b")):
-        kernels.rnn_backward(Waa, ids, offsets, reverse, A, col, dA, grads["Wax" + sfx],
-                             grads["Waa" + sfx], grads["ba" + sfx], False)
+    for (_, Waa, _, reverse, col, sfx), C in zip(model.directions(), caches):
+        dWax, dWaa, dba = grads["Wax" + sfx], grads["Waa" + sfx], grads["ba" + sfx]
+        if model.cell == "rnn":
+            kernels.rnn_backward(Waa, ids, offsets, reverse, A, col, dA, dWax, dWaa, dba, False)
+        else:
+            step = kernels_gated.lstm_backward if model.cell == "lstm" else \
+                kernels_gated.gru_backward
+            step(Waa, ids, offsets, reverse, A, col, C, dA, dWax, dWaa, dba, False)
     return loss
 
 

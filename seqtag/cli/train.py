@@ -116,6 +116,8 @@ def train(
                                            help="Vocabulary size cap."),
     word_dropout: float = typer.Option(0.25, "--word-dropout", min=0.0,
                                        help="α: word w becomes <unk> with p = α/(α+count(w))."),
+    cell: str = typer.Option("rnn", "--cell",
+                             help="Recurrent cell: rnn (the textbook Elman cell), gru or lstm."),
     bidirectional: bool = typer.Option(
         False, "--bidirectional/--no-bidirectional",
         help="Add a right-to-left RNN whose states join the left-to-right ones."),
@@ -146,7 +148,7 @@ def train(
                           min_count=min_count, max_size=max_size, word_dropout=word_dropout,
                           bidirectional=bidirectional, features=features,
                           feature_min_count=feature_min_count, dropout=dropout, crf=crf,
-                          embeddings=str(embeddings) if embeddings else None)
+                          embeddings=str(embeddings) if embeddings else None, cell=cell)
         cfg.check()
         out = output or default_output(corpus)
         check_writable(out)
