@@ -753,3 +753,37 @@ def test_one_sgd_step_with_dropout_matches_numpy_backprop(data):
     for k in PARAM_NAMES:
         np.testing.assert_allclose(after[k], p[k] - lr * g[k] / n, atol=2e-6, rtol=0,
                                    err_msg=k)
+
+
+# -- gated cells ---------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("cell", ["gru", "lstm"])
+def test_gated_cells_learn_the_memory_task(data, cell, tmp_path):
+    train, dev = data
+    t = Trainer(cfg(hidden=24, epochs=25, lr=0.02, cell=cell, bidirectional=True)).fit(train, dev)
+    model = t.model_
+    gates = {"gru": 3, "lstm": 4}[cell]
+    assert model.cell == cell and model.meta["architecture"]["cell"] == cell
+    assert model.params["Waa"].shape == (gates * 24, 24)
+    assert model.params["Wax_b"].shape == (gates * 24, model.n_inputs)
+    assert accuracy(model, dev) >= 0.99
+    # The cell is part of the file: a reloaded model predicts the same.
+    model.save(tmp_path / "m.npz")
+    again = RNNTagger.load(tmp_path / "m.npz")
+    assert again.cell == cell
+    sents = [s.tokens for s in dev]
+    assert again.predict(sents) == model.predict(sents)
+    np.testing.assert_array_equal(np.concatenate(again.predict_proba(sents)),
+                                  np.concatenate(model.predict_proba(sents)))
+
+
+def test_lstm_forget_gate_starts_open():
+    from seqtag.model import init_params
+    p = init_params(10, 3, 4, np.random.default_rng(0), bidirectional=True, cell="lstm")
+    for b in (p["ba"], p["ba_b"]):
+        np.testing.assert_array_equal(b, np.r_[np.zeros(4), np.ones(4), np.zeros(8)])
+
+
+def test_unknown_cell_is_rejected():
+    with pytest.raises(SeqtagError, match="unknown cell"):
+        TrainConfig(cell="transformer").check()
