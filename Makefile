@@ -10,7 +10,7 @@ SHARED := ../shared/data
 MODEL_FLAGS := --bidirectional --crf --features shape,suffix3 --hidden 64 --dropout 0.5 \
 	--min-count 2 --lr 5e-4 --seed 1
 
-.PHONY: install install-test demo test model bench bench-deps clean
+.PHONY: install install-test demo test model bench bench-deps bench-accuracy clean
 
 $(VENV)/bin/activate:
 	$(PYTHON) -m venv $(VENV)
@@ -51,6 +51,16 @@ bench-deps: $(VENV)/.installed-bench
 # Speed and accuracy against PyTorch on CoNLL-2003 (needs ../shared/data); prints ratios.
 bench: bench-deps
 	OMP_WAIT_POLICY=passive $(PY) bench/bench_rnn.py --data $(SHARED)
+
+# python-crfsuite is the accuracy benchmark's baseline only: installed here, not a seqtag dependency.
+$(VENV)/.installed-bench-accuracy: | $(VENV)/.installed
+	$(PIP) install --quiet python-crfsuite
+	touch $@
+
+# Accuracy against a CRFsuite baseline on CoNLL-2003, CoNLL-2000, UD EWT, BTC and UNER EWT
+# (needs ../shared/data); BENCH_FLAGS passes e.g. --quick, --corpora btc,uner or --seqtag-flags.
+bench-accuracy: $(VENV)/.installed-bench-accuracy
+	OMP_WAIT_POLICY=passive $(PY) bench/bench_accuracy.py --data $(SHARED) $(BENCH_FLAGS)
 
 clean:
 	rm -rf $(VENV) build *.egg-info
