@@ -37,7 +37,7 @@ test: install-test
 
 # Rebuild the bundled model from the freely licensed data in samples/ (see samples/README.md).
 model: install
-	SOURCE_DATE_EPOCH=1764374400 $(SEQTAG) train samples/btc.train samples/uner-en_ewt-dev.iob2 \
+	SOURCE_DATE_EPOCH=$$(git log -1 --format=%ct 2>/dev/null || date +%s) $(SEQTAG) train samples/btc.train samples/uner-en_ewt-dev.iob2 \
 		--dev samples/btc.dev $(MODEL_FLAGS) -o seqtag/data/default.npz
 	$(SEQTAG) eval samples/btc.test -m seqtag/data/default.npz
 	$(SEQTAG) eval samples/uner-en_ewt-test.iob2 -m seqtag/data/default.npz
