@@ -12,11 +12,19 @@ recompute the forward pass:
   LSTM  gates [i; f; g; o] (G = 4), C (N, 5H) = [i | f | g | o | c<t>]
   GRU   gates [r; u; n]    (G = 3), C (N, 4H) = [r | u | n | r ⊙ a<t-1>]
 
+A training step per direction is  cell_forward → linear_forward → softmax_xent → linear_backward
+→ cell_backward  exactly as with the Elman kernels (A, col, dA, exact mean the same); the model
+only has to allocate C per direction and pass it from forward to backward.
+
 As in rnn_forward, a group of up to _GROUP sentences (longest first) goes through time together,
 so that the products with Waa are small matrix products (_gemm), and the sums over all tokens of
 the batch (dWaa) are one product each. In float32 (``exact=False``) σ(x) = ½(1 + tanh(x/2)) and
-tanh use fast_tanh; with ``exact=True``, σ(x) = 1/(1 + exp(-x)) and np.tanh (float64 gradient
-checks).
+tanh use fast_tanh (|error| < 1e-6, vectorised); with ``exact=True``, σ(x) = 1/(1 + exp(-x)) and
+np.tanh (float64 gradient checks). Every _gemm call has the operand layouts of rnn_forward's and
+rnn_backward's (contiguous scratch copies rather than column slices), and per-token index work is
+in small shared helpers, which keeps Numba's compile time (≈2 s per kernel and dtype) down.
+
+This module imports only seqtag.kernels.
 """
 
 import numpy as np
@@ -49,6 +57,21 @@ def _tanh_in_place(v, exact):
     else:
         for k in range(v.shape[0]):
             v[k] = fast_tanh(v[k])
+
+
+@njit(cache=True)
+def _step_tokens(offsets, group, m, t, reverse, tokens):
+    """tokens[g] = the t-th token read of sentence group[g], for the first m sentences."""
+    for g in range(m):
+        tokens[g] = _token(offsets, group[g], t, reverse)
+
+
+@njit(cache=True)
+def _prefetch_inputs(M, ids, tokens, m):
+    """Start loading the columns of the Fortran-ordered M (Wax or dWax) that tokens[:m] use."""
+    for g in range(m):
+        for f in range(ids.shape[1]):
+            _prefetch_column(M, ids[tokens[g], f])
 
 
 @njit(cache=True, fastmath=True, error_model="numpy")
@@ -101,6 +124,8 @@ def lstm_forward(Wax, Waa, ba, ids, offsets, reverse, exact, A, col, C):
     WaaT = _transpose(Waa)  # (H, 4H): (A_prev·Waaᵀ)[g] = Σn A_prev[g, n]·Waaᵀ[n]
     S = np.zeros((rows, H), dtype=dtype)  # a<t-1>, then a<t>, of the group's sentences
     Cs = np.zeros((rows, H), dtype=dtype)  # c<t-1>, then c<t>
+    tokens = np.empty(rows, dtype=np.int64)  # tokens[g]: the token of sentence g at step t
+    following = np.empty(rows, dtype=np.int64)  # and at step t+1
     Z = np.zeros((rows, G), dtype=dtype)  # z<t>
     for first in range(0, n, _GROUP):
         group = order[first:first + _GROUP]
@@ -110,20 +135,21 @@ def lstm_forward(Wax, Waa, ba, ids, offsets, reverse, exact, A, col, C):
             while lengths[group[m - 1]] < t:
                 m -= 1
             m4 = min((m + 3) // 4 * 4, rows)  # rows m..m4-1 pad to _gemm's 4-row blocks
+            _step_tokens(offsets, group, m, t, reverse, tokens)
             for g in range(m):
-                _inputs(Wax, ba, ids, _token(offsets, group[g], t, reverse), Z[g])
+                _inputs(Wax, ba, ids, tokens[g], Z[g])
             for g in range(m, m4):
                 for k in range(G):
                     Z[g, k] = 0
-            for g in range(m):  # the columns of Wax step t+1 reads, loaded while Waa·a<t-1> is
-                if lengths[group[g]] > t:
-                    p = _token(offsets, group[g], t + 1, reverse)
-                    for f in range(ids.shape[1]):
-                        _prefetch_column(Wax, ids[p, f])
+            m_next = m  # the columns of Wax step t+1 reads, loaded while Waa·a<t-1> is
+            while m_next > 0 and lengths[group[m_next - 1]] <= t:
+                m_next -= 1
+            _step_tokens(offsets, group, m_next, t + 1, reverse, following)
+            _prefetch_inputs(Wax, ids, following, m_next)
             if t > 1:  # (a<0> = 0)
                 _gemm(S, WaaT, Z, m4, G, H)
             for g in range(m):
-                p = _token(offsets, group[g], t, reverse)
+                p = tokens[g]
                 z = Z[g]
                 a = S[g]
                 c = Cs[g]
@@ -181,6 +207,8 @@ def lstm_backward(Waa, ids, offsets, reverse, A, col, C, dA, dWax, dWaa, dba, ex
     dZ = np.empty((N, G), dtype=dtype)  # dZ[i] = dz<t> of token i (0 where t = 1)
     tc = np.empty(H, dtype=dtype)  # tanh(c<t>) of one token
     zero_row = np.zeros(H, dtype=dtype)
+    tokens = np.empty(rows, dtype=np.int64)  # tokens[g]: the token of sentence g at step t
+    previous = np.empty(rows, dtype=np.int64)  # and at step t-1
     active = np.zeros(longest + 2, dtype=np.int64)  # active[t]: sentences with ≥ t tokens
     for first in range(0, n, _GROUP):
         group = order[first:first + _GROUP]
@@ -195,8 +223,11 @@ def lstm_backward(Waa, ids, offsets, reverse, A, col, C, dA, dWax, dWaa, dba, ex
             m = active[t]
             m_next = active[t + 1]  # the rows of DZ, DCF that hold step t+1's (the others: 0)
             m4_next = min((m_next + 3) // 4 * 4, rows)
+            _step_tokens(offsets, group, m, t, reverse, tokens)
+            if t > 1:
+                _step_tokens(offsets, group, active[t - 1], t - 1, reverse, previous)
             for g in range(m):
-                p = _token(offsets, group[g], t, reverse)
+                p = tokens[g]
                 da = DA[g]
                 for j in range(H):
                     da[j] = dA[p, col + j]
@@ -206,14 +237,12 @@ def lstm_backward(Waa, ids, offsets, reverse, A, col, C, dA, dWax, dWaa, dba, ex
             for g in range(m_next, m4_next):
                 for k in range(G):
                     DZ[g, k] = 0
-            for g in range(active[t - 1] if t > 1 else 0):  # the columns of dWax step t-1 adds to
-                p = _token(offsets, group[g], t - 1, reverse)
-                for f in range(ids.shape[1]):
-                    _prefetch_column(dWax, ids[p, f])
+            if t > 1:  # the columns of dWax step t-1 adds to
+                _prefetch_inputs(dWax, ids, previous, active[t - 1])
             if m_next > 0:
                 _gemm(DZ, Waa, DA, m4_next, H, G)  # da<t> = dA<t> + Waaᵀ·dz<t+1>
             for g in range(m):
-                p = _token(offsets, group[g], t, reverse)
+                p = tokens[g]
                 cache = C[p]
                 da = DA[g]
                 dz = DZ[g]
@@ -222,7 +251,7 @@ def lstm_backward(Waa, ids, offsets, reverse, A, col, C, dA, dWax, dWaa, dba, ex
                     tc[j] = cache[4 * H + j]
                 _tanh_in_place(tc, exact)
                 if t > 1:
-                    c_prev = C[_token(offsets, group[g], t - 1, reverse), 4 * H:5 * H]
+                    c_prev = C[previous[g], 4 * H:5 * H]
                 else:
                     c_prev = zero_row  # c<0> = 0
                 for j in range(H):
@@ -280,6 +309,8 @@ def gru_forward(Wax, Waa, ba, ids, offsets, reverse, exact, A, col, C):
     S = np.zeros((rows, H), dtype=dtype)  # a<t-1>, then a<t>, of the group's sentences
     RA = np.zeros((rows, H), dtype=dtype)  # r ⊙ a<t-1>
     ZN = np.zeros((rows, H), dtype=dtype)  # (r ⊙ a<t-1>)·U_nᵀ
+    tokens = np.empty(rows, dtype=np.int64)  # tokens[g]: the token of sentence g at step t
+    following = np.empty(rows, dtype=np.int64)  # and at step t+1
     Z = np.zeros((rows, G), dtype=dtype)  # z<t>, then [r | u | n]
     for first in range(0, n, _GROUP):
         group = order[first:first + _GROUP]
@@ -289,16 +320,17 @@ def gru_forward(Wax, Waa, ba, ids, offsets, reverse, exact, A, col, C):
             while lengths[group[m - 1]] < t:
                 m -= 1
             m4 = min((m + 3) // 4 * 4, rows)  # rows m..m4-1 pad to _gemm's 4-row blocks
+            _step_tokens(offsets, group, m, t, reverse, tokens)
             for g in range(m):
-                _inputs(Wax, ba, ids, _token(offsets, group[g], t, reverse), Z[g])
+                _inputs(Wax, ba, ids, tokens[g], Z[g])
             for g in range(m, m4):
                 for k in range(G):
                     Z[g, k] = 0
-            for g in range(m):  # the columns of Wax step t+1 reads, loaded while Waa·a<t-1> is
-                if lengths[group[g]] > t:
-                    p = _token(offsets, group[g], t + 1, reverse)
-                    for f in range(ids.shape[1]):
-                        _prefetch_column(Wax, ids[p, f])
+            m_next = m  # the columns of Wax step t+1 reads, loaded while Waa·a<t-1> is
+            while m_next > 0 and lengths[group[m_next - 1]] <= t:
+                m_next -= 1
+            _step_tokens(offsets, group, m_next, t + 1, reverse, following)
+            _prefetch_inputs(Wax, ids, following, m_next)
             if t > 1:  # (a<0> = 0)
                 _gemm(S, WaaT, Z, m4, 2 * H, H)  # Z[:, :2H] += A_prev·[U_r; U_u]ᵀ
             for g in range(m):
@@ -318,7 +350,7 @@ def gru_forward(Wax, Waa, ba, ids, offsets, reverse, exact, A, col, C):
                         ZN[g, j] = 0
                 _gemm(RA, UnT, ZN, m4, H, H)  # (contiguous operands: _gemm compiled once)
             for g in range(m):
-                p = _token(offsets, group[g], t, reverse)
+                p = tokens[g]
                 z = Z[g]
                 a = S[g]
                 ra = RA[g]
@@ -381,6 +413,8 @@ def gru_backward(Waa, ids, offsets, reverse, A, col, C, dA, dWax, dWaa, dba, exa
     dZ = np.empty((N, 2 * H), dtype=dtype)  # dZ[i] = dz_{r,u}<t> of token i (0 where t = 1)
     dZN = np.empty((N, H), dtype=dtype)  # dZN[i] = dz_n<t> of token i
     zero_row = np.zeros(H, dtype=dtype)
+    tokens = np.empty(rows, dtype=np.int64)  # tokens[g]: the token of sentence g at step t
+    previous = np.empty(rows, dtype=np.int64)  # and at step t-1
     active = np.zeros(longest + 2, dtype=np.int64)  # active[t]: sentences with ≥ t tokens
     for first in range(0, n, _GROUP):
         group = order[first:first + _GROUP]
@@ -396,8 +430,11 @@ def gru_backward(Waa, ids, offsets, reverse, A, col, C, dA, dWax, dWaa, dba, exa
             m_next = active[t + 1]  # the rows of DZ, DP that hold step t+1's (the others: 0)
             m4 = min((m + 3) // 4 * 4, rows)
             m4_next = min((m_next + 3) // 4 * 4, rows)
+            _step_tokens(offsets, group, m, t, reverse, tokens)
+            if t > 1:
+                _step_tokens(offsets, group, active[t - 1], t - 1, reverse, previous)
             for g in range(m):
-                p = _token(offsets, group[g], t, reverse)
+                p = tokens[g]
                 da = DA[g]
                 if g < m_next:
                     dp = DP[g]
@@ -409,19 +446,17 @@ def gru_backward(Waa, ids, offsets, reverse, A, col, C, dA, dWax, dWaa, dba, exa
             for g in range(m_next, m4_next):
                 for k in range(G):
                     DZ[g, k] = 0
-            for g in range(active[t - 1] if t > 1 else 0):  # the columns of dWax step t-1 adds to
-                p = _token(offsets, group[g], t - 1, reverse)
-                for f in range(ids.shape[1]):
-                    _prefetch_column(dWax, ids[p, f])
+            if t > 1:  # the columns of dWax step t-1 adds to
+                _prefetch_inputs(dWax, ids, previous, active[t - 1])
             if m_next > 0:
                 _gemm(DZ, Waa, DA, m4_next, H, 2 * H)  # da<t> += [U_r; U_u]ᵀ·dz_{r,u}<t+1>
             for g in range(m):
-                cache = C[_token(offsets, group[g], t, reverse)]
+                cache = C[tokens[g]]
                 da = DA[g]
                 dz = DZ[g]
                 dzn = DZN[g]
                 if t > 1:
-                    a_prev = A[_token(offsets, group[g], t - 1, reverse), col:col + H]
+                    a_prev = A[previous[g], col:col + H]
                 else:
                     a_prev = zero_row
                 for j in range(H):
@@ -439,14 +474,14 @@ def gru_backward(Waa, ids, offsets, reverse, A, col, C, dA, dWax, dWaa, dba, exa
             if t > 1:  # (at t = 1, a<t-1> = 0: dz_r = 0 and nothing flows further back)
                 _gemm(DZN, Waa[2 * H:], DRN, m4, H, H)  # U_nᵀ·dz_n<t>
             for g in range(m):
-                p = _token(offsets, group[g], t, reverse)
+                p = tokens[g]
                 cache = C[p]
                 da = DA[g]
                 dz = DZ[g]
                 drn = DRN[g]
                 dp = DP[g]
                 if t > 1:
-                    a_prev = A[_token(offsets, group[g], t - 1, reverse), col:col + H]
+                    a_prev = A[previous[g], col:col + H]
                     for j in range(H):
                         r_ = cache[j]
                         dz[j] = drn[j] * a_prev[j] * r_ * (one - r_)
