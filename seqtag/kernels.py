@@ -366,6 +366,32 @@ def _longest_first(offsets):
     return lengths, order
 
 
+@njit(cache=True)
+def _running(lengths, group, T, active):
+    """active[t] = how many sentences of a longest-first group have at least t tokens (they are
+    the first ones), for t = 1..T, and active[T + 1] = 0."""
+    m = group.shape[0]
+    for t in range(1, T + 1):
+        while lengths[group[m - 1]] < t:
+            m -= 1
+        active[t] = m
+    active[T + 1] = 0
+
+
+@njit(cache=True, fastmath=True, error_model="numpy")
+def _sum_recurrent_grads(dZ, A, col, dWaa, reverse):
+    """dWaa[:G] += Σt dz<t>·a<t-1>ᵀ over the whole batch, G = dZ's width: row i of dZ holds token
+    i's dz<t> (0 for a sentence's first token read), and a<t-1> is the state of the token read
+    just before it: the row above (or below, reading right to left). One product for all."""
+    N = dZ.shape[0]
+    H = dWaa.shape[1]
+    if N > 1:
+        if reverse:
+            _gemm(dZ[:N - 1].T, A[1:, col:col + H], dWaa, dZ.shape[1], H, N - 1)
+        else:
+            _gemm(dZ[1:].T, A[:N - 1, col:col + H], dWaa, dZ.shape[1], H, N - 1)
+
+
 @njit(cache=True, inline="always")
 def _token(offsets, s, t, reverse):
     """The t-th token read (t ≥ 1) of sentence s: from the left, or from the right if reverse."""
@@ -471,12 +497,7 @@ def rnn_backward(Waa, ids, offsets, reverse, A, col, dA, dWax, dWaa, dba, exact)
     for first in range(0, n, _GROUP):
         group = order[first:first + _GROUP]
         T = lengths[group[0]]
-        m = group.shape[0]
-        for t in range(1, T + 1):
-            while lengths[group[m - 1]] < t:
-                m -= 1
-            active[t] = m
-        active[T + 1] = 0
+        _running(lengths, group, T, active)
         for t in range(T, 0, -1):
             m = active[t]
             m_next = active[t + 1]  # the rows of DZ that hold a dz<t+1> (the others: 0)
@@ -516,11 +537,7 @@ def rnn_backward(Waa, ids, offsets, reverse, A, col, dA, dWax, dWaa, dba, exact)
                 else:
                     for i in range(H):
                         dz_token[i] = 0
-    if N > 1:
-        if reverse:
-            _gemm(dZ[:N - 1].T, A[1:, col:col + H], dWaa, H, H, N - 1)
-        else:
-            _gemm(dZ[1:].T, A[:N - 1, col:col + H], dWaa, H, H, N - 1)
+    _sum_recurrent_grads(dZ, A, col, dWaa, reverse)
 
 
 # ---------------------------------------------------------------------------------------------

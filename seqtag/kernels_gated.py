@@ -30,7 +30,8 @@ This module imports only seqtag.kernels.
 import numpy as np
 from numba import njit
 
-from seqtag.kernels import _GROUP, _gemm, _longest_first, _prefetch_column, _token, _transpose
+from seqtag.kernels import (_GROUP, _gemm, _longest_first, _prefetch_column, _running,
+                            _sum_recurrent_grads, _token, _transpose)
 from seqtag.kernels import fast_tanh
 
 
@@ -213,12 +214,7 @@ def lstm_backward(Waa, ids, offsets, reverse, A, col, C, dA, dWax, dWaa, dba, ex
     for first in range(0, n, _GROUP):
         group = order[first:first + _GROUP]
         T = lengths[group[0]]
-        m = group.shape[0]
-        for t in range(1, T + 1):
-            while lengths[group[m - 1]] < t:
-                m -= 1
-            active[t] = m
-        active[T + 1] = 0
+        _running(lengths, group, T, active)
         for t in range(T, 0, -1):
             m = active[t]
             m_next = active[t + 1]  # the rows of DZ, DCF that hold step t+1's (the others: 0)
@@ -273,11 +269,7 @@ def lstm_backward(Waa, ids, offsets, reverse, A, col, C, dA, dWax, dWaa, dba, ex
                 else:
                     for k in range(G):
                         dz_token[k] = 0
-    if N > 1:
-        if reverse:
-            _gemm(dZ[:N - 1].T, A[1:, col:col + H], dWaa, G, H, N - 1)
-        else:
-            _gemm(dZ[1:].T, A[:N - 1, col:col + H], dWaa, G, H, N - 1)
+    _sum_recurrent_grads(dZ, A, col, dWaa, reverse)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -419,12 +411,7 @@ def gru_backward(Waa, ids, offsets, reverse, A, col, C, dA, dWax, dWaa, dba, exa
     for first in range(0, n, _GROUP):
         group = order[first:first + _GROUP]
         T = lengths[group[0]]
-        m = group.shape[0]
-        for t in range(1, T + 1):
-            while lengths[group[m - 1]] < t:
-                m -= 1
-            active[t] = m
-        active[T + 1] = 0
+        _running(lengths, group, T, active)
         for t in range(T, 0, -1):
             m = active[t]
             m_next = active[t + 1]  # the rows of DZ, DP that hold step t+1's (the others: 0)
@@ -500,10 +487,6 @@ def gru_backward(Waa, ids, offsets, reverse, A, col, C, dA, dWax, dWaa, dba, exa
                 dzn_token = dZN[p]
                 for j in range(H):
                     dzn_token[j] = dz[2 * H + j]
-    if N > 1:
-        if reverse:
-            _gemm(dZ[:N - 1].T, A[1:, col:col + H], dWaa, 2 * H, H, N - 1)
-        else:
-            _gemm(dZ[1:].T, A[:N - 1, col:col + H], dWaa, 2 * H, H, N - 1)
+    _sum_recurrent_grads(dZ, A, col, dWaa, reverse)
     if N > 0:
         _gemm(dZN.T, C[:, 3 * H:], dWaa[2 * H:], H, H, N)  # dU_n += dZNᵀ·(R ⊙ A_prev)
