@@ -597,3 +597,29 @@ def test_tag_pretty_on_a_terminal(model):
     for line, text in zip(lines, TEXTS):
         for token in text.split():
             assert token in line
+
+
+def test_ctrl_c_saves_the_best_model_so_far(tmp_path):
+    """SIGINT during training: exit 130, the best epoch so far is written, no traceback."""
+    import signal
+    import time
+
+    out = tmp_path / "interrupted.npz"
+    proc = subprocess.Popen([*SEQTAG, "train", str(BTC_TRAIN), "--dev", str(SAMPLES / "btc.dev"),
+                             "--epochs", "200", "--patience", "0", "--hidden", "16", "-o", str(out)],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    lines = []
+    deadline = time.time() + 240
+    while time.time() < deadline:
+        line = proc.stderr.readline()
+        lines.append(line)
+        if EPOCH_ROW.match(line.rstrip("\n")):
+            break
+    proc.send_signal(signal.SIGINT)
+    stdout, rest = proc.communicate(timeout=120)
+    stderr = "".join(lines) + rest
+    assert proc.returncode == 130, stderr
+    assert "Traceback" not in stderr and stdout == ""
+    assert "interrupted" in stderr
+    info = json.loads(run("inspect", out, "--json").stdout)
+    assert info["interrupted"] is True and info["best_epoch"] >= 1
