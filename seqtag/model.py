@@ -284,19 +284,19 @@ class RNNTagger:
         return [([self.labels[j] for j in path], float(np.exp(score - log_z[0])))
                 for path, score in zip(paths, scores) if score > -1e3]
 
-    def span_probabilities(self, tokens: Sequence[str], spans: Sequence[tuple[str, int, int]]
-                           ) -> list[float]:
-        """P(tokens i..j-1 form exactly this entity) for each (type, i, j) of a decoded labelling:
-        the labels inside are fixed to the decoded ones and the token after may not continue
-        the entity; a ratio of two partition functions, exact for a CRF."""
+    def span_probabilities(self, tokens: Sequence[str], labels: Sequence[str]) -> list[float]:
+        """For each entity (type, i, j) of the labelling ``labels`` (in schemes.spans order),
+        P(tokens i..j-1 carry exactly these labels and the next token does not continue the
+        entity): a ratio of two partition functions, exact for a CRF."""
         from seqtag.crf import crf_log_partition
-        from seqtag.schemes import split_label
+        from seqtag.schemes import spans as find_spans, split_label
 
+        spans = find_spans(labels)
         if not spans:
             return []
         E, offsets = self._emissions([tokens])
         U, trans, start, end = self._chain(E)
-        best = [self.labels[k] for k in self.decode([tokens])[0][0]]
+        best = list(labels)
         log_z = np.zeros(1)
         crf_log_partition(U, offsets, trans, start, end, log_z)
         out = []

@@ -67,7 +67,7 @@ def _tag_batch(model: RNNTagger, token_lists: list[list[str]]):
 
 def _with_scores(model: RNNTagger, tagged: Tagged, scores: bool, nbest: int) -> Tagged:
     if scores:
-        tagged.span_probs = model.span_probabilities(tagged.tokens, spans(tagged.labels))
+        tagged.span_probs = model.span_probabilities(tagged.tokens, tagged.labels)
     if nbest > 1:
         tagged.nbest = model.nbest(tagged.tokens, nbest)
     return tagged

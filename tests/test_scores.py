@@ -67,7 +67,7 @@ def test_span_probabilities_equal_brute_force(crf):
     decoded = model.predict([tokens])[0]
     found = spans(decoded)
     assert found, "the random model should find some entity"
-    probs = model.span_probabilities(tokens, found)
+    probs = model.span_probabilities(tokens, decoded)
     # Brute force over all paths (valid or not, as the model's own probability does).
     U, trans, start, end = model._chain(model._emissions([tokens])[0])
     all_paths = []
