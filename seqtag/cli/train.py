@@ -135,7 +135,8 @@ def train(
     input_format: str = typer.Option("auto", "--input-format",
                                      help="Column file format: auto, conll, conllu or indexed."),
 ) -> None:
-    """Train the Elman RNN tagger (forward pass and BPTT in Numba) and save the best epoch."""
+    """Train a recurrent tagger (the textbook Elman RNN unless options say otherwise; forward
+    pass and BPTT in Numba) and save its best epoch."""
     with user_errors():
         from seqtag.corpus import read_corpus
         from seqtag.train import TrainConfig, Trainer
