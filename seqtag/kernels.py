@@ -400,6 +400,74 @@ def _token(offsets, s, t, reverse):
     return offsets[s] + t - 1
 
 
+@njit(cache=True)
+def _step_tokens(offsets, group, m, t, reverse, tokens):
+    """tokens[g] = the t-th token read of sentence group[g], for the first m sentences."""
+    for g in range(m):
+        tokens[g] = _token(offsets, group[g], t, reverse)
+
+
+@njit(cache=True)
+def _prefetch_inputs(M, ids, tokens, m):
+    """Start loading the columns of the Fortran-ordered M (Wax or dWax) that tokens[:m] use."""
+    for g in range(m):
+        for f in range(ids.shape[1]):
+            _prefetch_column(M, ids[tokens[g], f])
+
+
+@njit(cache=True, fastmath=True, error_model="numpy")
+def _inputs(Wax, ba, ids, p, z):
+    """z = Σf Wax[:, ids[p, f]] + ba  (the input part of all gates of token p)."""
+    G = z.shape[0]
+    for k in range(G):
+        z[k] = ba[k]
+    for f in range(ids.shape[1]):
+        x = ids[p, f]
+        for k in range(G):
+            z[k] += Wax[k, x]
+
+
+@njit(cache=True, fastmath=True, error_model="numpy")
+def _add_input_grads(dz, ids, p, dWax, dba):
+    """dba += dz;  dWax[:, ids[p, f]] += dz for every f."""
+    G = dz.shape[0]
+    for k in range(G):
+        dba[k] += dz[k]
+    for f in range(ids.shape[1]):
+        x = ids[p, f]
+        for k in range(G):
+            dWax[k, x] += dz[k]
+
+
+@njit(cache=True, fastmath=True, error_model="numpy")
+def _step_inputs(Wax, ba, ids, offsets, group, lengths, m, m4, t, reverse, tokens, Z):
+    """Step t of a group: tokens[g] = the t-th token p read of sentence group[g] and
+    Z[g] = Σf Wax[:, ids[p, f]] + ba for the first m sentences; rows m..m4-1 (padding to _gemm's
+    4-row blocks) = 0. Also starts loading the Wax columns of step t+1, which arrive while the
+    caller multiplies by Waa."""
+    for g in range(m):
+        p = _token(offsets, group[g], t, reverse)
+        tokens[g] = p
+        _inputs(Wax, ba, ids, p, Z[g])
+    for g in range(m, m4):
+        for k in range(Z.shape[1]):
+            Z[g, k] = 0
+    for g in range(m):
+        if lengths[group[g]] > t:
+            p = _token(offsets, group[g], t + 1, reverse)
+            for f in range(ids.shape[1]):
+                _prefetch_column(Wax, ids[p, f])
+
+
+@njit(cache=True, fastmath=True, error_model="numpy")
+def _keep_dz(dZ, p, dz, t):
+    """dZ[p] = dz<t> of token p, for the batch-wide dWaa product (_sum_recurrent_grads); 0 for
+    the first token read, whose a<t-1> = a<0> = 0 takes no part in it."""
+    row = dZ[p]
+    for k in range(row.shape[0]):
+        row[k] = dz[k] if t > 1 else 0
+
+
 @njit(cache=True, fastmath=True, error_model="numpy")
 def rnn_forward(Wax, Waa, ba, ids, offsets, reverse, exact, A, col):
     """a<0> = 0;  a<t> = tanh(Waa·a<t-1> + Σf Wax[:, ids[t, f]] + ba);  A[t, col:col+H] = a<t>.
@@ -410,7 +478,6 @@ def rnn_forward(Wax, Waa, ba, ids, offsets, reverse, exact, A, col):
     with ≥ t tokens), Z = [Σf Wax[:, x<t>_f] + ba] + A_prev·Waaᵀ, the last term one product.
     """
     H = Waa.shape[0]
-    F = ids.shape[1]
     n = offsets.shape[0] - 1
     dtype = Waa.dtype
     lengths, order = _longest_first(offsets)
@@ -429,24 +496,7 @@ def rnn_forward(Wax, Waa, ba, ids, offsets, reverse, exact, A, col):
             m4 = min((m + 3) // 4 * 4, rows)
             A_prev = S[(t - 1) % 2]
             Z = S[t % 2]
-            for g in range(m):
-                p = _token(offsets, group[g], t, reverse)
-                tokens[g] = p
-                z = Z[g]
-                for i in range(H):
-                    z[i] = ba[i]
-                for f in range(F):
-                    x = ids[p, f]
-                    for i in range(H):
-                        z[i] += Wax[i, x]
-            for g in range(m, m4):
-                for i in range(H):
-                    Z[g, i] = 0
-            for g in range(m):  # the columns of Wax step t+1 reads, loaded while Waa·a<t-1> is
-                if lengths[group[g]] > t:
-                    p = _token(offsets, group[g], t + 1, reverse)
-                    for f in range(F):
-                        _prefetch_column(Wax, ids[p, f])
+            _step_inputs(Wax, ba, ids, offsets, group, lengths, m, m4, t, reverse, tokens, Z)
             if t > 1:  # (a<0> = 0)
                 _gemm(A_prev, WaaT, Z, m4, H, H)
             for g in range(m4):
@@ -524,19 +574,8 @@ def rnn_backward(Waa, ids, offsets, reverse, A, col, dA, dWax, dWaa, dba, exact)
                 dz = DZ[g]
                 for i in range(H):
                     dz[i] = da[i] * (one - a[i] * a[i])
-                for i in range(H):
-                    dba[i] += dz[i]
-                for f in range(F):
-                    x = ids[p, f]
-                    for i in range(H):
-                        dWax[i, x] += dz[i]
-                dz_token = dZ[p]
-                if t > 1:
-                    for i in range(H):
-                        dz_token[i] = dz[i]
-                else:
-                    for i in range(H):
-                        dz_token[i] = 0
+                _add_input_grads(dz, ids, p, dWax, dba)
+                _keep_dz(dZ, p, dz, t)
     _sum_recurrent_grads(dZ, A, col, dWaa, reverse)
 
 

@@ -30,8 +30,9 @@ This module imports only seqtag.kernels.
 import numpy as np
 from numba import njit
 
-from seqtag.kernels import (_GROUP, _gemm, _longest_first, _prefetch_column, _running,
-                            _sum_recurrent_grads, _token, _transpose)
+from seqtag.kernels import (_GROUP, _add_input_grads, _gemm, _keep_dz, _longest_first,
+                            _prefetch_inputs, _running, _step_inputs, _step_tokens,
+                            _sum_recurrent_grads, _transpose)
 from seqtag.kernels import fast_tanh
 
 
@@ -58,45 +59,6 @@ def _tanh_in_place(v, exact):
     else:
         for k in range(v.shape[0]):
             v[k] = fast_tanh(v[k])
-
-
-@njit(cache=True)
-def _step_tokens(offsets, group, m, t, reverse, tokens):
-    """tokens[g] = the t-th token read of sentence group[g], for the first m sentences."""
-    for g in range(m):
-        tokens[g] = _token(offsets, group[g], t, reverse)
-
-
-@njit(cache=True)
-def _prefetch_inputs(M, ids, tokens, m):
-    """Start loading the columns of the Fortran-ordered M (Wax or dWax) that tokens[:m] use."""
-    for g in range(m):
-        for f in range(ids.shape[1]):
-            _prefetch_column(M, ids[tokens[g], f])
-
-
-@njit(cache=True, fastmath=True, error_model="numpy")
-def _inputs(Wax, ba, ids, p, z):
-    """z = Σf Wax[:, ids[p, f]] + ba  (the input part of all gates of token p)."""
-    G = z.shape[0]
-    for k in range(G):
-        z[k] = ba[k]
-    for f in range(ids.shape[1]):
-        x = ids[p, f]
-        for k in range(G):
-            z[k] += Wax[k, x]
-
-
-@njit(cache=True, fastmath=True, error_model="numpy")
-def _add_input_grads(dz, ids, p, dWax, dba):
-    """dba += dz;  dWax[:, ids[p, f]] += dz for every f."""
-    G = dz.shape[0]
-    for k in range(G):
-        dba[k] += dz[k]
-    for f in range(ids.shape[1]):
-        x = ids[p, f]
-        for k in range(G):
-            dWax[k, x] += dz[k]
 
 
 # ---------------------------------------------------------------------------------------------
@@ -126,7 +88,6 @@ def lstm_forward(Wax, Waa, ba, ids, offsets, reverse, exact, A, col, C):
     S = np.zeros((rows, H), dtype=dtype)  # a<t-1>, then a<t>, of the group's sentences
     Cs = np.zeros((rows, H), dtype=dtype)  # c<t-1>, then c<t>
     tokens = np.empty(rows, dtype=np.int64)  # tokens[g]: the token of sentence g at step t
-    following = np.empty(rows, dtype=np.int64)  # and at step t+1
     Z = np.zeros((rows, G), dtype=dtype)  # z<t>
     for first in range(0, n, _GROUP):
         group = order[first:first + _GROUP]
@@ -136,17 +97,7 @@ def lstm_forward(Wax, Waa, ba, ids, offsets, reverse, exact, A, col, C):
             while lengths[group[m - 1]] < t:
                 m -= 1
             m4 = min((m + 3) // 4 * 4, rows)  # rows m..m4-1 pad to _gemm's 4-row blocks
-            _step_tokens(offsets, group, m, t, reverse, tokens)
-            for g in range(m):
-                _inputs(Wax, ba, ids, tokens[g], Z[g])
-            for g in range(m, m4):
-                for k in range(G):
-                    Z[g, k] = 0
-            m_next = m  # the columns of Wax step t+1 reads, loaded while Waa·a<t-1> is
-            while m_next > 0 and lengths[group[m_next - 1]] <= t:
-                m_next -= 1
-            _step_tokens(offsets, group, m_next, t + 1, reverse, following)
-            _prefetch_inputs(Wax, ids, following, m_next)
+            _step_inputs(Wax, ba, ids, offsets, group, lengths, m, m4, t, reverse, tokens, Z)
             if t > 1:  # (a<0> = 0)
                 _gemm(S, WaaT, Z, m4, G, H)
             for g in range(m):
@@ -262,13 +213,7 @@ def lstm_backward(Waa, ids, offsets, reverse, A, col, C, dA, dWax, dWaa, dba, ex
                     dz[3 * H + j] = da[j] * tc[j] * o_ * (one - o_)
                     dcf[j] = dc * f_
                 _add_input_grads(dz, ids, p, dWax, dba)
-                dz_token = dZ[p]
-                if t > 1:
-                    for k in range(G):
-                        dz_token[k] = dz[k]
-                else:
-                    for k in range(G):
-                        dz_token[k] = 0
+                _keep_dz(dZ, p, dz, t)
     _sum_recurrent_grads(dZ, A, col, dWaa, reverse)
 
 
@@ -302,7 +247,6 @@ def gru_forward(Wax, Waa, ba, ids, offsets, reverse, exact, A, col, C):
     RA = np.zeros((rows, H), dtype=dtype)  # r ⊙ a<t-1>
     ZN = np.zeros((rows, H), dtype=dtype)  # (r ⊙ a<t-1>)·U_nᵀ
     tokens = np.empty(rows, dtype=np.int64)  # tokens[g]: the token of sentence g at step t
-    following = np.empty(rows, dtype=np.int64)  # and at step t+1
     Z = np.zeros((rows, G), dtype=dtype)  # z<t>, then [r | u | n]
     for first in range(0, n, _GROUP):
         group = order[first:first + _GROUP]
@@ -312,17 +256,7 @@ def gru_forward(Wax, Waa, ba, ids, offsets, reverse, exact, A, col, C):
             while lengths[group[m - 1]] < t:
                 m -= 1
             m4 = min((m + 3) // 4 * 4, rows)  # rows m..m4-1 pad to _gemm's 4-row blocks
-            _step_tokens(offsets, group, m, t, reverse, tokens)
-            for g in range(m):
-                _inputs(Wax, ba, ids, tokens[g], Z[g])
-            for g in range(m, m4):
-                for k in range(G):
-                    Z[g, k] = 0
-            m_next = m  # the columns of Wax step t+1 reads, loaded while Waa·a<t-1> is
-            while m_next > 0 and lengths[group[m_next - 1]] <= t:
-                m_next -= 1
-            _step_tokens(offsets, group, m_next, t + 1, reverse, following)
-            _prefetch_inputs(Wax, ids, following, m_next)
+            _step_inputs(Wax, ba, ids, offsets, group, lengths, m, m4, t, reverse, tokens, Z)
             if t > 1:  # (a<0> = 0)
                 _gemm(S, WaaT, Z, m4, 2 * H, H)  # Z[:, :2H] += A_prev·[U_r; U_u]ᵀ
             for g in range(m):
@@ -477,13 +411,7 @@ def gru_backward(Waa, ids, offsets, reverse, A, col, C, dA, dWax, dWaa, dba, exa
                     for j in range(H):
                         dz[j] = 0
                 _add_input_grads(dz, ids, p, dWax, dba)
-                dz_token = dZ[p]
-                if t > 1:
-                    for k in range(2 * H):
-                        dz_token[k] = dz[k]
-                else:
-                    for k in range(2 * H):
-                        dz_token[k] = 0
+                _keep_dz(dZ, p, dz, t)  # dz_r, dz_u: dZ holds 2H columns
                 dzn_token = dZN[p]
                 for j in range(H):
                     dzn_token[j] = dz[2 * H + j]
