@@ -15,6 +15,7 @@ import pytest
 
 from seqtag import kernels as K
 from seqtag import kernels_gated as KG
+from test_kernels import cast, make_batch  # the same packed batches as the Elman kernels' tests
 
 # --- data ----------------------------------------------------------------------------------
 
@@ -25,22 +26,6 @@ def make_direction(rng, gates, H, V, dtype=np.float64, scale=1.0):
     Waa = rng.normal(0, 2 * scale / np.sqrt(H), (gates * H, H)).astype(dtype)
     ba = rng.normal(0, 0.3, gates * H).astype(dtype)
     return [Wax, Waa, ba]
-
-
-def make_batch(rng, lengths, V, F, L):
-    """offsets, ids (N, F) with some ids repeated within a row, labels."""
-    offsets = np.concatenate([[0], np.cumsum(lengths)]).astype(np.int64)
-    N = int(offsets[-1])
-    ids = rng.integers(0, V, (N, F)).astype(np.int32)
-    if F > 1 and N > 0:
-        ids[::3, 1] = ids[::3, 0]  # a feature id twice in a row: its column counts twice
-    labels = rng.integers(0, L, N).astype(np.int32)
-    return offsets, ids, labels
-
-
-def cast(arrays, dtype):
-    """The arrays in another precision, Wax still Fortran-ordered."""
-    return [a.astype(dtype, order="K") for a in arrays]
 
 
 def sigmoid(x):
