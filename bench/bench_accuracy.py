@@ -33,7 +33,8 @@ from pathlib import Path
 
 from seqtag.corpus import read_corpus
 from seqtag.metrics import evaluate
-from seqtag.train import Trainer, TrainConfig
+from seqtag.config import TrainConfig
+from seqtag.train import Trainer
 
 try:
     import pycrfsuite

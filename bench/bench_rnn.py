@@ -26,7 +26,8 @@ from seqtag import kernels
 from seqtag.corpus import read_corpus
 from seqtag.metrics import evaluate
 from seqtag.model import RNNTagger, init_params, pack
-from seqtag.train import Trainer, TrainConfig
+from seqtag.config import TrainConfig
+from seqtag.train import Trainer
 from seqtag.vocab import UNK_ID, Vocabulary
 
 try:

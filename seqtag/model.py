@@ -2,7 +2,13 @@
 
 The textbook Elman RNN is the base case: one direction, one input id per token. Options add a
 backward direction (its own Wax_b, Waa_b, ba_b, states joined before the output layer, so Wya is
-L × 2H) and word-form features (more columns of Wax; see seqtag.features).
+L × 2H), word-form features (more columns of Wax; see seqtag.features) and a character CNN whose
+vector c of each word enters every direction as Wcx·c (see seqtag.kernels_chars).
+
+Wcx·c is added through Wax itself: Wax is stored with spare "slot" columns after its real ones,
+each word type of a batch gets a slot holding Wcx·c, and x<t> has one more entry pointing at the
+slot of its word. The recurrent kernels then need no second input, and their gradient in a slot
+column is dL/d(Wcx·c) of that word type, summed over its tokens.
 
 Model file (a zip of ``.npy`` arrays that ``numpy.load(..., allow_pickle=False)`` reads):
   magic           uint8  UTF-8 of "seqtag-model"
@@ -11,7 +17,10 @@ Model file (a zip of ``.npy`` arrays that ``numpy.load(..., allow_pickle=False)`
   words, labels   uint8  UTF-8 of the entries joined by "\\n" (index order)
   word_counts, label_counts  int64
   feature_<name>  uint8  UTF-8 of a feature's values joined by "\n" (one per feature in meta)
+  chars           uint8  UTF-8 of the character inventory (when the model has a character CNN)
   Wax (H, V+ΣF), Waa (H, H), ba (H,)  [and Wax_b, Waa_b, ba_b],  Wya (L, D), by (L,)  float32
+  [trans (L, L), start (L,), end (L,)]  [Ec (C, dc), Wconv (F, 3·dc), bconv (F,), Wcx (H, F)
+  and Wcx_b]                                                                      float32
 Entries carry a fixed timestamp, so equal models give byte-identical files.
 """
 
@@ -29,15 +38,18 @@ import numpy as np
 
 from seqtag import __version__
 from seqtag.atomic import write_bytes_atomic
+from seqtag.chars import CharVocab
 from seqtag.errors import SeqtagError
 from seqtag.features import FeatureSet
 from seqtag.vocab import Vocabulary
 
 MAGIC = "seqtag-model"
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2      # 2: character CNN (chars, Ec, Wconv, bconv, Wcx[_b]); reads 1 too
 PARAM_NAMES = ("Wax", "Waa", "Wya", "ba", "by")        # the textbook model's
 BACKWARD_NAMES = ("Wax_b", "Waa_b", "ba_b")            # the backward direction's
 CRF_NAMES = ("trans", "start", "end")                  # the CRF output layer's
+CHAR_NAMES = ("Ec", "Wconv", "bconv", "Wcx")           # the character CNN's (and Wcx_b)
+CHAR_WIDTH = 3                                         # characters per CNN window
 # Recurrent cells: how many gate blocks of H rows Wax, Waa and ba stack, and how many H-wide
 # columns per token the forward pass keeps for the backward one (seqtag.kernels_gated).
 GATES = {"rnn": 1, "gru": 3, "lstm": 4}
@@ -46,12 +58,13 @@ _ZIP_TIME = (1980, 1, 1, 0, 0, 0)
 
 
 def init_params(n_inputs: int, n_labels: int, hidden: int, rng: np.random.Generator,
-                bidirectional: bool = False, crf: bool = False, cell: str = "rnn"
-                ) -> dict[str, np.ndarray]:
+                bidirectional: bool = False, crf: bool = False, cell: str = "rnn",
+                chars: tuple[int, int, int] | None = None) -> dict[str, np.ndarray]:
     """Uniform(±1/√H) weights as in the usual RNN initialisation, zero biases (an LSTM's forget
     gate starts at 1, so that it remembers by default).
 
     n_inputs counts Wax's columns: the words, plus every feature value when there are features.
+    chars = (characters, embedding size dc, filters F) adds the character CNN.
     """
     s = 1.0 / np.sqrt(hidden)
     u = lambda *shape: rng.uniform(-s, s, size=shape).astype(np.float32)  # noqa: E731
@@ -79,7 +92,29 @@ def init_params(n_inputs: int, n_labels: int, hidden: int, rng: np.random.Genera
         params["trans"] = np.zeros((n_labels, n_labels), np.float32)
         params["start"] = np.zeros(n_labels, np.float32)
         params["end"] = np.zeros(n_labels, np.float32)
+    if chars:
+        n_chars, dc, F = chars
+        k = CHAR_WIDTH * dc
+        params["Ec"] = rng.uniform(-np.sqrt(3 / dc), np.sqrt(3 / dc),
+                                   size=(n_chars, dc)).astype(np.float32)
+        params["Wconv"] = rng.uniform(-1 / np.sqrt(k), 1 / np.sqrt(k), size=(F, k)).astype(
+            np.float32)
+        params["bconv"] = np.zeros(F, np.float32)
+        params["Wcx"] = u(G, F)
+        if bidirectional:
+            params["Wcx_b"] = u(G, F)
     return params
+
+
+@dataclass
+class CharBatch:
+    """A batch as the character CNN saw it: the kernels' ids (word types → slot columns), the
+    word types in slot order, their vectors c and each filter's winning window."""
+
+    ids: np.ndarray
+    types: np.ndarray
+    c: np.ndarray
+    arg: np.ndarray
 
 
 def pack(id_arrays: Sequence[np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
@@ -100,11 +135,24 @@ class RNNTagger:
     params: dict[str, np.ndarray]
     meta: dict = field(default_factory=dict)
     features: FeatureSet | None = None
+    chars: CharVocab | None = None
     format_version: int = FORMAT_VERSION     # of the file it was loaded from
 
     def __post_init__(self):
+        self.params = dict(self.params)      # slots below must not touch the caller's dict
         self._rows: dict[str, tuple[int, ...]] = {}
         self._masks = None
+        # Character CNN: word types by first sight, their spellings end to end, and Wax with
+        # its slot columns (params["Wax"] is a view of the real columns of self._wax[...]).
+        self._types: dict[str, int] = {}
+        self._spellings: list[int] = []
+        self._starts: list[int] = [0]
+        self._spelled = None
+        self._wax: dict[str, np.ndarray] = {}
+        self._slots = 0
+        if self.chars is not None:
+            self._type_of("")   # type 0: no spelling, what feature dropout turns a word into
+            self.reserve_slots(256)
 
     @property
     def hidden(self) -> int:
@@ -131,42 +179,132 @@ class RNNTagger:
         """Columns of Wax: words, then each feature's values."""
         return self.vocab.n_words + (sum(self.features.sizes) if self.features else 0)
 
+    @property
+    def n_columns(self) -> int:
+        """Entries of x<t>: the word, each feature, and the word type's slot with a char CNN."""
+        return 1 + (len(self.features.names) if self.features else 0) + \
+            (self.chars is not None)
+
     def directions(self):
-        """(Wax, Waa, ba, reverse, column of A, parameter-name suffix) of each direction."""
+        """(Wax, Waa, ba, reverse, column of A, parameter-name suffix) of each direction; Wax
+        with its slot columns when the model has a character CNN."""
         p, H = self.params, self.hidden
-        yield p["Wax"], p["Waa"], p["ba"], False, 0, ""
+        yield self._wax.get("Wax", p["Wax"]), p["Waa"], p["ba"], False, 0, ""
         if self.bidirectional:
-            yield p["Wax_b"], p["Waa_b"], p["ba_b"], True, H, "_b"
+            yield self._wax.get("Wax_b", p["Wax_b"]), p["Waa_b"], p["ba_b"], True, H, "_b"
+
+    @property
+    def wax_with_slots(self) -> dict[str, np.ndarray]:
+        """Each direction's Wax array including its slot columns (empty without a char CNN)."""
+        return self._wax
+
+    def reserve_slots(self, n: int) -> None:
+        """Make room for n word types per batch in Wax's slot columns."""
+        if self.chars is None or n <= self._slots:
+            return
+        V = self.n_inputs
+        for key in ("Wax", "Wax_b") if self.bidirectional else ("Wax",):
+            W = self.params[key]
+            full = np.zeros((W.shape[0], V + n), dtype=W.dtype, order="F")
+            full[:, :V] = W
+            self._wax[key] = full
+            self.params[key] = full[:, :V]
+        self._slots = n
 
     def forward(self, ids: np.ndarray, offsets: np.ndarray, A: np.ndarray,
-                caches: list[np.ndarray]) -> None:
+                caches: list[np.ndarray], exact: bool = False) -> "CharBatch | None":
         """Every direction's states into its columns of A (caches: one per direction, what a
-        gated cell's backward pass needs; empty for the Elman cell)."""
+        gated cell's backward pass needs; empty for the Elman cell). With a character CNN, the
+        ids the kernels read (word types turned into slot columns) and what the CNN's backward
+        pass needs come back as a CharBatch."""
         from seqtag import kernels
 
+        batch = self._char_forward(ids) if self.chars is not None else None
+        if batch is not None:
+            ids = batch.ids
         for (Wax, Waa, ba, reverse, col, _), C in zip(self.directions(), caches):
             if self.cell == "rnn":
-                kernels.rnn_forward(Wax, Waa, ba, ids, offsets, reverse, False, A, col)
+                kernels.rnn_forward(Wax, Waa, ba, ids, offsets, reverse, exact, A, col)
             else:
                 from seqtag import kernels_gated
 
                 step = kernels_gated.lstm_forward if self.cell == "lstm" else \
                     kernels_gated.gru_forward
-                step(Wax, Waa, ba, ids, offsets, reverse, False, A, col, C)
+                step(Wax, Waa, ba, ids, offsets, reverse, exact, A, col, C)
+        return batch
+
+    def _type_of(self, token: str) -> int:
+        t = self._types.get(token)
+        if t is None:
+            t = self._types[token] = len(self._types)
+            self._spellings += self.chars.spell(token, CHAR_WIDTH)
+            self._starts.append(len(self._spellings))
+            self._spelled = None
+        return t
+
+    def spellings(self) -> tuple[np.ndarray, np.ndarray]:
+        """Every word type's character ids end to end, and where each starts (kernel inputs)."""
+        if self._spelled is None:
+            self._spelled = (np.array(self._spellings, dtype=np.int32),
+                             np.array(self._starts, dtype=np.int64))
+        return self._spelled
+
+    def _char_forward(self, ids: np.ndarray) -> "CharBatch":
+        """c of each word type in the batch, and Wcx·c of each direction into its slot."""
+        from seqtag import kernels
+        from seqtag.kernels_chars import charcnn_forward
+
+        p = self.params
+        types, inverse = np.unique(ids[:, -1], return_inverse=True)
+        self.reserve_slots(len(types))
+        slot_ids = ids.copy()
+        slot_ids[:, -1] = self.n_inputs + inverse.reshape(-1)
+        spelled, starts = self.spellings()
+        c = np.empty((len(types), p["Wconv"].shape[0]), dtype=p["Wconv"].dtype)
+        arg = np.empty(c.shape, dtype=np.int32)
+        charcnn_forward(p["Ec"], p["Wconv"], p["bconv"], spelled, starts,
+                        types.astype(np.int32), CHAR_WIDTH, c, arg)
+        V = self.n_inputs
+        no_bias = np.zeros(p["Wcx"].shape[0], dtype=c.dtype)
+        for key, full in self._wax.items():
+            # full[:, V:V+n].T is a C-ordered (n, G) view: the product lands in the slots.
+            # (Numba's product, not NumPy's: BLAS threads spin on a busy machine.)
+            kernels.linear_forward(c, p["Wcx" + key[3:]], no_bias, full[:, V:V + len(types)].T)
+        return CharBatch(slot_ids, types.astype(np.int32), c, arg)
+
+    def char_backward(self, batch: "CharBatch", grads: dict[str, np.ndarray],
+                      wax_grads: dict[str, np.ndarray]) -> None:
+        """Adds the character CNN's gradients into ``grads``, from the slot columns of the Wax
+        gradients (``wax_grads``: the full arrays, slots included), and zeroes those slots."""
+        from seqtag import kernels
+        from seqtag.kernels_chars import charcnn_backward
+
+        p, V, n = self.params, self.n_inputs, len(batch.types)
+        dc = np.zeros_like(batch.c)
+        dc_part = np.empty_like(batch.c)
+        no_bias = np.zeros(p["Wcx"].shape[0], dtype=dc.dtype)
+        for key, full in wax_grads.items():
+            dP = full[:, V:V + n].T          # (n, G): dL/d(Wcx·c) of each word type
+            sfx = key[3:]
+            kernels.linear_backward(batch.c, p["Wcx" + sfx], dP, dc_part, grads["Wcx" + sfx],
+                                    no_bias)
+            dc += dc_part
+            dP[...] = 0
+        spelled, starts = self.spellings()
+        charcnn_backward(p["Ec"], p["Wconv"], spelled, starts, batch.types, CHAR_WIDTH,
+                         batch.c, batch.arg, dc, grads["Ec"], grads["Wconv"], grads["bconv"])
 
     def caches(self, n_tokens: int) -> list[np.ndarray]:
         width = CACHE[self.cell] * self.hidden
-        return [np.empty((n_tokens, width), np.float32)
+        return [np.empty((n_tokens, width), self.params["Waa"].dtype)
                 for _ in range(2 if self.bidirectional else 1)]
 
     def encode(self, tokens: Sequence[str]) -> np.ndarray:
         """x<t> of each token as its Wax column indices: (T, 1 + number of features) int32."""
-        if self.features is None:
+        if self.features is None and self.chars is None:
             return self.vocab.word_ids(tokens).reshape(-1, 1)
         rows = self._rows
-        if len(rows) > 1_000_000:   # a long stream of new tokens must not grow memory forever
-            rows.clear()
-        out = np.empty((len(tokens), 1 + len(self.features.names)), dtype=np.int32)
+        out = np.empty((len(tokens), self.n_columns), dtype=np.int32)
         for t, tok in enumerate(tokens):
             row = rows.get(tok)
             if row is None:
@@ -177,10 +315,25 @@ class RNNTagger:
     def _columns(self, token: str) -> tuple[int, ...]:
         word = self.vocab.word_ids([token])[0]
         base, cols = self.vocab.n_words, [int(word)]
-        for size, value in zip(self.features.sizes, self.features.ids(token)):
-            cols.append(base + value)
-            base += size
+        if self.features is not None:
+            for size, value in zip(self.features.sizes, self.features.ids(token)):
+                cols.append(base + value)
+                base += size
+        if self.chars is not None:
+            cols.append(self._type_of(token))   # a word type, made a slot column per batch
         return tuple(cols)
+
+    def trim_caches(self) -> None:
+        """Forget the per-token caches once they are large, so that a long stream of new
+        tokens does not grow memory forever (between batches: ids of a batch stay valid)."""
+        if len(self._rows) > 1_000_000 or len(self._types) > 1_000_000:
+            self._rows.clear()
+            if self.chars is not None:
+                self._types.clear()
+                self._spellings.clear()
+                del self._starts[1:]
+                self._spelled = None
+                self._type_of("")
 
     def states(self, ids: np.ndarray, offsets: np.ndarray) -> np.ndarray:
         """A (N, D): each token's hidden state, the directions side by side."""
@@ -202,8 +355,9 @@ class RNNTagger:
         # Imported here: Numba costs a third of a second, which inspect and errors need not pay.
         from seqtag import kernels
 
+        self.trim_caches()
         ids, offsets = pack([self.encode(s) for s in sentences])
-        ids = ids.reshape(len(ids), 1 + (len(self.features.names) if self.features else 0))
+        ids = ids.reshape(len(ids), self.n_columns)
         A = self.states(ids, offsets)
         E = np.empty((len(ids), len(self.labels)), dtype=np.float32)
         kernels.linear_forward(A, self.params["Wya"], self.params["by"], E)
@@ -334,6 +488,7 @@ class RNNTagger:
             "label_counts": self.vocab.label_counts,
             **{f"feature_{name}": _utf8("\n".join(values)) for name, values in
                (zip(self.features.names, self.features.values) if self.features else ())},
+            **({"chars": _utf8(self.chars.to_text())} if self.chars is not None else {}),
             **self.params,
         }
 
@@ -397,14 +552,18 @@ class RNNTagger:
         except (ValueError, UnicodeDecodeError) as e:
             raise SeqtagError(f"is a damaged model file ({e})", path=name, hint=hint) from None
         arch = meta.get("architecture", {}) if isinstance(meta, dict) else {}
+        has_chars = bool(arch.get("char_filters"))
         names = list(PARAM_NAMES) + (list(BACKWARD_NAMES) if arch.get("bidirectional") else []) \
-            + (list(CRF_NAMES) if arch.get("crf") else [])
+            + (list(CRF_NAMES) if arch.get("crf") else []) \
+            + (list(CHAR_NAMES) + (["Wcx_b"] if arch.get("bidirectional") else [])
+               if has_chars else [])
         feature_names = arch.get("features", [])
         try:
             features = FeatureSet(feature_names, [_text(arrays[f"feature_{n}"]).split("\n")
                                                   for n in feature_names]) \
                 if feature_names else None
             params = {k: arrays[k] for k in names}
+            chars = CharVocab.from_text(_text(arrays["chars"])) if has_chars else None
         except (KeyError, ValueError, UnicodeDecodeError) as e:
             raise SeqtagError(f"is a damaged model file (no or bad {e})", path=name,
                               hint=hint) from None
@@ -412,16 +571,17 @@ class RNNTagger:
         if arch.get("cell", "rnn") not in GATES:
             raise SeqtagError(f"has an unknown cell {arch.get('cell')!r}", path=name,
                               hint="upgrade seqtag, or retrain the model")
-        _check_shapes(params, vocab, n_inputs, name, GATES[arch.get("cell", "rnn")])
+        _check_shapes(params, vocab, n_inputs, name, GATES[arch.get("cell", "rnn")],
+                      len(chars) if chars else 0)
         for k in names:
             params[k] = (np.asfortranarray if k.startswith("Wax") else np.ascontiguousarray)(
                 params[k], dtype=np.float32)
-        return cls(vocab=vocab, params=params, meta=meta, features=features,
+        return cls(vocab=vocab, params=params, meta=meta, features=features, chars=chars,
                    format_version=version)
 
 
 def _check_shapes(params: dict[str, np.ndarray], vocab: Vocabulary, n_inputs: int,
-                  name: str, gates: int = 1) -> None:
+                  name: str, gates: int = 1, n_chars: int = 0) -> None:
     H = params["Waa"].shape[1] if params["Waa"].ndim == 2 else -1
     G = gates * H
     V, L = n_inputs, vocab.n_labels
@@ -429,6 +589,11 @@ def _check_shapes(params: dict[str, np.ndarray], vocab: Vocabulary, n_inputs: in
     expected = {"Wax": (G, V), "Waa": (G, H), "Wya": (L, D), "ba": (G,), "by": (L,),
                 "Wax_b": (G, V), "Waa_b": (G, H), "ba_b": (G,),
                 "trans": (L, L), "start": (L,), "end": (L,)}
+    if "Ec" in params:
+        F = params["bconv"].shape[0] if params["bconv"].ndim == 1 else -1
+        dc = params["Ec"].shape[1] if params["Ec"].ndim == 2 else -1
+        expected.update({"Ec": (n_chars, dc), "Wconv": (F, CHAR_WIDTH * dc), "bconv": (F,),
+                         "Wcx": (G, F), "Wcx_b": (G, F)})
     for k in params:
         shape = expected[k]
         if params[k].shape != shape:

@@ -8,66 +8,26 @@ from __future__ import annotations
 
 import os
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict
 from datetime import datetime, timezone
 from typing import Callable, Sequence
 
 import numpy as np
 
 from seqtag import __version__, kernels, kernels_gated
+from seqtag.config import TrainConfig
 from seqtag.corpus import CorpusInfo, Sentence
 from seqtag.embeddings import project_into, read_vectors
 from seqtag.errors import SeqtagError
 from seqtag.features import FeatureSet, parse_features
 from seqtag.metrics import evaluate
 from seqtag.crf import crf_nll
-from seqtag.model import CRF_NAMES, GATES, RNNTagger, init_params, pack
+from seqtag.chars import CharVocab
+from seqtag.model import CHAR_NAMES, CRF_NAMES, RNNTagger, init_params, pack
 from seqtag.schemes import detect_scheme
 from seqtag.vocab import UNK_ID, Vocabulary
 
 Progress = Callable[[str, dict], None]
-
-
-@dataclass
-class TrainConfig:
-    hidden: int = 128
-    epochs: int = 20
-    lr: float = 1e-3
-    optimizer: str = "adam"          # "adam" or "sgd"
-    batch_size: int = 32
-    clip: float = 5.0                # max global gradient norm; 0 turns clipping off
-    seed: int = 1
-    patience: int = 4                # epochs without dev improvement before stopping; 0 = never
-    min_count: int = 1               # rarer words map to <unk>
-    max_size: int | None = None      # vocabulary size cap, reserved entries included
-    word_dropout: float = 0.25       # α: a known word w becomes <unk> with p = α / (α + count(w))
-    bidirectional: bool = False      # add a right-to-left RNN; states joined before the output
-    features: str = ""               # word-form features, e.g. "shape,suffix3" (seqtag.features)
-    feature_min_count: int = 2       # rarer feature values map to the feature's <unk>
-    dropout: float = 0.0             # of the hidden states on their way to the output layer
-    crf: bool = False                # a linear-chain CRF output layer instead of the softmax
-    embeddings: str | None = None    # word2vec/GloVe text file to start Wax's word columns from
-    cell: str = "rnn"                # "rnn" (Elman), "gru" or "lstm"
-
-    def check(self) -> None:
-        if self.cell not in GATES:
-            raise SeqtagError(f"unknown cell {self.cell!r}", hint="use rnn, gru or lstm")
-        if self.optimizer not in ("adam", "sgd"):
-            raise SeqtagError(f"unknown optimizer {self.optimizer!r}", hint="use adam or sgd")
-        for name in ("hidden", "epochs", "batch_size"):
-            if getattr(self, name) < 1:
-                raise SeqtagError(f"--{name.replace('_', '-')} must be at least 1")
-        if not self.lr > 0:  # also rejects NaN
-            raise SeqtagError("--lr must be positive")
-        if self.max_size is not None and self.max_size < 3:
-            raise SeqtagError("--max-size must be at least 3 (<pad>, <unk> and one word)")
-        parse_features(self.features)
-        if not 0 <= self.dropout < 1:
-            raise SeqtagError("--dropout must be in [0, 1)")
-        if not (self.clip >= 0 and self.word_dropout >= 0) or self.patience < 0 \
-                or self.min_count < 1 or self.feature_min_count < 1:
-            raise SeqtagError("--clip, --word-dropout and --patience must be ≥ 0, "
-                              "--min-count and --feature-min-count ≥ 1")
 
 
 def created_now() -> str:
@@ -112,18 +72,23 @@ class Trainer:
         features = FeatureSet.build((t for s in train for t in s.tokens), names,
                                     cfg.feature_min_count) if names else None
         n_inputs = vocab.n_words + (sum(features.sizes) if features else 0)
+        chars = CharVocab.build(t for s in train for t in s.tokens) if cfg.char_filters else None
         params = init_params(n_inputs, vocab.n_labels, cfg.hidden, rng, cfg.bidirectional,
-                             cfg.crf, cfg.cell)
+                             cfg.crf, cfg.cell,
+                             (len(chars), cfg.char_dim, cfg.char_filters) if chars else None)
         self.pretrained_ = 0
         if cfg.embeddings:
             vectors, dim = read_vectors(cfg.embeddings, vocab.words[2:])
             for wax in ("Wax", "Wax_b") if cfg.bidirectional else ("Wax",):
                 self.pretrained_ = project_into(params[wax], vocab.words, vectors, dim, rng)
         architecture = {"cell": cfg.cell, "bidirectional": cfg.bidirectional, "crf": cfg.crf,
-                        "hidden": cfg.hidden, "features": names}
+                        "hidden": cfg.hidden, "features": names,
+                        "char_filters": cfg.char_filters if chars else 0,
+                        "char_dim": cfg.char_dim if chars else 0}
         scheme = detect_scheme([s.labels for s in train])
         meta = {"architecture": architecture, "label_scheme": scheme}
-        model = RNNTagger(vocab, params, meta, features=features)
+        model = RNNTagger(vocab, params, meta, features=features, chars=chars)
+        params = model.params   # Wax as a view of its array with slot columns, when chars
         # The corpus as flat arrays (sentence s is ids[offsets[s]:offsets[s+1]], one row of Wax
         # columns per token); an epoch gathers them in shuffled order once, so that each batch
         # is two slices.
@@ -138,7 +103,14 @@ class Trainer:
         drop_p = np.where(words > UNK_ID,
                           cfg.word_dropout / (cfg.word_dropout + counts[words]), 0.0)
 
-        optimizer = _Optimizer(cfg, params)
+        # What feature dropout turns each feature column into: the feature's <unk>, and for the
+        # character CNN word type 0, the empty spelling.
+        feature_unk = np.array(list(vocab.n_words + np.cumsum([0] + features.sizes[:-1])
+                                    if features else []) + ([0] if chars else []), np.int32)
+        # Word types per batch are at most its tokens.
+        model.reserve_slots(int(np.sort(lengths)[-cfg.batch_size:].sum()))
+        n_real = 1 + (len(names) if features else 0)   # ids columns that are Wax columns
+        optimizer = _Optimizer(cfg, model)
         # Batches are drawn in shuffled order, so a batch can hold the longest sentences together.
         work = _Workspace(model, int(np.sort(lengths)[-cfg.batch_size:].sum()))
 
@@ -165,6 +137,11 @@ class Trainer:
                 ep_labels = labels_all[gather]
                 if cfg.word_dropout > 0:
                     ep_ids[rng.random(n_tokens) < drop_p[gather], 0] = UNK_ID
+                if cfg.feature_dropout > 0 and len(feature_unk):
+                    # so that no single cue (the word, its suffix, ...) carries a label alone
+                    drop = rng.random((n_tokens, len(feature_unk))) < cfg.feature_dropout
+                    ep_ids[:, 1:] = np.where(drop, feature_unk, ep_ids[:, 1:])
+                optimizer.lr = cfg.lr / (1 + cfg.lr_decay * (epoch - 1))
                 ep_offsets = np.concatenate(([0], ends))
                 total_loss = 0.0
                 for b in range(n_batches):
@@ -172,16 +149,16 @@ class Trainer:
                     lo, hi = ep_offsets[first], ep_offsets[last]
                     ids, labels = ep_ids[lo:hi], ep_labels[lo:hi]
                     offsets = ep_offsets[first:last + 1] - lo
-                    loss = _forward_backward(model, cfg, optimizer.grads, work, ids, offsets,
+                    loss = _forward_backward(model, cfg, optimizer, work, ids, offsets,
                                              labels, rng)
                     total_loss += loss
-                    optimizer.step(np.unique(ids), len(ids))
+                    optimizer.step(np.unique(ids[:, :n_real]), len(ids))
                     self.progress("batch", {"epoch": epoch, "batch": b + 1,
                                             "batches": n_batches, "loss": loss / len(ids)})
                 seconds = time.perf_counter() - t0
                 row = {"epoch": epoch, "train_loss": round(total_loss / n_tokens, 6)}
                 if dev:
-                    current = RNNTagger(vocab, params, meta, features=features)
+                    current = RNNTagger(vocab, params, meta, features=features, chars=chars)
                     scores = evaluate([s.labels for s in dev],
                                       current.predict([s.tokens for s in dev]))
                     row["dev_accuracy"] = round(scores.accuracy, 6)
@@ -222,7 +199,7 @@ class Trainer:
             "best_epoch": self.best_epoch_,
             "interrupted": self.interrupted_,
         }
-        self.model_ = RNNTagger(vocab, best_params, meta, features=features)
+        self.model_ = RNNTagger(vocab, best_params, meta, features=features, chars=chars)
         return self
 
 
@@ -232,22 +209,25 @@ class _Workspace:
 
     def __init__(self, model: RNNTagger, tokens: int):
         D, L = model.params["Wya"].shape[1], len(model.labels)
-        self.A = np.empty((tokens, D), np.float32)
-        self.dA = np.empty((tokens, D), np.float32)
-        self.E = np.empty((tokens, L), np.float32)
-        self.dE = np.empty((tokens, L), np.float32)
+        dtype = model.params["Wya"].dtype   # float32; float64 in the gradient tests
+        self.A = np.empty((tokens, D), dtype)
+        self.dA = np.empty((tokens, D), dtype)
+        self.E = np.empty((tokens, L), dtype)
+        self.dE = np.empty((tokens, L), dtype)
         self.C = model.caches(tokens)
 
 
-def _forward_backward(model: RNNTagger, cfg: TrainConfig, grads: dict[str, np.ndarray],
+def _forward_backward(model: RNNTagger, cfg: TrainConfig, optimizer: "_Optimizer",
                       work: _Workspace, ids: np.ndarray, offsets: np.ndarray,
-                      labels: np.ndarray, rng: np.random.Generator) -> float:
-    """The summed loss of a packed batch; adds its gradients into ``grads``."""
-    p = model.params
+                      labels: np.ndarray, rng: np.random.Generator, exact: bool = False) -> float:
+    """The summed loss of a packed batch; adds its gradients into ``optimizer.grads``."""
+    p, grads = model.params, optimizer.grads
     n = len(ids)
     A, dA, E, dE = work.A[:n], work.dA[:n], work.E[:n], work.dE[:n]
     caches = [C[:n] for C in work.C]
-    model.forward(ids, offsets, A, caches)
+    chars = model.forward(ids, offsets, A, caches, exact)
+    if chars is not None:
+        ids = chars.ids
     if cfg.dropout > 0:
         # Inverted dropout: the output layer sees a<t> ⊙ m / (1 - p), and the recurrences keep
         # their own undropped states for BPTT.
@@ -266,28 +246,38 @@ def _forward_backward(model: RNNTagger, cfg: TrainConfig, grads: dict[str, np.nd
     if cfg.dropout > 0:
         dA *= mask
     for (_, Waa, _, reverse, col, sfx), C in zip(model.directions(), caches):
-        dWax, dWaa, dba = grads["Wax" + sfx], grads["Waa" + sfx], grads["ba" + sfx]
+        dWax = optimizer.wax_grads.get("Wax" + sfx, grads["Wax" + sfx])
+        dWaa, dba = grads["Waa" + sfx], grads["ba" + sfx]
         if model.cell == "rnn":
-            kernels.rnn_backward(Waa, ids, offsets, reverse, A, col, dA, dWax, dWaa, dba, False)
+            kernels.rnn_backward(Waa, ids, offsets, reverse, A, col, dA, dWax, dWaa, dba, exact)
         else:
             step = kernels_gated.lstm_backward if model.cell == "lstm" else \
                 kernels_gated.gru_backward
-            step(Waa, ids, offsets, reverse, A, col, C, dA, dWax, dWaa, dba, False)
+            step(Waa, ids, offsets, reverse, A, col, C, dA, dWax, dWaa, dba, exact)
+    if chars is not None:
+        model.char_backward(chars, grads, optimizer.wax_grads)
     return loss
 
 
 class _Optimizer:
     """Gradient buffers, clipping, and SGD or Adam steps (lazy on Wax's columns)."""
 
-    def __init__(self, cfg: TrainConfig, params: dict[str, np.ndarray]):
+    def __init__(self, cfg: TrainConfig, model: RNNTagger):
         self.cfg = cfg
-        self.params = params
+        self.params = params = model.params
         self.grads = {k: np.zeros_like(v, order="K") for k, v in params.items()}
+        # The Wax gradients with the slot columns of the character CNN (the backward kernels
+        # write there); grads["Wax"] is the view of the real columns.
+        self.wax_grads = {k: np.zeros_like(full, order="K") for k, full in model.wax_with_slots.items()}
+        for k, full in self.wax_grads.items():
+            self.grads[k] = full[:, :params[k].shape[1]]
         # Stepped together: each direction's dense parameters with its own Wax columns; the
-        # output layer goes with the forward direction.
-        self.groups = [("Wax", ("Waa", "ba", "Wya", "by") + (CRF_NAMES if cfg.crf else ()))]
+        # output layer and the character CNN go with the forward direction.
+        chars = CHAR_NAMES if "Ec" in params else ()
+        self.groups = [("Wax", ("Waa", "ba", "Wya", "by") + (CRF_NAMES if cfg.crf else ())
+                        + chars)]
         if cfg.bidirectional:
-            self.groups.append(("Wax_b", ("Waa_b", "ba_b")))
+            self.groups.append(("Wax_b", ("Waa_b", "ba_b") + (("Wcx_b",) if chars else ())))
         flat = lambda d, names: tuple(d[k].reshape(-1) for k in names)  # noqa: E731
         self.dense = [(flat(params, names), flat(self.grads, names)) for _, names in self.groups]
         if cfg.optimizer == "adam":
@@ -296,6 +286,7 @@ class _Optimizer:
             self.dense_m = [tuple(flat({k: m[i] for k, m in self.moments.items()}, names)
                                   for i in (0, 1)) for _, names in self.groups]
         self.t = 0
+        self.lr = cfg.lr
 
     def step(self, cols: np.ndarray, n_tokens: int) -> None:
         """One update from the summed gradients of n_tokens tokens; zeroes the gradients."""
@@ -310,14 +301,14 @@ class _Optimizer:
             dense, dense_g = self.dense[gi]
             if cfg.optimizer == "adam":
                 b1, b2 = 0.9, 0.999
-                lr_t = cfg.lr * np.sqrt(1 - b2 ** self.t) / (1 - b1 ** self.t)
+                lr_t = self.lr * np.sqrt(1 - b2 ** self.t) / (1 - b1 ** self.t)
                 m, v = self.moments[wax]
                 kernels.adam_step(dense, dense_g, self.dense_m[gi][0], self.dense_m[gi][1],
                                   params[wax], grads[wax], m, v, cols, f32(scale), f32(lr_t),
                                   f32(b1), f32(b2), f32(1e-8))
             else:
                 kernels.sgd_step(dense, dense_g, params[wax], grads[wax], cols,
-                                 f32(cfg.lr * scale))
+                                 f32(self.lr * scale))
 
 
 def _sq_norm(grads: dict[str, np.ndarray], cols: np.ndarray) -> float:

@@ -8,7 +8,8 @@ import pytest
 from seqtag.corpus import Sentence
 from seqtag.embeddings import project_into, read_vectors
 from seqtag.errors import SeqtagError
-from seqtag.train import TrainConfig, Trainer
+from seqtag.config import TrainConfig
+from seqtag.train import Trainer
 
 
 def write(tmp_path, text, name="vec.txt"):

@@ -31,6 +31,7 @@ import pytest
 from typer.testing import CliRunner
 
 from seqtag.cli import app
+from seqtag.model import FORMAT_VERSION
 
 REPO = Path(__file__).resolve().parents[1]
 TINY = REPO / "samples" / "tiny.tsv"
@@ -259,7 +260,7 @@ def make_bad_model(case: str, model: Path, directory: Path) -> Path:
                 "truncated-100-bytes": 100}[case]
         path.write_bytes(data[:keep])
     elif case == "newer-format":
-        rewrite_model(model, path, format_version=np.array(2, dtype=np.int64))
+        rewrite_model(model, path, format_version=np.array(FORMAT_VERSION + 1, dtype=np.int64))
     elif case == "directory":
         path.mkdir()
     elif case != "nonexistent":
@@ -274,7 +275,7 @@ MODEL_CASES = ["text-file", "zip-of-text", "npz-of-other-arrays", "npy-file", "e
 
 def check_model_message(case: str, message: str) -> None:
     if case == "newer-format":
-        assert "model format 2" in message and "upgrade" in message
+        assert f"model format {FORMAT_VERSION + 1}" in message and "upgrade" in message
     elif case.startswith("truncated"):
         assert "truncated" in message or "damaged" in message
     elif case == "nonexistent":
@@ -306,7 +307,7 @@ def test_bad_model_file(case, model, tmp_path):
 def test_rewrite_model_keeps_a_good_model(model, tmp_path):
     # The helper that makes the newer-format file changes nothing else.
     same = tmp_path / "same.npz"
-    rewrite_model(model, same, format_version=np.array(1, dtype=np.int64))
+    rewrite_model(model, same, format_version=np.array(FORMAT_VERSION, dtype=np.int64))
     res = invoke("inspect", same, "--json")
     assert res.returncode == 0 and res.exception is None, res
 

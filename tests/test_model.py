@@ -16,7 +16,8 @@ from seqtag.features import FEATURES, FeatureSet
 from seqtag.model import (BACKWARD_NAMES, CRF_NAMES, FORMAT_VERSION, MAGIC, PARAM_NAMES,
                           RNNTagger, init_params, pack)
 from seqtag.schemes import allowed_transitions
-from seqtag.train import TrainConfig, Trainer
+from seqtag.config import TrainConfig
+from seqtag.train import Trainer
 from seqtag.vocab import UNK, Vocabulary
 
 SENTS = [

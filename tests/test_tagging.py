@@ -15,7 +15,8 @@ from seqtag.model import RNNTagger
 from seqtag.tagging import (Tagged, format_conll, format_inline, format_jsonl,
                             tag_sentences, tag_texts)
 from seqtag.tokenizer import tokenize
-from seqtag.train import TrainConfig, Trainer
+from seqtag.config import TrainConfig
+from seqtag.train import Trainer
 
 TRAIN = """\
 John B-PER

@@ -3,6 +3,7 @@ interruption, configuration checks."""
 
 from __future__ import annotations
 
+import dataclasses
 from collections import Counter, defaultdict
 
 import numpy as np
@@ -11,9 +12,10 @@ import pytest
 from seqtag.corpus import CorpusInfo, Sentence
 from seqtag.errors import SeqtagError
 from seqtag.metrics import evaluate
-from seqtag.model import BACKWARD_NAMES, CRF_NAMES, PARAM_NAMES, RNNTagger, init_params
+from seqtag.model import BACKWARD_NAMES, CRF_NAMES, PARAM_NAMES, RNNTagger, init_params, pack
 from seqtag.schemes import allowed_transitions
-from seqtag.train import TrainConfig, Trainer, created_now
+from seqtag.config import TrainConfig
+from seqtag.train import Trainer, created_now
 from seqtag.vocab import UNK_ID, Vocabulary
 
 # Lower-case symbols: single capitals such as "B" or "S" would read as chunk tags.
@@ -787,3 +789,118 @@ def test_lstm_forget_gate_starts_open():
 def test_unknown_cell_is_rejected():
     with pytest.raises(SeqtagError, match="unknown cell"):
         TrainConfig(cell="transformer").check()
+
+
+# -- character CNN, feature dropout, learning-rate decay ---------------------------------------
+
+def test_a_char_cnn_tags_unseen_words_by_their_spelling(form_data, tmp_path):
+    train, dev = form_data
+    t = Trainer(cfg(hidden=16, epochs=5, word_dropout=0.25, char_filters=8, char_dim=6)
+                ).fit(train, dev)
+    model = t.model_
+    arch = model.meta["architecture"]
+    assert arch["char_filters"] == 8 and arch["char_dim"] == 6 and model.features is None
+    assert model.params["Wconv"].shape == (8, 3 * 6)
+    assert model.params["Wax"].shape[1] == model.vocab.n_words   # the slots are not parameters
+    # Every dev word is unseen: only the spelling (its capital) can tell the label.
+    assert accuracy(model, dev) >= 0.95
+    model.save(tmp_path / "m.npz")
+    again = RNNTagger.load(tmp_path / "m.npz")
+    assert again.chars == model.chars
+    sents = [s.tokens for s in dev]
+    np.testing.assert_array_equal(np.concatenate(again.predict_proba(sents)),
+                                  np.concatenate(model.predict_proba(sents)))
+
+
+def test_batches_with_more_word_types_than_slots_grow_them(form_data):
+    train, dev = form_data
+    model = Trainer(cfg(epochs=1, char_filters=4, char_dim=3)).fit(train).model_
+    sents = [s.tokens for s in train + dev]
+    one_batch = model.predict_proba(sents)
+    assert model._slots >= len({t for s in sents for t in s})
+    in_pieces = [p for i in range(0, len(sents), 7) for p in model.predict_proba(sents[i:i + 7])]
+    np.testing.assert_allclose(np.concatenate(one_batch), np.concatenate(in_pieces), atol=1e-6)
+
+
+def full_model(train, **kw):
+    """A float64 model of every part (features, char CNN, both directions, CRF) with its
+    optimizer and workspace, for gradient checks of the whole training step."""
+    from seqtag.train import _Optimizer, _Workspace
+
+    config = cfg(dropout=0.0, word_dropout=0.0, **kw)
+    t = Trainer(dataclasses.replace(config, epochs=1)).fit(train)
+    m = t.model_
+    params = {k: (np.asfortranarray if k.startswith("Wax") else np.ascontiguousarray)(
+        v + np.random.default_rng(3).normal(0, 0.3, v.shape), dtype=np.float64)
+        for k, v in m.params.items()}
+    model = RNNTagger(m.vocab, params, m.meta, features=m.features, chars=m.chars)
+    sents = train[:4]
+    ids, offsets = pack([model.encode(s.tokens) for s in sents])
+    labels, _ = pack([model.vocab.label_ids(s.labels) for s in sents])
+    model.reserve_slots(len(ids))
+    return model, config, _Optimizer(config, model), _Workspace(model, len(ids)), ids, offsets, \
+        labels
+
+
+@pytest.mark.parametrize("cell", ["rnn", "gru", "lstm"])
+def test_whole_training_step_gradients_equal_central_differences(form_data, cell):
+    from seqtag.train import _forward_backward
+
+    train, _ = form_data
+    model, config, opt, work, ids, offsets, labels = full_model(
+        train, hidden=3, cell=cell, bidirectional=True, crf=True, features="shape,suffix2",
+        char_filters=3, char_dim=2)
+    rng = np.random.default_rng(0)
+
+    def loss():
+        for g in opt.grads.values():
+            g[...] = 0
+        for g in opt.wax_grads.values():
+            g[...] = 0
+        return _forward_backward(model, config, opt, work, ids, offsets, labels, rng, True)
+
+    loss()
+    analytic = {k: g.copy() for k, g in opt.grads.items()}
+    eps = 1e-6
+    used = np.unique(ids[:, :-1])
+    checked = 0
+    for k, param in model.params.items():
+        cols = used if k.startswith("Wax") else None
+        entries = [(r, c) for r in range(param.shape[0]) for c in cols] if cols is not None \
+            else list(np.ndindex(param.shape))
+        for i in [entries[j] for j in rng.choice(len(entries), min(12, len(entries)),
+                                                   replace=False)]:
+            keep = param[i]
+            param[i] = keep + eps
+            up = loss()
+            param[i] = keep - eps
+            down = loss()
+            param[i] = keep
+            assert analytic[k][i] == pytest.approx((up - down) / (2 * eps), rel=1e-4, abs=1e-7), k
+            checked += 1
+    assert {"Ec", "Wconv", "bconv", "Wcx", "Wcx_b", "trans"} <= set(model.params)
+    assert checked > 100
+
+
+def test_feature_dropout_trains_each_features_unk(form_data):
+    train, _ = form_data
+    conf = cfg(epochs=2, features="shape", feature_min_count=1)
+    plain = Trainer(conf).fit(train).model_
+    dropped = Trainer(dataclasses.replace(conf, feature_dropout=0.3)).fit(train).model_
+    unk = plain.vocab.n_words           # the shape feature's <unk> column
+    init = init_params(plain.n_inputs, plain.vocab.n_labels, 8, np.random.default_rng(1))["Wax"]
+    # Every shape of the training data is in the inventory: only dropout reaches <unk>.
+    np.testing.assert_array_equal(plain.params["Wax"][:, unk], init[:, unk])
+    assert np.abs(dropped.params["Wax"][:, unk] - init[:, unk]).max() > 1e-3
+
+
+def test_lr_decay_shrinks_later_steps(data):
+    train, _ = data
+    once = Trainer(cfg(epochs=1)).fit(train)
+    frozen = Trainer(cfg(epochs=3, lr_decay=1e9)).fit(train)
+    # Epoch 1 steps with lr itself; the later ones with lr / (1 + 1e9 (e - 1)): no change.
+    assert frozen.history_[0] == once.history_[0]
+    for k, v in once.model_.params.items():
+        np.testing.assert_allclose(frozen.model_.params[k], v, atol=1e-6, err_msg=k)
+    moving = Trainer(cfg(epochs=3, lr_decay=1.0)).fit(train)
+    assert np.abs(moving.model_.params["Waa"] - once.model_.params["Waa"]).max() > 1e-3

@@ -10,6 +10,9 @@ import typer
 
 from seqtag.cli._app import app, err, fail, user_errors
 from seqtag.errors import SeqtagError
+from seqtag.config import TrainConfig
+
+D = TrainConfig()   # the defaults live in one place: the library's config
 
 
 def default_output(corpus: list[str]) -> Path:
@@ -98,40 +101,50 @@ def train(
                                           show_default="<corpus>.npz"),
     vocab_path: Optional[Path] = typer.Option(None, "--vocab",
                                               help="Vocabulary from 'seqtag build-vocab'."),
-    hidden: int = typer.Option(128, "--hidden", min=1, help="Hidden units of the RNN."),
-    epochs: int = typer.Option(20, "--epochs", min=1, help="Most passes over the training data."),
-    lr: float = typer.Option(1e-3, "--lr", help="Learning rate."),
-    optimizer: str = typer.Option("adam", "--optimizer", help="adam or sgd."),
-    batch_size: int = typer.Option(32, "--batch-size", min=1, help="Sentences per update."),
-    clip: float = typer.Option(5.0, "--clip", min=0.0,
+    hidden: int = typer.Option(D.hidden, "--hidden", min=1, help="Hidden units of the RNN."),
+    epochs: int = typer.Option(D.epochs, "--epochs", min=1, help="Most passes over the training data."),
+    lr: float = typer.Option(D.lr, "--lr", help="Learning rate."),
+    optimizer: str = typer.Option(D.optimizer, "--optimizer", help="adam or sgd."),
+    batch_size: int = typer.Option(D.batch_size, "--batch-size", min=1, help="Sentences per update."),
+    clip: float = typer.Option(D.clip, "--clip", min=0.0,
                                help="Clip the gradient's global norm to this (0: off)."),
-    seed: int = typer.Option(1, "--seed", help="Random seed: the same seed repeats the run."),
-    patience: int = typer.Option(4, "--patience", min=0,
+    seed: int = typer.Option(D.seed, "--seed", help="Random seed: the same seed repeats the run."),
+    patience: int = typer.Option(D.patience, "--patience", min=0,
                                  help="Stop after this many epochs without dev gain (0: never)."),
-    min_count: int = typer.Option(1, "--min-count", min=1,
+    min_count: int = typer.Option(D.min_count, "--min-count", min=1,
                                   help="Words seen fewer times map to <unk>."),
     max_size: Optional[int] = typer.Option(None, "--max-size", min=3,
                                            help="Vocabulary size cap."),
-    word_dropout: float = typer.Option(0.25, "--word-dropout", min=0.0,
+    word_dropout: float = typer.Option(D.word_dropout, "--word-dropout", min=0.0,
                                        help="α: word w becomes <unk> with p = α/(α+count(w))."),
-    cell: str = typer.Option("rnn", "--cell",
+    cell: str = typer.Option(D.cell, "--cell",
                              help="Recurrent cell: rnn (the textbook Elman cell), gru or lstm."),
     bidirectional: bool = typer.Option(
-        False, "--bidirectional/--no-bidirectional",
+        D.bidirectional, "--bidirectional/--no-bidirectional",
         help="Add a right-to-left RNN whose states join the left-to-right ones."),
     features: str = typer.Option(
-        "", "--features",
+        D.features, "--features",
         help="Word-form features as extra Wax columns, comma-separated: lower, shape, casing, "
-             "prefix2, prefix3, suffix2, suffix3 (none by default: the textbook model)."),
-    feature_min_count: int = typer.Option(2, "--feature-min-count", min=1,
+             "prefix2, prefix3, suffix2, suffix3 ('none' for the textbook model)."),
+    feature_min_count: int = typer.Option(D.feature_min_count, "--feature-min-count", min=1,
                                           help="Rarer feature values map to <unk>."),
     embeddings: Optional[Path] = typer.Option(
         None, "--embeddings", help="word2vec/GloVe text file: start the word columns of Wax "
                                    "from these vectors (through a fixed random projection)."),
-    crf: bool = typer.Option(False, "--crf/--no-crf",
+    crf: bool = typer.Option(D.crf, "--crf/--no-crf",
                              help="A linear-chain CRF output layer instead of the softmax."),
-    dropout: float = typer.Option(0.0, "--dropout", min=0.0, max=0.99,
+    dropout: float = typer.Option(D.dropout, "--dropout", min=0.0, max=0.99,
                                   help="Dropout of the hidden states before the output layer."),
+    feature_dropout: float = typer.Option(
+        D.feature_dropout, "--feature-dropout", min=0.0, max=0.99,
+        help="Each feature value of a token is replaced by its <unk> with this probability."),
+    lr_decay: float = typer.Option(D.lr_decay, "--lr-decay", min=0.0,
+                                   help="Epoch e trains with lr / (1 + lr_decay·(e-1))."),
+    char_filters: int = typer.Option(
+        D.char_filters, "--char-filters", min=0,
+        help="Filters of a character CNN that reads each word's spelling (0: none)."),
+    char_dim: int = typer.Option(D.char_dim, "--char-dim", min=1,
+                                 help="Size of each character's embedding in the CNN."),
     input_format: str = typer.Option("auto", "--input-format",
                                      help="Column file format: auto, conll, conllu or indexed."),
 ) -> None:
@@ -139,7 +152,7 @@ def train(
     pass and BPTT in Numba) and save its best epoch."""
     with user_errors():
         from seqtag.corpus import read_corpus
-        from seqtag.train import TrainConfig, Trainer
+        from seqtag.train import Trainer
         from seqtag.vocab import Vocabulary
 
         cfg = TrainConfig(hidden=hidden, epochs=epochs, lr=lr, optimizer=optimizer,
@@ -147,7 +160,9 @@ def train(
                           min_count=min_count, max_size=max_size, word_dropout=word_dropout,
                           bidirectional=bidirectional, features=features,
                           feature_min_count=feature_min_count, dropout=dropout, crf=crf,
-                          embeddings=str(embeddings) if embeddings else None, cell=cell)
+                          embeddings=str(embeddings) if embeddings else None, cell=cell,
+                          feature_dropout=feature_dropout, lr_decay=lr_decay,
+                          char_filters=char_filters, char_dim=char_dim)
         cfg.check()
         out = output or default_output(corpus)
         check_writable(out)

@@ -1,0 +1,64 @@
+"""Training settings: one dataclass whose defaults are the CLI's defaults.
+
+Kept apart from the training loop so that the CLI can show the defaults without importing Numba.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from seqtag.errors import SeqtagError
+from seqtag.features import parse_features
+from seqtag.model import GATES
+
+
+@dataclass
+class TrainConfig:
+    hidden: int = 128
+    epochs: int = 20
+    lr: float = 1e-3
+    optimizer: str = "adam"          # "adam" or "sgd"
+    batch_size: int = 32
+    clip: float = 5.0                # max global gradient norm; 0 turns clipping off
+    seed: int = 1
+    patience: int = 4                # epochs without dev improvement before stopping; 0 = never
+    min_count: int = 1               # rarer words map to <unk>
+    max_size: int | None = None      # vocabulary size cap, reserved entries included
+    word_dropout: float = 0.25       # α: a known word w becomes <unk> with p = α / (α + count(w))
+    bidirectional: bool = False      # add a right-to-left RNN; states joined before the output
+    features: str = ""               # word-form features, e.g. "shape,suffix3" (seqtag.features)
+    feature_min_count: int = 2       # rarer feature values map to the feature's <unk>
+    dropout: float = 0.0             # of the hidden states on their way to the output layer
+    crf: bool = False                # a linear-chain CRF output layer instead of the softmax
+    embeddings: str | None = None    # word2vec/GloVe text file to start Wax's word columns from
+    cell: str = "rnn"                # "rnn" (Elman), "gru" or "lstm"
+    feature_dropout: float = 0.0     # each feature value of a token becomes its <unk> with p
+    lr_decay: float = 0.0            # epoch e steps with lr / (1 + lr_decay · (e - 1))
+    char_filters: int = 0            # filters of the character CNN; 0: no character CNN
+    char_dim: int = 25               # size of a character's embedding
+
+    def check(self) -> None:
+        if self.cell not in GATES:
+            raise SeqtagError(f"unknown cell {self.cell!r}", hint="use rnn, gru or lstm")
+        if self.optimizer not in ("adam", "sgd"):
+            raise SeqtagError(f"unknown optimizer {self.optimizer!r}", hint="use adam or sgd")
+        if self.char_filters < 0 or self.char_dim < 1:
+            raise SeqtagError("--char-filters must be ≥ 0 and --char-dim ≥ 1")
+        for name in ("hidden", "epochs", "batch_size"):
+            if getattr(self, name) < 1:
+                raise SeqtagError(f"--{name.replace('_', '-')} must be at least 1")
+        if not self.lr > 0:  # also rejects NaN
+            raise SeqtagError("--lr must be positive")
+        if self.max_size is not None and self.max_size < 3:
+            raise SeqtagError("--max-size must be at least 3 (<pad>, <unk> and one word)")
+        parse_features(self.features)
+        if not 0 <= self.dropout < 1:
+            raise SeqtagError("--dropout must be in [0, 1)")
+        if not 0 <= self.feature_dropout < 1:
+            raise SeqtagError("--feature-dropout must be in [0, 1)")
+        if not self.lr_decay >= 0:
+            raise SeqtagError("--lr-decay must be ≥ 0")
+        if not (self.clip >= 0 and self.word_dropout >= 0) or self.patience < 0 \
+                or self.min_count < 1 or self.feature_min_count < 1:
+            raise SeqtagError("--clip, --word-dropout and --patience must be ≥ 0, "
+                              "--min-count and --feature-min-count ≥ 1")
