@@ -343,8 +343,9 @@ def main() -> None:
         cpu = next((ln.split(":", 1)[1].strip() for ln in open("/proc/cpuinfo")
                     if ln.startswith("model name")), cpu)
     omp = os.environ.get("OMP_WAIT_POLICY", "(unset)")
-    cfg = TrainConfig(hidden=H, epochs=args.epochs, lr=LR, optimizer="adam", batch_size=BATCH,
-                      clip=CLIP, seed=args.seed, patience=0)
+    cfg = TrainConfig.textbook(hidden=H, epochs=args.epochs, lr=LR, optimizer="adam",
+                               batch_size=BATCH, clip=CLIP, seed=args.seed, patience=0,
+                               word_dropout=0.25)
     head = [f"CoNLL-2003 English NER; Elman RNN H={H}, Adam lr {LR}, batch {BATCH}, clip {CLIP}, "
             f"{args.epochs} epochs, seed {args.seed}{', QUICK SUBSET' if args.quick else ''}",
             f"{cpu}, {os.cpu_count()} CPUs; seqtag 1 thread; OMP_WAIT_POLICY={omp}; numba "

@@ -195,7 +195,7 @@ def test_build_vocab_min_count_feeds_train(tmp_path):
     run("build-vocab", TINY, "--min-count", 2, "-o", vocab)
     kept = [line for line in vocab.read_text().split("\n\n")[0].splitlines()]
     out = tmp_path / "m.npz"
-    res = run("train", TINY, "--vocab", vocab, "--hidden", 4, "--epochs", 1, "-o", out)
+    res = run("train", TINY, "--vocab", vocab, "--textbook", "--hidden", 4, "--epochs", 1, "-o", out)
     assert out.exists() and res.stdout == ""
     info = json.loads(run("inspect", out, "--json").stdout)
     assert info["vocabulary"]["size"] == len(kept)
@@ -469,6 +469,18 @@ def _table_rows(text: str, title: str) -> list[list[str]]:
     return rows
 
 
+def test_textbook_flag_trains_the_plain_rnn(tmp_path):
+    out = tmp_path / "m.npz"
+    res = run("train", TINY, "--textbook", "--hidden", 16, "--epochs", 2, "-o", out)
+    assert res.returncode == 0, res
+    js = json.loads(run("inspect", out, "--json").stdout)
+    shapes = {k: v["shape"] for k, v in js["parameters"].items()}
+    L, n_words = len(TINY_LABELS), len(set(TINY_TOKENS)) + 2
+    assert shapes == {"Wax": [16, n_words], "Waa": [16, 16], "Wya": [L, 16], "ba": [16],
+                      "by": [L]}
+    assert js["architecture"]["cell"] == "rnn" and not js["architecture"]["features"]
+
+
 def test_inspect_text_and_json(model):
     from seqtag.model import FORMAT_VERSION
 
@@ -491,8 +503,18 @@ def test_inspect_text_and_json(model):
                                                             key=lambda x: (-x[1], x[0]))]
     shapes = {k: v["shape"] for k, v in js["parameters"].items()}
     L = len(TINY_LABELS)
-    assert shapes == {"Wax": [16, n_words], "Waa": [16, 16], "Wya": [L, 16], "ba": [16],
-                      "by": [L]}
+    # The default model: a bidirectional LSTM (4 gate blocks) with features, chars and a CRF.
+    arch = js["architecture"]
+    assert (arch["cell"], arch["bidirectional"], arch["crf"]) == ("lstm", True, True)
+    assert arch["features"] and arch["char_filters"] > 0
+    n_inputs = shapes["Wax"][1]
+    F, dc = arch["char_filters"], arch["char_dim"]
+    assert n_inputs > n_words
+    assert shapes == {"Wax": [64, n_inputs], "Waa": [64, 16], "ba": [64],
+                      "Wax_b": [64, n_inputs], "Waa_b": [64, 16], "ba_b": [64],
+                      "Wya": [L, 32], "by": [L], "trans": [L, L], "start": [L], "end": [L],
+                      "Ec": [shapes["Ec"][0], dc], "Wconv": [F, 3 * dc], "bconv": [F],
+                      "Wcx": [64, F], "Wcx_b": [64, F]}
     assert [h["epoch"] for h in js["history"]] == [1, 2, 3, 4, 5]
     assert js["best_epoch"] in range(1, 6)
     assert js["label_scheme"] == "IOB2"

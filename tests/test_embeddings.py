@@ -77,8 +77,8 @@ def test_training_starts_from_the_vectors(tmp_path):
     sents = [Sentence(["Sam", "met", "Ana"], ["B-PER", "O", "B-PER"], [], 1)] * 4
     vec = write(tmp_path, "Sam 1 0 0\nAna 1 0 0\nmet 0 1 0\n")
     cfg = dict(hidden=6, epochs=1, lr=1e-9, word_dropout=0.0, patience=0, seed=3)
-    with_vec = Trainer(TrainConfig(**cfg, embeddings=str(vec))).fit(sents)
-    without = Trainer(TrainConfig(**cfg)).fit(sents)
+    with_vec = Trainer(TrainConfig.textbook(**cfg, embeddings=str(vec))).fit(sents)
+    without = Trainer(TrainConfig.textbook(**cfg)).fit(sents)
     assert with_vec.pretrained_ == 3 and without.pretrained_ == 0
     Wax, words = with_vec.model_.params["Wax"], with_vec.model_.vocab.words
     # lr ≈ 0: the columns are (nearly) where the vectors put them: equal vectors, equal columns.

@@ -663,7 +663,7 @@ def test_without_a_scheme_decode_is_the_argmax():
 @pytest.fixture(scope="module")
 def full_model() -> RNNTagger:
     """Briefly trained with a backward direction, three features and a CRF."""
-    config = TrainConfig(hidden=8, epochs=3, lr=0.01, batch_size=2, word_dropout=0.25,
+    config = TrainConfig.textbook(hidden=8, epochs=3, lr=0.01, batch_size=2, word_dropout=0.25,
                          patience=0, seed=3, bidirectional=True, features=",".join(FEATURE_NAMES),
                          feature_min_count=1, dropout=0.2, crf=True)
     return Trainer(config).fit(_sentences()).model_

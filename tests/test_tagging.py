@@ -52,7 +52,7 @@ Paris B-LOC
 @pytest.fixture(scope="module")
 def model() -> RNNTagger:
     train = list(read_sentences(io.BytesIO(TRAIN.encode())))
-    config = TrainConfig(hidden=16, epochs=40, lr=0.05, batch_size=2, word_dropout=0.0,
+    config = TrainConfig.textbook(hidden=16, epochs=40, lr=0.05, batch_size=2, word_dropout=0.0,
                          patience=0, seed=3)
     trained = Trainer(config).fit(train).model_
     # the fixture is only useful if the model has learned to find some entities

@@ -41,7 +41,7 @@ def data():
 def cfg(**kw) -> TrainConfig:
     base = dict(hidden=8, epochs=3, lr=0.01, batch_size=16, word_dropout=0.0, patience=0, seed=1)
     base.update(kw)
-    return TrainConfig(**base)
+    return TrainConfig.textbook(**base)
 
 
 def accuracy(model: RNNTagger, sents: list[Sentence]) -> float:

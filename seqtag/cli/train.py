@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import tempfile
 from pathlib import Path
 from typing import List, Optional
@@ -10,7 +11,7 @@ import typer
 
 from seqtag.cli._app import app, err, fail, user_errors
 from seqtag.errors import SeqtagError
-from seqtag.config import TrainConfig
+from seqtag.config import TEXTBOOK, TrainConfig
 
 D = TrainConfig()   # the defaults live in one place: the library's config
 
@@ -145,11 +146,17 @@ def train(
         help="Filters of a character CNN that reads each word's spelling (0: none)."),
     char_dim: int = typer.Option(D.char_dim, "--char-dim", min=1,
                                  help="Size of each character's embedding in the CNN."),
+    textbook: bool = typer.Option(
+        False, "--textbook",
+        help="The plain textbook RNN: one left-to-right Elman RNN over word ids with a softmax "
+             "(sets --cell rnn --no-bidirectional --no-crf --features none --char-filters 0 "
+             "--dropout 0 --feature-dropout 0)."),
     input_format: str = typer.Option("auto", "--input-format",
                                      help="Column file format: auto, conll, conllu or indexed."),
 ) -> None:
-    """Train a recurrent tagger (the textbook Elman RNN unless options say otherwise; forward
-    pass and BPTT in Numba) and save its best epoch."""
+    """Train a tagger (by default a bidirectional LSTM over words, word forms and a character
+    CNN, with a CRF output layer; --textbook for the plain Elman RNN; forward pass and BPTT in
+    Numba) and save its best epoch."""
     with user_errors():
         from seqtag.corpus import read_corpus
         from seqtag.train import Trainer
@@ -163,6 +170,8 @@ def train(
                           embeddings=str(embeddings) if embeddings else None, cell=cell,
                           feature_dropout=feature_dropout, lr_decay=lr_decay,
                           char_filters=char_filters, char_dim=char_dim)
+        if textbook:
+            cfg = dataclasses.replace(cfg, **TEXTBOOK)
         cfg.check()
         out = output or default_output(corpus)
         check_writable(out)
