@@ -15,7 +15,7 @@ from seqtag.model import GATES
 # The plain recurrent tagger of the textbook: one left-to-right Elman RNN over word ids, softmax
 # output; what `seqtag train --textbook` trains (the other settings stay as given).
 TEXTBOOK = dict(cell="rnn", bidirectional=False, crf=False, features="", char_filters=0,
-                dropout=0.0, feature_dropout=0.0)
+                embed_dim=0, dropout=0.0, feature_dropout=0.0)
 
 
 @dataclass
@@ -44,6 +44,7 @@ class TrainConfig:
     cell: str = "lstm"               # "rnn" (Elman), "gru" or "lstm"
     feature_dropout: float = 0.3     # each feature value of a token becomes its <unk> with p
     lr_decay: float = 0.0            # epoch e steps with lr / (1 + lr_decay · (e - 1))
+    embed_dim: int = 100             # x<t> = sum of embedding columns (+ chars); 0: multi-hot
     char_filters: int = 50           # filters of the character CNN; 0: no character CNN
     char_dim: int = 25               # size of a character's embedding
 
@@ -57,8 +58,11 @@ class TrainConfig:
             raise SeqtagError(f"unknown cell {self.cell!r}", hint="use rnn, gru or lstm")
         if self.optimizer not in ("adam", "sgd"):
             raise SeqtagError(f"unknown optimizer {self.optimizer!r}", hint="use adam or sgd")
-        if self.char_filters < 0 or self.char_dim < 1:
-            raise SeqtagError("--char-filters must be ≥ 0 and --char-dim ≥ 1")
+        if self.char_filters < 0 or self.char_dim < 1 or self.embed_dim < 0:
+            raise SeqtagError("--char-filters and --embed-dim must be ≥ 0, --char-dim ≥ 1")
+        if self.char_filters and not self.embed_dim:
+            raise SeqtagError("the character CNN (--char-filters) needs embeddings",
+                              hint="set --embed-dim above 0, or --char-filters 0")
         for name in ("hidden", "epochs", "batch_size"):
             if getattr(self, name) < 1:
                 raise SeqtagError(f"--{name.replace('_', '-')} must be at least 1")

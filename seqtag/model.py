@@ -2,13 +2,15 @@
 
 The textbook Elman RNN is the base case: one direction, one input id per token. Options add a
 backward direction (its own Wax_b, Waa_b, ba_b, states joined before the output layer, so Wya is
-L × 2H), word-form features (more columns of Wax; see seqtag.features) and a character CNN whose
-vector c of each word enters every direction as Wcx·c (see seqtag.kernels_chars).
+L × 2H) and word-form features (more columns of Wax; see seqtag.features): x<t> is multi-hot and
+Wax·x<t> a sum of columns.
 
-Wcx·c is added through Wax itself: Wax is stored with spare "slot" columns after its real ones,
-each word type of a batch gets a slot holding Wcx·c, and x<t> has one more entry pointing at the
-slot of its word. The recurrent kernels then need no second input, and their gradient in a slot
-column is dL/d(Wcx·c) of that word type, summed over its tokens.
+With embeddings (embed_dim d > 0) x<t> is instead a dense vector, the sum of the token's columns
+of an embedding matrix Ex (d × inputs) joined to the character CNN's vector c of its spelling
+(seqtag.kernels_chars), and Wax is G × (d + filters): the usual BiLSTM-CNN-CRF input, and a model
+about 4H/d times smaller. The recurrent kernels still read columns: for each distinct input row
+of a batch ("word type"), Wax·x is computed once into a column of a slot array, and every token
+reads its type's slot; the kernels' gradient in a slot is dL/d(Wax·x) of that type.
 
 Model file (a zip of ``.npy`` arrays that ``numpy.load(..., allow_pickle=False)`` reads):
   magic           uint8  UTF-8 of "seqtag-model"
@@ -18,9 +20,9 @@ Model file (a zip of ``.npy`` arrays that ``numpy.load(..., allow_pickle=False)`
   word_counts, label_counts  int64
   feature_<name>  uint8  UTF-8 of a feature's values joined by "\n" (one per feature in meta)
   chars           uint8  UTF-8 of the character inventory (when the model has a character CNN)
-  Wax (H, V+ΣF), Waa (H, H), ba (H,)  [and Wax_b, Waa_b, ba_b],  Wya (L, D), by (L,)  float32
-  [trans (L, L), start (L,), end (L,)]  [Ec (C, dc), Wconv (F, 3·dc), bconv (F,), Wcx (H, F)
-  and Wcx_b]                                                                      float32
+  Wax (G, V+ΣF), Waa (G, H), ba (G,)  [and Wax_b, Waa_b, ba_b],  Wya (L, D), by (L,)  float32
+  (G = H, 3H or 4H for the Elman, GRU and LSTM cells)  [trans (L, L), start (L,), end (L,)]
+  with embeddings: Ex (d, V+ΣF), and Wax (G, d+F) [Ec (C, dc), Wconv (F, 3·dc), bconv (F,)]
 Entries carry a fixed timestamp, so equal models give byte-identical files.
 """
 
@@ -44,11 +46,11 @@ from seqtag.features import FeatureSet
 from seqtag.vocab import Vocabulary
 
 MAGIC = "seqtag-model"
-FORMAT_VERSION = 2      # 2: character CNN (chars, Ec, Wconv, bconv, Wcx[_b]); reads 1 too
+FORMAT_VERSION = 2      # 2: embeddings and character CNN (Ex, chars, Ec, ...); reads 1 too
 PARAM_NAMES = ("Wax", "Waa", "Wya", "ba", "by")        # the textbook model's
 BACKWARD_NAMES = ("Wax_b", "Waa_b", "ba_b")            # the backward direction's
 CRF_NAMES = ("trans", "start", "end")                  # the CRF output layer's
-CHAR_NAMES = ("Ec", "Wconv", "bconv", "Wcx")           # the character CNN's (and Wcx_b)
+CHAR_NAMES = ("Ec", "Wconv", "bconv")                  # the character CNN's
 CHAR_WIDTH = 3                                         # characters per CNN window
 # Recurrent cells: how many gate blocks of H rows Wax, Waa and ba stack, and how many H-wide
 # columns per token the forward pass keeps for the backward one (seqtag.kernels_gated).
@@ -59,12 +61,15 @@ _ZIP_TIME = (1980, 1, 1, 0, 0, 0)
 
 def init_params(n_inputs: int, n_labels: int, hidden: int, rng: np.random.Generator,
                 bidirectional: bool = False, crf: bool = False, cell: str = "rnn",
-                chars: tuple[int, int, int] | None = None) -> dict[str, np.ndarray]:
+                chars: tuple[int, int, int] | None = None, embed_dim: int = 0,
+                columns: int = 1) -> dict[str, np.ndarray]:
     """Uniform(±1/√H) weights as in the usual RNN initialisation, zero biases (an LSTM's forget
     gate starts at 1, so that it remembers by default).
 
     n_inputs counts Wax's columns: the words, plus every feature value when there are features.
-    chars = (characters, embedding size dc, filters F) adds the character CNN.
+    embed_dim = d > 0 gives the embedded input Ex (d × n_inputs; ``columns`` per token are
+    summed, so each starts with variance 1/columns) and Wax of G × (d + F);
+    chars = (characters, embedding size dc, filters F) adds the character CNN (embed_dim > 0).
     """
     s = 1.0 / np.sqrt(hidden)
     u = lambda *shape: rng.uniform(-s, s, size=shape).astype(np.float32)  # noqa: E731
@@ -77,15 +82,19 @@ def init_params(n_inputs: int, n_labels: int, hidden: int, rng: np.random.Genera
             b[hidden:2 * hidden] = 1.0
         return b
 
+    if chars and not embed_dim:
+        raise ValueError("the character CNN needs embed_dim > 0")
+    n_x = embed_dim + (chars[2] if chars else 0) if embed_dim else n_inputs
+    wax = (lambda: u(G, n_x)) if embed_dim else (lambda: np.asfortranarray(u(G, n_inputs)))
     params = {
-        "Wax": np.asfortranarray(u(G, n_inputs)),
+        "Wax": wax(),
         "Waa": u(G, hidden),
         "Wya": u(n_labels, D),
         "ba": bias(),
         "by": np.zeros(n_labels, np.float32),
     }
     if bidirectional:
-        params["Wax_b"] = np.asfortranarray(u(G, n_inputs))
+        params["Wax_b"] = wax()
         params["Waa_b"] = u(G, hidden)
         params["ba_b"] = bias()
     if crf:
@@ -100,21 +109,22 @@ def init_params(n_inputs: int, n_labels: int, hidden: int, rng: np.random.Genera
         params["Wconv"] = rng.uniform(-1 / np.sqrt(k), 1 / np.sqrt(k), size=(F, k)).astype(
             np.float32)
         params["bconv"] = np.zeros(F, np.float32)
-        params["Wcx"] = u(G, F)
-        if bidirectional:
-            params["Wcx_b"] = u(G, F)
+    if embed_dim:
+        r = np.sqrt(3 / columns)
+        params["Ex"] = np.asfortranarray(
+            rng.uniform(-r, r, size=(embed_dim, n_inputs)).astype(np.float32))
     return params
 
 
 @dataclass
-class CharBatch:
-    """A batch as the character CNN saw it: the kernels' ids (word types → slot columns), the
-    word types in slot order, their vectors c and each filter's winning window."""
+class Embedded:
+    """A batch through the embedded input: the kernels' ids (each token's slot), the distinct
+    input rows in slot order, their x (embedding sums, then c), and the CNN's winning windows."""
 
     ids: np.ndarray
-    types: np.ndarray
-    c: np.ndarray
-    arg: np.ndarray
+    rows: np.ndarray
+    X: np.ndarray
+    arg: np.ndarray | None
 
 
 def pack(id_arrays: Sequence[np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
@@ -139,20 +149,17 @@ class RNNTagger:
     format_version: int = FORMAT_VERSION     # of the file it was loaded from
 
     def __post_init__(self):
-        self.params = dict(self.params)      # slots below must not touch the caller's dict
         self._rows: dict[str, tuple[int, ...]] = {}
         self._masks = None
-        # Character CNN: word types by first sight, their spellings end to end, and Wax with
-        # its slot columns (params["Wax"] is a view of the real columns of self._wax[...]).
+        # Character CNN: word types by first sight and their spellings end to end. Embedded
+        # input: each direction's slot array, what its kernels read as "Wax".
         self._types: dict[str, int] = {}
         self._spellings: list[int] = []
         self._starts: list[int] = [0]
         self._spelled = None
-        self._wax: dict[str, np.ndarray] = {}
-        self._slots = 0
+        self._slot_arrays: dict[str, np.ndarray] = {}
         if self.chars is not None:
             self._type_of("")   # type 0: no spelling, what feature dropout turns a word into
-            self.reserve_slots(256)
 
     @property
     def hidden(self) -> int:
@@ -180,46 +187,41 @@ class RNNTagger:
         return self.vocab.n_words + (sum(self.features.sizes) if self.features else 0)
 
     @property
+    def embedded(self) -> bool:
+        return "Ex" in self.params
+
+    @property
     def n_columns(self) -> int:
         """Entries of x<t>: the word, each feature, and the word type's slot with a char CNN."""
         return 1 + (len(self.features.names) if self.features else 0) + \
             (self.chars is not None)
 
     def directions(self):
-        """(Wax, Waa, ba, reverse, column of A, parameter-name suffix) of each direction; Wax
-        with its slot columns when the model has a character CNN."""
+        """(Wax, Waa, ba, reverse, column of A, parameter-name suffix) of each direction; with
+        the embedded input, the "Wax" the kernels read is the direction's slot array."""
         p, H = self.params, self.hidden
-        yield self._wax.get("Wax", p["Wax"]), p["Waa"], p["ba"], False, 0, ""
+        yield self._slot_arrays.get("Wax", p["Wax"]), p["Waa"], p["ba"], False, 0, ""
         if self.bidirectional:
-            yield self._wax.get("Wax_b", p["Wax_b"]), p["Waa_b"], p["ba_b"], True, H, "_b"
+            yield self._slot_arrays.get("Wax_b", p["Wax_b"]), p["Waa_b"], p["ba_b"], True, H, "_b"
 
-    @property
-    def wax_with_slots(self) -> dict[str, np.ndarray]:
-        """Each direction's Wax array including its slot columns (empty without a char CNN)."""
-        return self._wax
-
-    def reserve_slots(self, n: int) -> None:
-        """Make room for n word types per batch in Wax's slot columns."""
-        if self.chars is None or n <= self._slots:
-            return
-        V = self.n_inputs
+    def slot_arrays(self, n: int) -> dict[str, np.ndarray]:
+        """Each direction's slot array (G × at least n, column-major), grown when needed."""
+        if self._slot_arrays and next(iter(self._slot_arrays.values())).shape[1] >= n:
+            return self._slot_arrays
+        n = max(n, 256)
         for key in ("Wax", "Wax_b") if self.bidirectional else ("Wax",):
             W = self.params[key]
-            full = np.zeros((W.shape[0], V + n), dtype=W.dtype, order="F")
-            full[:, :V] = W
-            self._wax[key] = full
-            self.params[key] = full[:, :V]
-        self._slots = n
+            self._slot_arrays[key] = np.zeros((W.shape[0], n), dtype=W.dtype, order="F")
+        return self._slot_arrays
 
     def forward(self, ids: np.ndarray, offsets: np.ndarray, A: np.ndarray,
-                caches: list[np.ndarray], exact: bool = False) -> "CharBatch | None":
+                caches: list[np.ndarray], exact: bool = False) -> "Embedded | None":
         """Every direction's states into its columns of A (caches: one per direction, what a
-        gated cell's backward pass needs; empty for the Elman cell). With a character CNN, the
-        ids the kernels read (word types turned into slot columns) and what the CNN's backward
-        pass needs come back as a CharBatch."""
+        gated cell's backward pass needs; empty for the Elman cell). With the embedded input,
+        what its backward pass needs comes back as an Embedded."""
         from seqtag import kernels
 
-        batch = self._char_forward(ids) if self.chars is not None else None
+        batch = self._embed_forward(ids) if self.embedded else None
         if batch is not None:
             ids = batch.ids
         for (Wax, Waa, ba, reverse, col, _), C in zip(self.directions(), caches):
@@ -249,50 +251,61 @@ class RNNTagger:
                              np.array(self._starts, dtype=np.int64))
         return self._spelled
 
-    def _char_forward(self, ids: np.ndarray) -> "CharBatch":
-        """c of each word type in the batch, and Wcx·c of each direction into its slot."""
+    def _embed_forward(self, ids: np.ndarray) -> Embedded:
+        """x of each distinct input row of the batch, and Wax·x of each direction into its
+        slot array."""
         from seqtag import kernels
-        from seqtag.kernels_chars import charcnn_forward
+        from seqtag.kernels_chars import charcnn_forward, embed_sum
 
         p = self.params
-        types, inverse = np.unique(ids[:, -1], return_inverse=True)
-        self.reserve_slots(len(types))
-        slot_ids = ids.copy()
-        slot_ids[:, -1] = self.n_inputs + inverse.reshape(-1)
-        spelled, starts = self.spellings()
-        c = np.empty((len(types), p["Wconv"].shape[0]), dtype=p["Wconv"].dtype)
-        arg = np.empty(c.shape, dtype=np.int32)
-        charcnn_forward(p["Ec"], p["Wconv"], p["bconv"], spelled, starts,
-                        types.astype(np.int32), CHAR_WIDTH, c, arg)
-        V = self.n_inputs
-        no_bias = np.zeros(p["Wcx"].shape[0], dtype=c.dtype)
-        for key, full in self._wax.items():
-            # full[:, V:V+n].T is a C-ordered (n, G) view: the product lands in the slots.
+        rows, inverse = np.unique(ids, axis=0, return_inverse=True)
+        rows = np.ascontiguousarray(rows, dtype=np.int32)
+        n, d = len(rows), p["Ex"].shape[0]
+        n_cols = rows.shape[1] - (self.chars is not None)
+        X = np.empty((n, p["Wax"].shape[1]), dtype=p["Wax"].dtype)
+        embed_sum(p["Ex"], rows, n_cols, X)
+        arg = None
+        if self.chars is not None:
+            spelled, starts = self.spellings()
+            c = np.empty((n, p["Wconv"].shape[0]), dtype=X.dtype)
+            arg = np.empty(c.shape, dtype=np.int32)
+            charcnn_forward(p["Ec"], p["Wconv"], p["bconv"], spelled, starts,
+                            np.ascontiguousarray(rows[:, -1]), CHAR_WIDTH, c, arg)
+            X[:, d:] = c
+        no_bias = np.zeros(p["Wax"].shape[0], dtype=X.dtype)
+        for key, slots in self.slot_arrays(n).items():
+            # slots[:, :n].T is a C-ordered (n, G) view: the product lands in the slots.
             # (Numba's product, not NumPy's: BLAS threads spin on a busy machine.)
-            kernels.linear_forward(c, p["Wcx" + key[3:]], no_bias, full[:, V:V + len(types)].T)
-        return CharBatch(slot_ids, types.astype(np.int32), c, arg)
+            kernels.linear_forward(X, p[key], no_bias, slots[:, :n].T)
+        slot_ids = inverse.reshape(-1, 1).astype(np.int32)
+        return Embedded(slot_ids, rows, X, arg)
 
-    def char_backward(self, batch: "CharBatch", grads: dict[str, np.ndarray],
-                      wax_grads: dict[str, np.ndarray]) -> None:
-        """Adds the character CNN's gradients into ``grads``, from the slot columns of the Wax
-        gradients (``wax_grads``: the full arrays, slots included), and zeroes those slots."""
+    def embed_backward(self, batch: Embedded, grads: dict[str, np.ndarray],
+                       slot_grads: dict[str, np.ndarray]) -> None:
+        """Adds the gradients of Wax, Ex and the character CNN into ``grads``, from the
+        kernels' gradients in the slot arrays (``slot_grads``), and zeroes those slots."""
         from seqtag import kernels
-        from seqtag.kernels_chars import charcnn_backward
+        from seqtag.kernels_chars import charcnn_backward, embed_scatter
 
-        p, V, n = self.params, self.n_inputs, len(batch.types)
-        dc = np.zeros_like(batch.c)
-        dc_part = np.empty_like(batch.c)
-        no_bias = np.zeros(p["Wcx"].shape[0], dtype=dc.dtype)
-        for key, full in wax_grads.items():
-            dP = full[:, V:V + n].T          # (n, G): dL/d(Wcx·c) of each word type
-            sfx = key[3:]
-            kernels.linear_backward(batch.c, p["Wcx" + sfx], dP, dc_part, grads["Wcx" + sfx],
-                                    no_bias)
-            dc += dc_part
+        p, n = self.params, len(batch.rows)
+        d = p["Ex"].shape[0]
+        dX = np.zeros_like(batch.X)
+        dX_part = np.empty_like(batch.X)
+        no_bias = np.zeros(p["Wax"].shape[0], dtype=dX.dtype)
+        for key, slots in slot_grads.items():
+            dP = slots[:, :n].T          # (n, G): dL/d(Wax·x) of each input row
+            kernels.linear_backward(batch.X, p[key], dP, dX_part, grads[key], no_bias)
+            dX += dX_part
             dP[...] = 0
-        spelled, starts = self.spellings()
-        charcnn_backward(p["Ec"], p["Wconv"], spelled, starts, batch.types, CHAR_WIDTH,
-                         batch.c, batch.arg, dc, grads["Ec"], grads["Wconv"], grads["bconv"])
+        n_cols = batch.rows.shape[1] - (self.chars is not None)
+        embed_scatter(dX, batch.rows, n_cols, grads["Ex"])
+        if self.chars is not None:
+            spelled, starts = self.spellings()
+            charcnn_backward(p["Ec"], p["Wconv"], spelled, starts,
+                             np.ascontiguousarray(batch.rows[:, -1]), CHAR_WIDTH,
+                             np.ascontiguousarray(batch.X[:, d:]), batch.arg,
+                             np.ascontiguousarray(dX[:, d:]), grads["Ec"], grads["Wconv"],
+                             grads["bconv"])
 
     def caches(self, n_tokens: int) -> list[np.ndarray]:
         width = CACHE[self.cell] * self.hidden
@@ -555,8 +568,8 @@ class RNNTagger:
         has_chars = bool(arch.get("char_filters"))
         names = list(PARAM_NAMES) + (list(BACKWARD_NAMES) if arch.get("bidirectional") else []) \
             + (list(CRF_NAMES) if arch.get("crf") else []) \
-            + (list(CHAR_NAMES) + (["Wcx_b"] if arch.get("bidirectional") else [])
-               if has_chars else [])
+            + (list(CHAR_NAMES) if has_chars else []) \
+            + (["Ex"] if arch.get("embed_dim") else [])
         feature_names = arch.get("features", [])
         try:
             features = FeatureSet(feature_names, [_text(arrays[f"feature_{n}"]).split("\n")
@@ -574,7 +587,8 @@ class RNNTagger:
         _check_shapes(params, vocab, n_inputs, name, GATES[arch.get("cell", "rnn")],
                       len(chars) if chars else 0)
         for k in names:
-            params[k] = (np.asfortranarray if k.startswith("Wax") else np.ascontiguousarray)(
+            column_major = k == "Ex" or (k.startswith("Wax") and not arch.get("embed_dim"))
+            params[k] = (np.asfortranarray if column_major else np.ascontiguousarray)(
                 params[k], dtype=np.float32)
         return cls(vocab=vocab, params=params, meta=meta, features=features, chars=chars,
                    format_version=version)
@@ -589,11 +603,12 @@ def _check_shapes(params: dict[str, np.ndarray], vocab: Vocabulary, n_inputs: in
     expected = {"Wax": (G, V), "Waa": (G, H), "Wya": (L, D), "ba": (G,), "by": (L,),
                 "Wax_b": (G, V), "Waa_b": (G, H), "ba_b": (G,),
                 "trans": (L, L), "start": (L,), "end": (L,)}
-    if "Ec" in params:
-        F = params["bconv"].shape[0] if params["bconv"].ndim == 1 else -1
-        dc = params["Ec"].shape[1] if params["Ec"].ndim == 2 else -1
-        expected.update({"Ec": (n_chars, dc), "Wconv": (F, CHAR_WIDTH * dc), "bconv": (F,),
-                         "Wcx": (G, F), "Wcx_b": (G, F)})
+    if "Ex" in params:
+        F = params["bconv"].shape[0] if "bconv" in params and params["bconv"].ndim == 1 else 0
+        dc = params["Ec"].shape[1] if "Ec" in params and params["Ec"].ndim == 2 else -1
+        d = params["Ex"].shape[0] if params["Ex"].ndim == 2 else -1
+        expected.update({"Ex": (d, V), "Wax": (G, d + F), "Wax_b": (G, d + F),
+                         "Ec": (n_chars, dc), "Wconv": (F, CHAR_WIDTH * dc), "bconv": (F,)})
     for k in params:
         shape = expected[k]
         if params[k].shape != shape:

@@ -23,7 +23,7 @@ from seqtag.features import FeatureSet, parse_features
 from seqtag.metrics import evaluate
 from seqtag.crf import crf_nll
 from seqtag.chars import CharVocab
-from seqtag.model import CHAR_NAMES, CRF_NAMES, RNNTagger, init_params, pack
+from seqtag.model import CRF_NAMES, RNNTagger, init_params, pack
 from seqtag.schemes import detect_scheme
 from seqtag.vocab import UNK_ID, Vocabulary
 
@@ -73,22 +73,25 @@ class Trainer:
                                     cfg.feature_min_count) if names else None
         n_inputs = vocab.n_words + (sum(features.sizes) if features else 0)
         chars = CharVocab.build(t for s in train for t in s.tokens) if cfg.char_filters else None
+        n_real = 1 + len(names)   # ids columns that are input columns (then the word type)
         params = init_params(n_inputs, vocab.n_labels, cfg.hidden, rng, cfg.bidirectional,
                              cfg.crf, cfg.cell,
-                             (len(chars), cfg.char_dim, cfg.char_filters) if chars else None)
+                             (len(chars), cfg.char_dim, cfg.char_filters) if chars else None,
+                             cfg.embed_dim, n_real)
         self.pretrained_ = 0
         if cfg.embeddings:
             vectors, dim = read_vectors(cfg.embeddings, vocab.words[2:])
-            for wax in ("Wax", "Wax_b") if cfg.bidirectional else ("Wax",):
+            for wax in ("Ex",) if cfg.embed_dim else \
+                    ("Wax", "Wax_b") if cfg.bidirectional else ("Wax",):
                 self.pretrained_ = project_into(params[wax], vocab.words, vectors, dim, rng)
         architecture = {"cell": cfg.cell, "bidirectional": cfg.bidirectional, "crf": cfg.crf,
                         "hidden": cfg.hidden, "features": names,
+                        "embed_dim": cfg.embed_dim,
                         "char_filters": cfg.char_filters if chars else 0,
                         "char_dim": cfg.char_dim if chars else 0}
         scheme = detect_scheme([s.labels for s in train])
         meta = {"architecture": architecture, "label_scheme": scheme}
         model = RNNTagger(vocab, params, meta, features=features, chars=chars)
-        params = model.params   # Wax as a view of its array with slot columns, when chars
         # The corpus as flat arrays (sentence s is ids[offsets[s]:offsets[s+1]], one row of Wax
         # columns per token); an epoch gathers them in shuffled order once, so that each batch
         # is two slices.
@@ -107,10 +110,7 @@ class Trainer:
         # character CNN word type 0, the empty spelling.
         feature_unk = np.array(list(vocab.n_words + np.cumsum([0] + features.sizes[:-1])
                                     if features else []) + ([0] if chars else []), np.int32)
-        # Word types per batch are at most its tokens.
-        model.reserve_slots(int(np.sort(lengths)[-cfg.batch_size:].sum()))
-        n_real = 1 + (len(names) if features else 0)   # ids columns that are Wax columns
-        optimizer = _Optimizer(cfg, model)
+        optimizer = _Optimizer(cfg, model, int(np.sort(lengths)[-cfg.batch_size:].sum()))
         # Batches are drawn in shuffled order, so a batch can hold the longest sentences together.
         work = _Workspace(model, int(np.sort(lengths)[-cfg.batch_size:].sum()))
 
@@ -225,9 +225,9 @@ def _forward_backward(model: RNNTagger, cfg: TrainConfig, optimizer: "_Optimizer
     n = len(ids)
     A, dA, E, dE = work.A[:n], work.dA[:n], work.E[:n], work.dE[:n]
     caches = [C[:n] for C in work.C]
-    chars = model.forward(ids, offsets, A, caches, exact)
-    if chars is not None:
-        ids = chars.ids
+    embedded = model.forward(ids, offsets, A, caches, exact)
+    if embedded is not None:
+        ids = embedded.ids
     if cfg.dropout > 0:
         # Inverted dropout: the output layer sees a<t> ⊙ m / (1 - p), and the recurrences keep
         # their own undropped states for BPTT.
@@ -246,7 +246,7 @@ def _forward_backward(model: RNNTagger, cfg: TrainConfig, optimizer: "_Optimizer
     if cfg.dropout > 0:
         dA *= mask
     for (_, Waa, _, reverse, col, sfx), C in zip(model.directions(), caches):
-        dWax = optimizer.wax_grads.get("Wax" + sfx, grads["Wax" + sfx])
+        dWax = optimizer.slot_grads.get("Wax" + sfx, grads["Wax" + sfx])
         dWaa, dba = grads["Waa" + sfx], grads["ba" + sfx]
         if model.cell == "rnn":
             kernels.rnn_backward(Waa, ids, offsets, reverse, A, col, dA, dWax, dWaa, dba, exact)
@@ -254,30 +254,31 @@ def _forward_backward(model: RNNTagger, cfg: TrainConfig, optimizer: "_Optimizer
             step = kernels_gated.lstm_backward if model.cell == "lstm" else \
                 kernels_gated.gru_backward
             step(Waa, ids, offsets, reverse, A, col, C, dA, dWax, dWaa, dba, exact)
-    if chars is not None:
-        model.char_backward(chars, grads, optimizer.wax_grads)
+    if embedded is not None:
+        model.embed_backward(embedded, grads, optimizer.slot_grads)
     return loss
 
 
 class _Optimizer:
     """Gradient buffers, clipping, and SGD or Adam steps (lazy on Wax's columns)."""
 
-    def __init__(self, cfg: TrainConfig, model: RNNTagger):
+    def __init__(self, cfg: TrainConfig, model: RNNTagger, max_tokens: int):
         self.cfg = cfg
         self.params = params = model.params
         self.grads = {k: np.zeros_like(v, order="K") for k, v in params.items()}
-        # The Wax gradients with the slot columns of the character CNN (the backward kernels
-        # write there); grads["Wax"] is the view of the real columns.
-        self.wax_grads = {k: np.zeros_like(full, order="K") for k, full in model.wax_with_slots.items()}
-        for k, full in self.wax_grads.items():
-            self.grads[k] = full[:, :params[k].shape[1]]
-        # Stepped together: each direction's dense parameters with its own Wax columns; the
-        # output layer and the character CNN go with the forward direction.
-        chars = CHAR_NAMES if "Ec" in params else ()
-        self.groups = [("Wax", ("Waa", "ba", "Wya", "by") + (CRF_NAMES if cfg.crf else ())
-                        + chars)]
-        if cfg.bidirectional:
-            self.groups.append(("Wax_b", ("Waa_b", "ba_b") + (("Wcx_b",) if chars else ())))
+        # With the embedded input the backward kernels write into slot arrays (one column per
+        # distinct input row of a batch: at most its tokens).
+        self.slot_grads = {k: np.zeros_like(a, order="K")
+                           for k, a in model.slot_arrays(max_tokens).items()} \
+            if model.embedded else {}
+        # Stepped together: a matrix whose columns are stepped lazily, only where the batch
+        # read them (Wax, or Ex when embedded), and dense parameters.
+        if model.embedded:
+            self.groups = [("Ex", tuple(k for k in params if k != "Ex"))]
+        else:
+            self.groups = [("Wax", ("Waa", "ba", "Wya", "by") + (CRF_NAMES if cfg.crf else ()))]
+            if cfg.bidirectional:
+                self.groups.append(("Wax_b", ("Waa_b", "ba_b")))
         flat = lambda d, names: tuple(d[k].reshape(-1) for k in names)  # noqa: E731
         self.dense = [(flat(params, names), flat(self.grads, names)) for _, names in self.groups]
         if cfg.optimizer == "adam":
@@ -293,7 +294,7 @@ class _Optimizer:
         cfg, params, grads, f32 = self.cfg, self.params, self.grads, np.float32
         scale = 1.0 / n_tokens
         if cfg.clip > 0:
-            norm = np.sqrt(_sq_norm(grads, cols)) * scale
+            norm = np.sqrt(_sq_norm(grads, cols, [w for w, _ in self.groups])) * scale
             if norm > cfg.clip:
                 scale *= cfg.clip / norm
         self.t += 1
@@ -311,7 +312,8 @@ class _Optimizer:
                                  f32(self.lr * scale))
 
 
-def _sq_norm(grads: dict[str, np.ndarray], cols: np.ndarray) -> float:
-    """‖g‖² of all gradients, reading each Wax gradient only in the columns the batch touched."""
-    return sum(float(np.square(g[:, cols]).sum()) if k.startswith("Wax") else float(np.vdot(g, g))
+def _sq_norm(grads: dict[str, np.ndarray], cols: np.ndarray, lazy: list[str]) -> float:
+    """‖g‖² of all gradients, reading the lazily stepped ones only in the columns the batch
+    touched."""
+    return sum(float(np.square(g[:, cols]).sum()) if k in lazy else float(np.vdot(g, g))
                for k, g in grads.items())

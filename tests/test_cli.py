@@ -507,14 +507,13 @@ def test_inspect_text_and_json(model):
     arch = js["architecture"]
     assert (arch["cell"], arch["bidirectional"], arch["crf"]) == ("lstm", True, True)
     assert arch["features"] and arch["char_filters"] > 0
-    n_inputs = shapes["Wax"][1]
-    F, dc = arch["char_filters"], arch["char_dim"]
+    n_inputs = shapes["Ex"][1]
+    F, dc, d = arch["char_filters"], arch["char_dim"], arch["embed_dim"]
     assert n_inputs > n_words
-    assert shapes == {"Wax": [64, n_inputs], "Waa": [64, 16], "ba": [64],
-                      "Wax_b": [64, n_inputs], "Waa_b": [64, 16], "ba_b": [64],
+    assert shapes == {"Ex": [d, n_inputs], "Wax": [64, d + F], "Waa": [64, 16], "ba": [64],
+                      "Wax_b": [64, d + F], "Waa_b": [64, 16], "ba_b": [64],
                       "Wya": [L, 32], "by": [L], "trans": [L, L], "start": [L], "end": [L],
-                      "Ec": [shapes["Ec"][0], dc], "Wconv": [F, 3 * dc], "bconv": [F],
-                      "Wcx": [64, F], "Wcx_b": [64, F]}
+                      "Ec": [shapes["Ec"][0], dc], "Wconv": [F, 3 * dc], "bconv": [F]}
     assert [h["epoch"] for h in js["history"]] == [1, 2, 3, 4, 5]
     assert js["best_epoch"] in range(1, 6)
     assert js["label_scheme"] == "IOB2"

@@ -141,6 +141,10 @@ def train(
         help="Each feature value of a token is replaced by its <unk> with this probability."),
     lr_decay: float = typer.Option(D.lr_decay, "--lr-decay", min=0.0,
                                    help="Epoch e trains with lr / (1 + lr_decay·(e-1))."),
+    embed_dim: int = typer.Option(
+        D.embed_dim, "--embed-dim", min=0,
+        help="Size of the word embeddings whose sum (with the character CNN's vector) is x<t>; "
+             "0: x<t> is multi-hot and Wax reads its columns directly (the textbook input)."),
     char_filters: int = typer.Option(
         D.char_filters, "--char-filters", min=0,
         help="Filters of a character CNN that reads each word's spelling (0: none)."),
@@ -150,7 +154,7 @@ def train(
         False, "--textbook",
         help="The plain textbook RNN: one left-to-right Elman RNN over word ids with a softmax "
              "(sets --cell rnn --no-bidirectional --no-crf --features none --char-filters 0 "
-             "--dropout 0 --feature-dropout 0)."),
+             "--embed-dim 0 --dropout 0 --feature-dropout 0)."),
     input_format: str = typer.Option("auto", "--input-format",
                                      help="Column file format: auto, conll, conllu or indexed."),
 ) -> None:
@@ -169,7 +173,7 @@ def train(
                           feature_min_count=feature_min_count, dropout=dropout, crf=crf,
                           embeddings=str(embeddings) if embeddings else None, cell=cell,
                           feature_dropout=feature_dropout, lr_decay=lr_decay,
-                          char_filters=char_filters, char_dim=char_dim)
+                          char_filters=char_filters, char_dim=char_dim, embed_dim=embed_dim)
         if textbook:
             cfg = dataclasses.replace(cfg, **TEXTBOOK)
         cfg.check()
