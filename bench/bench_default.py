@@ -65,7 +65,7 @@ CALIBRATE = 40      # batches timed per optimizer set-up when --torch-optim auto
 MIRRORED = {"hidden", "epochs", "lr", "optimizer", "batch_size", "clip", "seed", "patience",
             "min_count", "max_size", "word_dropout", "bidirectional", "features",
             "feature_min_count", "dropout", "crf", "cell", "feature_dropout", "lr_decay",
-            "char_filters", "char_dim", "char_width"}
+            "char_filters", "char_dim", "char_width", "embed_dim"}
 
 
 def log(msg: str) -> None:

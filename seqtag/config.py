@@ -15,7 +15,7 @@ from seqtag.model import GATES
 # The plain recurrent tagger of the textbook: one left-to-right Elman RNN over word ids, softmax
 # output; what `seqtag train --textbook` trains (the other settings stay as given).
 TEXTBOOK = dict(cell="rnn", bidirectional=False, crf=False, features="", char_filters=0,
-                embed_dim=0, dropout=0.0, feature_dropout=0.0)
+                embed_dim=0, dropout=0.0, feature_dropout=0.0, input_dropout=0.0)
 
 
 @dataclass
@@ -43,6 +43,7 @@ class TrainConfig:
     embeddings: str | None = None    # word2vec/GloVe text file to start Wax's word columns from
     cell: str = "lstm"               # "rnn" (Elman), "gru" or "lstm"
     feature_dropout: float = 0.3     # each feature value of a token becomes its <unk> with p
+    input_dropout: float = 0.0       # of the entries of the embedded input x<t>
     lr_decay: float = 0.0            # epoch e steps with lr / (1 + lr_decay · (e - 1))
     embed_dim: int = 100             # x<t> = sum of embedding columns (+ chars); 0: multi-hot
     char_filters: int = 50           # filters of the character CNN; 0: no character CNN
@@ -73,8 +74,8 @@ class TrainConfig:
         parse_features(self.features)
         if not 0 <= self.dropout < 1:
             raise SeqtagError("--dropout must be in [0, 1)")
-        if not 0 <= self.feature_dropout < 1:
-            raise SeqtagError("--feature-dropout must be in [0, 1)")
+        if not (0 <= self.feature_dropout < 1 and 0 <= self.input_dropout < 1):
+            raise SeqtagError("--feature-dropout and --input-dropout must be in [0, 1)")
         if not self.lr_decay >= 0:
             raise SeqtagError("--lr-decay must be ≥ 0")
         if not (self.clip >= 0 and self.word_dropout >= 0) or self.patience < 0 \

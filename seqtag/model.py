@@ -125,6 +125,7 @@ class Embedded:
     rows: np.ndarray
     X: np.ndarray
     arg: np.ndarray | None
+    mask: np.ndarray | None = None     # input dropout's scaled mask, when training with it
 
 
 def pack(id_arrays: Sequence[np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
@@ -215,13 +216,16 @@ class RNNTagger:
         return self._slot_arrays
 
     def forward(self, ids: np.ndarray, offsets: np.ndarray, A: np.ndarray,
-                caches: list[np.ndarray], exact: bool = False) -> "Embedded | None":
+                caches: list[np.ndarray], exact: bool = False,
+                input_dropout: tuple[float, np.random.Generator] | None = None
+                ) -> "Embedded | None":
         """Every direction's states into its columns of A (caches: one per direction, what a
         gated cell's backward pass needs; empty for the Elman cell). With the embedded input,
-        what its backward pass needs comes back as an Embedded."""
+        what its backward pass needs comes back as an Embedded; input_dropout = (p, rng) drops
+        entries of x (training only)."""
         from seqtag import kernels
 
-        batch = self._embed_forward(ids) if self.embedded else None
+        batch = self._embed_forward(ids, input_dropout) if self.embedded else None
         if batch is not None:
             ids = batch.ids
         for (Wax, Waa, ba, reverse, col, _), C in zip(self.directions(), caches):
@@ -251,7 +255,9 @@ class RNNTagger:
                              np.array(self._starts, dtype=np.int64))
         return self._spelled
 
-    def _embed_forward(self, ids: np.ndarray) -> Embedded:
+    def _embed_forward(self, ids: np.ndarray,
+                       input_dropout: tuple[float, np.random.Generator] | None = None
+                       ) -> Embedded:
         """x of each distinct input row of the batch, and Wax·x of each direction into its
         slot array."""
         from seqtag import kernels
@@ -272,13 +278,22 @@ class RNNTagger:
             charcnn_forward(p["Ec"], p["Wconv"], p["bconv"], spelled, starts,
                             np.ascontiguousarray(rows[:, -1]), CHAR_WIDTH, c, arg)
             X[:, d:] = c
+        mask = None
+        if input_dropout is not None and input_dropout[0] > 0:
+            # Inverted dropout of x, one mask per distinct input of the batch.
+            rate, rng = input_dropout
+            mask = (rng.random(X.shape, dtype=np.float32) >= rate) * np.float32(1 / (1 - rate))
+            mask = mask.astype(X.dtype, copy=False)
+            X_in = X * mask
+        else:
+            X_in = X
         no_bias = np.zeros(p["Wax"].shape[0], dtype=X.dtype)
         for key, slots in self.slot_arrays(n).items():
             # slots[:, :n].T is a C-ordered (n, G) view: the product lands in the slots.
             # (Numba's product, not NumPy's: BLAS threads spin on a busy machine.)
-            kernels.linear_forward(X, p[key], no_bias, slots[:, :n].T)
+            kernels.linear_forward(X_in, p[key], no_bias, slots[:, :n].T)
         slot_ids = inverse.reshape(-1, 1).astype(np.int32)
-        return Embedded(slot_ids, rows, X, arg)
+        return Embedded(slot_ids, rows, X, arg, mask)
 
     def embed_backward(self, batch: Embedded, grads: dict[str, np.ndarray],
                        slot_grads: dict[str, np.ndarray]) -> None:
@@ -292,11 +307,14 @@ class RNNTagger:
         dX = np.zeros_like(batch.X)
         dX_part = np.empty_like(batch.X)
         no_bias = np.zeros(p["Wax"].shape[0], dtype=dX.dtype)
+        X_in = batch.X if batch.mask is None else batch.X * batch.mask
         for key, slots in slot_grads.items():
             dP = slots[:, :n].T          # (n, G): dL/d(Wax·x) of each input row
-            kernels.linear_backward(batch.X, p[key], dP, dX_part, grads[key], no_bias)
+            kernels.linear_backward(X_in, p[key], dP, dX_part, grads[key], no_bias)
             dX += dX_part
             dP[...] = 0
+        if batch.mask is not None:
+            dX *= batch.mask
         n_cols = batch.rows.shape[1] - (self.chars is not None)
         embed_scatter(dX, batch.rows, n_cols, grads["Ex"])
         if self.chars is not None:

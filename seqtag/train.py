@@ -225,7 +225,7 @@ def _forward_backward(model: RNNTagger, cfg: TrainConfig, optimizer: "_Optimizer
     n = len(ids)
     A, dA, E, dE = work.A[:n], work.dA[:n], work.E[:n], work.dE[:n]
     caches = [C[:n] for C in work.C]
-    embedded = model.forward(ids, offsets, A, caches, exact)
+    embedded = model.forward(ids, offsets, A, caches, exact, (cfg.input_dropout, rng))
     if embedded is not None:
         ids = embedded.ids
     if cfg.dropout > 0:

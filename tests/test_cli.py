@@ -644,3 +644,21 @@ def test_ctrl_c_saves_the_best_model_so_far(tmp_path):
     assert "interrupted" in stderr
     info = json.loads(run("inspect", out, "--json").stdout)
     assert info["interrupted"] is True and info["best_epoch"] >= 1
+
+
+# BPTT, optimizer steps, losses (crf._backward is the marginals' backward pass: tagging uses it)
+TRAINING_KERNELS = re.compile(r"^kernels\w*\.\w*_backward|adam_step|sgd_step|crf_nll|"
+                              r"softmax_xent|embed_scatter")
+
+
+def test_tag_compiles_no_training_kernel(model, tmp_path):
+    # Compiling costs seconds per kernel: tagging must not pay for the training ones.
+    cache = tmp_path / "numba-cache"
+    env = {**os.environ, "NUMBA_CACHE_DIR": str(cache)}
+    res = run("tag", "-m", model, "Sam visited Paris .", env=env)
+    assert res.returncode == 0, res
+    compiled = [p.name for p in cache.rglob("*.nbi")]
+    assert any("lstm_forward" in name for name in compiled), compiled   # the cache was used
+    assert any("charcnn_forward" in name for name in compiled), compiled
+    assert not [n for n in compiled if TRAINING_KERNELS.search(n)], compiled
+    assert TRAINING_KERNELS.search("kernels_gated.lstm_backward-1.py311.nbi")

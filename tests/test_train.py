@@ -843,16 +843,18 @@ def full_model(train, **kw):
         offsets, labels
 
 
-@pytest.mark.parametrize("cell, embed_dim, char_filters", [
-    ("rnn", 4, 3), ("gru", 4, 3), ("lstm", 4, 3), ("lstm", 4, 0), ("lstm", 0, 0)])
+@pytest.mark.parametrize("cell, embed_dim, char_filters, input_dropout", [
+    ("rnn", 4, 3, 0), ("gru", 4, 3, 0), ("lstm", 4, 3, 0), ("lstm", 4, 0, 0), ("lstm", 0, 0, 0),
+    ("lstm", 4, 3, 0.4)])
 def test_whole_training_step_gradients_equal_central_differences(form_data, cell, embed_dim,
-                                                                  char_filters):
+                                                                  char_filters, input_dropout):
     from seqtag.train import _forward_backward
 
     train, _ = form_data
     model, config, opt, work, ids, offsets, labels = full_model(
         train, hidden=3, cell=cell, bidirectional=True, crf=True, features="shape,suffix2",
         char_filters=char_filters, char_dim=2, embed_dim=embed_dim)
+    config = dataclasses.replace(config, input_dropout=input_dropout)
     rng = np.random.default_rng(0)
 
     def loss():
@@ -860,7 +862,9 @@ def test_whole_training_step_gradients_equal_central_differences(form_data, cell
             g[...] = 0
         for g in opt.slot_grads.values():
             g[...] = 0
-        return _forward_backward(model, config, opt, work, ids, offsets, labels, rng, True)
+        # the same dropout masks at every call
+        return _forward_backward(model, config, opt, work, ids, offsets, labels,
+                                 np.random.default_rng(7), True)
 
     loss()
     analytic = {k: g.copy() for k, g in opt.grads.items()}

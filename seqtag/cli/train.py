@@ -139,6 +139,9 @@ def train(
     feature_dropout: float = typer.Option(
         D.feature_dropout, "--feature-dropout", min=0.0, max=0.99,
         help="Each feature value of a token is replaced by its <unk> with this probability."),
+    input_dropout: float = typer.Option(
+        D.input_dropout, "--input-dropout", min=0.0, max=0.99,
+        help="Dropout of the embedded input x<t> (with --embed-dim)."),
     lr_decay: float = typer.Option(D.lr_decay, "--lr-decay", min=0.0,
                                    help="Epoch e trains with lr / (1 + lr_decay·(e-1))."),
     embed_dim: int = typer.Option(
@@ -154,7 +157,7 @@ def train(
         False, "--textbook",
         help="The plain textbook RNN: one left-to-right Elman RNN over word ids with a softmax "
              "(sets --cell rnn --no-bidirectional --no-crf --features none --char-filters 0 "
-             "--embed-dim 0 --dropout 0 --feature-dropout 0)."),
+             "--embed-dim 0 --dropout 0 --feature-dropout 0 --input-dropout 0)."),
     input_format: str = typer.Option("auto", "--input-format",
                                      help="Column file format: auto, conll, conllu or indexed."),
 ) -> None:
@@ -173,7 +176,8 @@ def train(
                           feature_min_count=feature_min_count, dropout=dropout, crf=crf,
                           embeddings=str(embeddings) if embeddings else None, cell=cell,
                           feature_dropout=feature_dropout, lr_decay=lr_decay,
-                          char_filters=char_filters, char_dim=char_dim, embed_dim=embed_dim)
+                          char_filters=char_filters, char_dim=char_dim, embed_dim=embed_dim,
+                          input_dropout=input_dropout)
         if textbook:
             cfg = dataclasses.replace(cfg, **TEXTBOOK)
         cfg.check()
