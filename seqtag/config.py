@@ -45,6 +45,7 @@ class TrainConfig:
     feature_dropout: float = 0.3     # each feature value of a token becomes its <unk> with p
     input_dropout: float = 0.0       # of the entries of the embedded input x<t>
     lr_decay: float = 0.0            # epoch e steps with lr / (1 + lr_decay · (e - 1))
+    average: float = 0.0             # evaluate and keep w̄ ← average·w̄ + (1-average)·w per epoch
     embed_dim: int = 100             # x<t> = sum of embedding columns (+ chars); 0: multi-hot
     char_filters: int = 50           # filters of the character CNN; 0: no character CNN
     char_dim: int = 25               # size of a character's embedding
@@ -78,6 +79,8 @@ class TrainConfig:
             raise SeqtagError("--feature-dropout and --input-dropout must be in [0, 1)")
         if not self.lr_decay >= 0:
             raise SeqtagError("--lr-decay must be ≥ 0")
+        if not 0 <= self.average < 1:
+            raise SeqtagError("--average must be in [0, 1)")
         if not (self.clip >= 0 and self.word_dropout >= 0) or self.patience < 0 \
                 or self.min_count < 1 or self.feature_min_count < 1:
             raise SeqtagError("--clip, --word-dropout and --patience must be ≥ 0, "

@@ -117,7 +117,7 @@ class Trainer:
         self.history_: list[dict] = []
         self.best_epoch_ = 0
         self.interrupted_ = False
-        best_params = None
+        best_params = averaged = None
         best_score = -np.inf
         n_batches = (n_sents + cfg.batch_size - 1) // cfg.batch_size
         self.progress("start", {"epochs": cfg.epochs, "batches": n_batches,
@@ -157,8 +157,17 @@ class Trainer:
                                             "batches": n_batches, "loss": loss / len(ids)})
                 seconds = time.perf_counter() - t0
                 row = {"epoch": epoch, "train_loss": round(total_loss / n_tokens, 6)}
+                # What is evaluated and kept: the weights, or their average over epoch ends
+                # (exponential, factor cfg.average per epoch).
+                if cfg.average > 0 and averaged is not None:
+                    for k, v in averaged.items():
+                        v *= cfg.average
+                        v += (1 - cfg.average) * params[k]
+                elif cfg.average > 0:
+                    averaged = {k: v.copy(order="K") for k, v in params.items()}
+                weights = averaged if cfg.average > 0 else params
                 if dev:
-                    current = RNNTagger(vocab, params, meta, features=features, chars=chars)
+                    current = RNNTagger(vocab, weights, meta, features=features, chars=chars)
                     scores = evaluate([s.labels for s in dev],
                                       current.predict([s.tokens for s in dev]))
                     row["dev_accuracy"] = round(scores.accuracy, 6)
@@ -170,7 +179,7 @@ class Trainer:
                 improved = score > best_score
                 if improved:
                     best_score, self.best_epoch_ = score, epoch
-                    best_params = {k: v.copy(order="K") for k, v in params.items()}
+                    best_params = {k: v.copy(order="K") for k, v in weights.items()}
                 self.history_.append(row)
                 self.progress("epoch", {**row, "best": improved, "seconds": seconds,
                                         "tokens_per_second": n_tokens / seconds,

@@ -915,3 +915,17 @@ def test_lr_decay_shrinks_later_steps(data):
         np.testing.assert_allclose(frozen.model_.params[k], v, atol=1e-6, err_msg=k)
     moving = Trainer(cfg(epochs=3, lr_decay=1.0)).fit(train)
     assert np.abs(moving.model_.params["Waa"] - once.model_.params["Waa"]).max() > 1e-3
+
+
+def test_average_keeps_the_running_average_of_epoch_ends(data):
+    train, _ = data
+    once = Trainer(cfg(epochs=1)).fit(train).model_
+    two = Trainer(cfg(epochs=2)).fit(train)
+    half = Trainer(cfg(epochs=2, average=0.5)).fit(train)
+    # Without dev the lowest training loss picks the epoch; training is the same in both runs.
+    assert two.best_epoch_ == half.best_epoch_ == 2
+    assert half.history_ == two.history_
+    for k, w1 in once.params.items():
+        np.testing.assert_allclose(half.model_.params[k],
+                                   0.5 * w1 + 0.5 * two.model_.params[k], atol=1e-6, err_msg=k)
+    assert np.abs(two.model_.params["Waa"] - once.params["Waa"]).max() > 1e-2

@@ -142,6 +142,10 @@ def train(
     input_dropout: float = typer.Option(
         D.input_dropout, "--input-dropout", min=0.0, max=0.99,
         help="Dropout of the embedded input x<t> (with --embed-dim)."),
+    average: float = typer.Option(
+        D.average, "--average", min=0.0, max=0.999,
+        help="Evaluate and keep the weights' running average over epoch ends, w̄ ← a·w̄ + "
+             "(1-a)·w (0: the weights themselves)."),
     lr_decay: float = typer.Option(D.lr_decay, "--lr-decay", min=0.0,
                                    help="Epoch e trains with lr / (1 + lr_decay·(e-1))."),
     embed_dim: int = typer.Option(
@@ -177,7 +181,7 @@ def train(
                           embeddings=str(embeddings) if embeddings else None, cell=cell,
                           feature_dropout=feature_dropout, lr_decay=lr_decay,
                           char_filters=char_filters, char_dim=char_dim, embed_dim=embed_dim,
-                          input_dropout=input_dropout)
+                          input_dropout=input_dropout, average=average)
         if textbook:
             cfg = dataclasses.replace(cfg, **TEXTBOOK)
         cfg.check()
