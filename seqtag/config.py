@@ -43,7 +43,7 @@ class TrainConfig:
     embeddings: str | None = None    # word2vec/GloVe text file to start Wax's word columns from
     cell: str = "lstm"               # "rnn" (Elman), "gru" or "lstm"
     feature_dropout: float = 0.3     # each feature value of a token becomes its <unk> with p
-    input_dropout: float = 0.0       # of the entries of the embedded input x<t>
+    input_dropout: float = 0.25      # of the entries of the embedded input x<t>
     lr_decay: float = 0.0            # epoch e steps with lr / (1 + lr_decay · (e - 1))
     average: float = 0.0             # evaluate and keep w̄ ← average·w̄ + (1-average)·w per epoch
     embed_dim: int = 100             # x<t> = sum of embedding columns (+ chars); 0: multi-hot
