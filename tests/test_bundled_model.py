@@ -35,3 +35,13 @@ def test_demo_sentence_marks_the_persons():
     entities = json.loads(out.stdout)["entities"]
     assert [(e["text"], e["label"]) for e in entities if e["label"] == "PER"] == \
         [("Sam Li", "PER"), ("Tom", "PER")]
+
+
+def test_bundled_model_has_the_default_configuration():
+    # `make model` trains with no options but the seed: a change of the defaults must retrain it.
+    from dataclasses import asdict
+
+    from seqtag.config import TrainConfig
+
+    model = RNNTagger.load(default_model_path())
+    assert model.meta["hyperparameters"] == asdict(TrainConfig())
