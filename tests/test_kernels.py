@@ -10,6 +10,8 @@ The gradients of a loss composed of all the kernels are checked against central 
 import numpy as np
 import pytest
 
+from gradcheck import numeric_gradient
+
 from seqtag import kernels as K
 
 # --- data ----------------------------------------------------------------------------------
@@ -280,15 +282,7 @@ def test_gradients_equal_central_differences(seed, H, V, F, L, lengths):
     eps = 1e-6
     params = all_params(directions, output)
     for name, p, g in zip(PARAM_NAMES, params, all_grads(d_directions, d_output)):
-        numeric = np.zeros_like(p)
-        for idx in np.ndindex(p.shape):
-            old = p[idx]
-            p[idx] = old + eps
-            up = loss()
-            p[idx] = old - eps
-            down = loss()
-            p[idx] = old
-            numeric[idx] = (up - down) / (2 * eps)
+        numeric = numeric_gradient(loss, p, eps)
         rel = np.abs(numeric - g).max() / max(np.abs(numeric).max(), 1e-12)
         assert rel < 1e-5, (name, rel)
     unused = np.setdiff1d(np.arange(V), ids)

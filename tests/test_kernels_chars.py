@@ -3,6 +3,8 @@
 import numpy as np
 import pytest
 
+from gradcheck import numeric_gradient
+
 from seqtag.chars import BOW, EOW, PAD, CharVocab
 from seqtag.kernels_chars import charcnn_backward, charcnn_forward
 
@@ -62,15 +64,7 @@ def test_gradients_equal_central_differences(seed):
     charcnn_backward(Ec, Wconv, chars, starts, types, WIDTH, out, arg, dout, *grads)
     eps = 1e-6
     for param, grad in zip((Ec, Wconv, bconv), grads):
-        numeric = np.zeros_like(param)
-        for i in np.ndindex(param.shape):
-            keep = param[i]
-            param[i] = keep + eps
-            up = loss()
-            param[i] = keep - eps
-            down = loss()
-            param[i] = keep
-            numeric[i] = (up - down) / (2 * eps)
+        numeric = numeric_gradient(loss, param, eps)
         np.testing.assert_allclose(grad, numeric, rtol=1e-5, atol=1e-8)
     assert np.abs(grads[0]).sum() > 0 and np.abs(grads[1]).sum() > 0
 

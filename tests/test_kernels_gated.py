@@ -13,6 +13,8 @@ The loss: both directions side by side in A, E = A·Wyaᵀ + by, Σi -log softma
 import numpy as np
 import pytest
 
+from gradcheck import numeric_gradient
+
 from seqtag import kernels as K
 from seqtag import kernels_gated as KG
 from test_kernels import cast, make_batch  # the same packed batches as the Elman kernels' tests
@@ -203,15 +205,7 @@ def test_gradients_equal_central_differences(cell, seed, H, V, F, L, lengths):
     params = [p for d in directions for p in d] + output
     grads = [g for d in d_directions for g in d] + d_output
     for name, p, g in zip(PARAM_NAMES, params, grads):
-        numeric = np.zeros_like(p)
-        for idx in np.ndindex(p.shape):
-            old = p[idx]
-            p[idx] = old + eps
-            up = loss()
-            p[idx] = old - eps
-            down = loss()
-            p[idx] = old
-            numeric[idx] = (up - down) / (2 * eps)
+        numeric = numeric_gradient(loss, p, eps)
         if max(lengths) > 1 or not name.startswith("Waa"):  # (Waa: a<0> = 0 in 1-token sentences)
             assert np.abs(numeric).max() > 1e-4, name  # every parameter matters
         rel = np.abs(numeric - g).max() / max(np.abs(numeric).max(), 1e-12)

@@ -9,6 +9,8 @@ from collections import Counter, defaultdict
 import numpy as np
 import pytest
 
+from gradcheck import central_difference
+
 from seqtag.corpus import CorpusInfo, Sentence
 from seqtag.errors import SeqtagError
 from seqtag.metrics import evaluate
@@ -879,13 +881,8 @@ def test_whole_training_step_gradients_equal_central_differences(form_data, cell
             else list(np.ndindex(param.shape))
         for i in [entries[j] for j in rng.choice(len(entries), min(12, len(entries)),
                                                    replace=False)]:
-            keep = param[i]
-            param[i] = keep + eps
-            up = loss()
-            param[i] = keep - eps
-            down = loss()
-            param[i] = keep
-            assert analytic[k][i] == pytest.approx((up - down) / (2 * eps), rel=1e-4, abs=1e-7), k
+            assert analytic[k][i] == pytest.approx(central_difference(loss, param, i, eps),
+                                                   rel=1e-4, abs=1e-7), k
             checked += 1
     expected = {"trans", "Wax_b"} | ({"Ex"} if embed_dim else set()) | \
         ({"Ec", "Wconv", "bconv"} if char_filters else set())
