@@ -6,7 +6,7 @@ import pytest
 from gradcheck import numeric_gradient
 
 from seqtag.chars import BOW, EOW, PAD, CharVocab
-from seqtag.kernels_chars import charcnn_backward, charcnn_forward
+from seqtag.kernels_chars import charcnn_backward, charcnn_forward, embed_scatter, embed_sum
 
 WIDTH = 3
 
@@ -97,3 +97,57 @@ def test_spelling_marks_the_ends_and_pads_to_the_window():
 def test_a_bad_inventory_is_refused():
     with pytest.raises(ValueError):
         CharVocab(["a", "b"])
+
+
+def test_embed_sum_and_scatter_equal_numpy():
+    rng = np.random.default_rng(4)
+    Ex = np.asfortranarray(rng.normal(size=(5, 11)))
+    rows = rng.integers(0, 11, size=(7, 4)).astype(np.int32)   # the last column is not summed
+    X = np.full((7, 9), np.nan)
+    embed_sum(Ex, rows, 3, X)
+    np.testing.assert_allclose(X[:, :5], Ex[:, rows[:, :3]].sum(axis=2).T, atol=1e-12)
+    assert np.isnan(X[:, 5:]).all()                           # the rest of x is the caller's
+    dX = rng.normal(size=(7, 9))
+    dEx = np.asfortranarray(np.ones_like(Ex))
+    embed_scatter(dX, rows, 3, dEx)
+    ref = np.ones_like(Ex)
+    for f in range(3):
+        np.add.at(ref.T, rows[:, f], dX[:, :5])
+    np.testing.assert_allclose(dEx, ref, atol=1e-12)
+
+
+def test_the_embedded_model_forward_equals_numpy():
+    """Whole forward pass of a bidirectional LSTM with features and the char CNN against the
+    equations: x = [Σ Ex columns; c], the LSTM of tests/test_kernels_gated on Wax·x."""
+    from test_kernels_gated import numpy_lstm
+
+    from seqtag.config import TrainConfig
+    from seqtag.corpus import Sentence
+    from seqtag.model import RNNTagger, pack
+    from seqtag.train import Trainer
+
+    words = ["Sam", "met", "Li", "in", "Rome", "on", "Tuesday", ".", "x", "McDonald's"]
+    rng = np.random.default_rng(8)
+    sents = [Sentence([words[j] for j in rng.integers(0, len(words), n)], None, [], 1)
+             for n in (5, 1, 8, 3)]
+    train = [Sentence(s.tokens, ["O"] * len(s.tokens), [], 1) for s in sents]
+    m = Trainer(TrainConfig(hidden=3, epochs=1, embed_dim=4, char_filters=3, char_dim=2,
+                            features="shape,suffix2", feature_min_count=1)).fit(train).model_
+    params = {k: (np.asfortranarray if k == "Ex" else np.ascontiguousarray)(
+        v + rng.normal(0, 0.5, v.shape), dtype=np.float64) for k, v in m.params.items()}
+    model = RNNTagger(m.vocab, params, m.meta, features=m.features, chars=m.chars)
+    tokens = [s.tokens + ["Unseen"] for s in sents]
+    ids, offsets = pack([model.encode(t) for t in tokens])
+    A = model.states(ids, offsets)
+
+    spelled, starts = model.spellings()
+    X = np.stack([np.concatenate([
+        params["Ex"][:, row[:-1]].sum(axis=1),
+        numpy_charcnn(params["Ec"], params["Wconv"], params["bconv"],
+                      spelled[starts[row[-1]]:starts[row[-1] + 1]])]) for row in ids])
+    H = 3
+    for sfx, col, reverse in (("", 0, False), ("_b", H, True)):
+        P = X @ params["Wax" + sfx].T                       # Wax·x of every token
+        ref, _ = numpy_lstm(P.T, params["Waa" + sfx], params["ba" + sfx],
+                            np.arange(len(ids)).reshape(-1, 1), offsets, reverse)
+        np.testing.assert_allclose(A[:, col:col + H], ref, atol=1e-5)
