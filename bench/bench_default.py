@@ -26,7 +26,6 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import os
-import platform
 import sys
 import textwrap
 import time
@@ -35,10 +34,11 @@ from pathlib import Path
 
 import numpy as np
 
+from _common import best_time, conll2003, cpu_name
+
 import seqtag
 import seqtag.model as seqtag_model
 from seqtag.config import TrainConfig
-from seqtag.corpus import read_corpus
 from seqtag.decoding import transition_mask
 from seqtag.features import FeatureSet, parse_features
 from seqtag.metrics import evaluate
@@ -65,7 +65,7 @@ CALIBRATE = 40      # batches timed per optimizer set-up when --torch-optim auto
 MIRRORED = {"hidden", "epochs", "lr", "optimizer", "batch_size", "clip", "seed", "patience",
             "min_count", "max_size", "word_dropout", "bidirectional", "features",
             "feature_min_count", "dropout", "crf", "cell", "feature_dropout", "lr_decay",
-            "char_filters", "char_dim", "char_width", "embed_dim"}
+            "char_filters", "char_dim", "char_width", "embed_dim", "input_dropout"}
 
 
 def log(msg: str) -> None:
@@ -81,16 +81,6 @@ def char_settings(cfg) -> tuple[int, int, int]:
     """(filters, char embedding dim, window width); filters 0 = no character CNN."""
     width = getattr(cfg, "char_width", getattr(seqtag_model, "CHAR_WIDTH", 3))
     return int(getattr(cfg, "char_filters", 0) or 0), int(getattr(cfg, "char_dim", 25)), int(width)
-
-
-def best_time(fn, repeats: int):
-    """(fastest wall time of `repeats` calls, the last result)."""
-    best, out = np.inf, None
-    for _ in range(repeats):
-        t0 = time.perf_counter()
-        out = fn()
-        best = min(best, time.perf_counter() - t0)
-    return best, out
 
 
 # -- seqtag -----------------------------------------------------------------------------------------
@@ -223,6 +213,7 @@ class TorchTagger(nn.Module if torch else object):
                     if name.startswith("bias"):
                         p[H:2 * H] = 1.0 if name.startswith("bias_ih") else 0.0
         self.drop = nn.Dropout(cfg.dropout)
+        self.in_drop = nn.Dropout(getattr(cfg, "input_dropout", 0.0))
         self.out = nn.Linear(H * (2 if cfg.bidirectional else 1), n_labels)
         if cfg.crf:   # scores: trans[i, j] for label j right after label i
             self.trans = nn.Parameter(torch.zeros(n_labels, n_labels))
@@ -237,6 +228,7 @@ class TorchTagger(nn.Module if torch else object):
             valid = torch.arange(h.shape[2]) < (b["clens"] - self.width + 1)[:, None]
             c = h.masked_fill(~valid[:, None, :], float("-inf")).amax(2).tanh()
             e = torch.cat([e, c[b["TI"]]], 2)
+        e = self.in_drop(e)
         h, _ = self.rnn(pack_padded_sequence(e, b["lens"], batch_first=True, enforce_sorted=False))
         h, _ = pad_packed_sequence(h, batch_first=True, total_length=e.shape[1])
         return self.out(self.drop(h))
@@ -432,6 +424,8 @@ def describe(cfg, inp: Inputs, n_labels: int, sparse: bool) -> str:
     if F:
         parts.append(f"char CNN (Embedding({inp.n_chars}, {dc}), Conv1d({dc}, {F}, {width}), "
                      f"max over positions, tanh; word begin/end markers)")
+    if getattr(cfg, "input_dropout", 0):
+        parts.append(f"Dropout({cfg.input_dropout})")
     parts.append(f"{cell}({d_in(cfg)}{f' + {F}' if F else ''}, {cfg.hidden}"
                  f"{', bidirectional' if cfg.bidirectional else ''}; packed)")
     parts.append(f"Dropout({cfg.dropout})")
@@ -456,28 +450,19 @@ def main() -> None:
     ap.add_argument("--repeats", type=int, default=3, help="tagging timings: best of this many")
     ap.add_argument("--quick", action="store_true", help="2 epochs on a subset: a smoke test")
     args = ap.parse_args()
-    folder = Path(args.data) / "conll2003"
-    if not (folder / "eng.train").exists():
-        print(f"{folder}/eng.train not found: nothing to benchmark (give --data DIR)")
+    data = conll2003(args, torch is not None, (1500, 300, 300))
+    if data is None:
         return
-    if torch is None:
-        sys.exit("PyTorch is not installed: make bench-deps (pip install torch==2.13.0)")
+    train, dev, test = data
     import numba
 
-    train, dev, test = (read_corpus(folder / f)[0] for f in ("eng.train", "eng.testa", "eng.testb"))
-    if args.quick:
-        args.epochs, args.repeats = 2, 1
-        train, dev, test = train[:1500], dev[:300], test[:300]
     defaults = dataclasses.asdict(TrainConfig())
     cfg = dataclasses.replace(TrainConfig(), epochs=args.epochs, patience=0, seed=args.seed)
     unmirrored = {k: v for k, v in defaults.items() if k not in MIRRORED | {"embeddings"}}
     if cfg.embeddings:
         unmirrored["embeddings"] = cfg.embeddings
 
-    cpu = platform.processor() or "?"
-    if os.path.exists("/proc/cpuinfo"):
-        cpu = next((ln.split(":", 1)[1].strip() for ln in open("/proc/cpuinfo")
-                    if ln.startswith("model name")), cpu)
+    cpu = cpu_name()
     omp = os.environ.get("OMP_WAIT_POLICY", "(unset)")
     torch.set_num_threads(args.torch_threads)
     # Whether any seqtag kernel could use Numba's threads (parallel=True / prange).

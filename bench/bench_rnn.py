@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import platform
 import subprocess
 import sys
 import tempfile
@@ -21,6 +20,8 @@ from datetime import datetime
 from pathlib import Path
 
 import numpy as np
+
+from _common import best_time, conll2003, cpu_name
 
 from seqtag import kernels
 from seqtag.corpus import read_corpus
@@ -39,16 +40,6 @@ except ImportError:
 
 H, BATCH, LR, CLIP, TAG_BATCH = 128, 32, 1e-3, 5.0, 256
 SENTENCE = "Sam Li and Tom date on Tuesday."
-
-
-def best_time(fn, repeats: int):
-    """(fastest wall time of `repeats` calls, the last result)."""
-    best, out = np.inf, None
-    for _ in range(repeats):
-        t0 = time.perf_counter()
-        out = fn()
-        best = min(best, time.perf_counter() - t0)
-    return best, out
 
 
 # -- seqtag -----------------------------------------------------------------------------------------
@@ -265,7 +256,8 @@ def run_cli(model, folder: Path, repeats: int, tmp: Path) -> dict:
                  f"beyond start-up (warm, best of {repeats})")
     # Training uses the package's own Numba cache, which the in-process run has filled.
     r["train"] = timed(cli + ["train", str(folder / "eng.train"), "--dev", str(folder / "eng.testa"),
-                              "-o", str(tmp / "cli.npz"), "--epochs", "1", "--patience", "0"],
+                              "-o", str(tmp / "cli.npz"), "--epochs", "1", "--patience", "0",
+                              "--textbook", "--word-dropout", "0.25"],
                        dict(os.environ))
     return r
 
@@ -308,7 +300,7 @@ def summary(args, head, ours, runs, ref, cli) -> list[str]:
     rows = [("tag --input-format conll < eng.testb", cli["file"], cli["note"]),
             (f'tag "{SENTENCE}" (1st, cold)', cli["cold"], ""),
             ("the same, 2nd (warm Numba cache)", cli["warm"], ""),
-            ("train eng.train --dev eng.testa, 1 epoch", cli["train"], "  (warm Numba cache)")]
+            ("train --textbook eng.train, 1 epoch", cli["train"], "  (warm Numba cache)")]
     return out + [f"  {name:<50}{t:6.2f}s {mib:5.0f} MiB{note}" for name, (t, mib), note in rows]
 
 
@@ -326,22 +318,14 @@ def main() -> None:
     ap.add_argument("--repeats", type=int, default=3, help="tagging timings: best of this many")
     ap.add_argument("--quick", action="store_true", help="2 epochs on a subset: a smoke test")
     args = ap.parse_args()
-    folder = Path(args.data) / "conll2003"
-    if not (folder / "eng.train").exists():
-        print(f"{folder}/eng.train not found: nothing to benchmark (give --data DIR)")
+    data = conll2003(args, torch is not None, (2000, 500, 500))
+    if data is None:
         return
-    if torch is None:
-        sys.exit("PyTorch is not installed: make bench-deps (pip install torch==2.13.0)")
+    train, dev, test = data
+    folder = Path(args.data) / "conll2003"
     import numba
 
-    train, dev, test = (read_corpus(folder / f)[0] for f in ("eng.train", "eng.testa", "eng.testb"))
-    if args.quick:
-        args.epochs, args.repeats = 2, 1
-        train, dev, test = train[:2000], dev[:500], test[:500]
-    cpu = platform.processor() or "?"
-    if os.path.exists("/proc/cpuinfo"):
-        cpu = next((ln.split(":", 1)[1].strip() for ln in open("/proc/cpuinfo")
-                    if ln.startswith("model name")), cpu)
+    cpu = cpu_name()
     omp = os.environ.get("OMP_WAIT_POLICY", "(unset)")
     cfg = TrainConfig.textbook(hidden=H, epochs=args.epochs, lr=LR, optimizer="adam",
                                batch_size=BATCH, clip=CLIP, seed=args.seed, patience=0,

@@ -1,3 +1,3 @@
 """seqtag: a fast command-line sequence labeler on the CPU."""
 
-__version__ = "0.1.0"
+__version__ = "0.2.0"
