@@ -86,3 +86,15 @@ def test_training_starts_from_the_vectors(tmp_path):
     assert not np.allclose(without.model_.params["Wax"][:, words.index("Sam")],
                            without.model_.params["Wax"][:, words.index("Ana")])
     assert with_vec.model_.meta["pretrained_words"] == 3
+
+
+def test_the_default_model_starts_its_embeddings_from_the_vectors(tmp_path):
+    # With the embedded input (the default) the vectors go into Ex, shared by both directions.
+    sents = [Sentence(["Sam", "met", "Ana"], ["B-PER", "O", "B-PER"], [], 1)] * 4
+    vec = write(tmp_path, "Sam 1 0 0\nAna 1 0 0\nmet 0 1 0\n")
+    t = Trainer(TrainConfig(hidden=4, embed_dim=5, epochs=1, lr=1e-9, patience=0,
+                            embeddings=str(vec))).fit(sents)
+    Ex, words = t.model_.params["Ex"], t.model_.vocab.words
+    assert t.pretrained_ == 3 and Ex.shape[0] == 5
+    np.testing.assert_allclose(Ex[:, words.index("Sam")], Ex[:, words.index("Ana")], atol=1e-6)
+    assert not np.allclose(Ex[:, words.index("Sam")], Ex[:, words.index("met")])
