@@ -412,9 +412,11 @@ class RNNTagger:
     def crf(self) -> bool:
         return "trans" in self.params
 
-    def decode(self, sentences: Sequence[Sequence[str]]) -> list[tuple[np.ndarray, np.ndarray]]:
+    def decode(self, sentences: Sequence[Sequence[str]], proba: bool = True
+               ) -> list[tuple[np.ndarray, np.ndarray | None]]:
         """Per sentence: the label indices of the best sequence that is valid for the tag scheme
-        (never I-PER after O in IOB2), and each chosen label's probability.
+        (never I-PER after O in IOB2), and each chosen label's probability (None when ``proba``
+        is false: a CRF then skips its forward-backward pass).
 
         With a CRF, the best sequence under its scores; without, the most probable sequence
         under the per-token softmax. Invalid transitions are masked either way."""
@@ -423,7 +425,7 @@ class RNNTagger:
         if not sentences:
             return []
         E, offsets = self._emissions(sentences)
-        P = self._proba(E, offsets)
+        P = self._proba(E, offsets) if proba or not self.crf else None
         if self._masks is None:
             self._masks = transition_mask(self.labels, self.scheme)
         start, trans, end = self._masks
@@ -433,6 +435,8 @@ class RNNTagger:
                                 p["end"] + end)
         else:
             best = decode_batch(np.log(np.maximum(P, 1e-30)), offsets, trans, start, end)
+        if not proba:
+            return [(best[offsets[i]:offsets[i + 1]], None) for i in range(len(sentences))]
         chosen = P[np.arange(len(best)), best]
         return [(best[offsets[i]:offsets[i + 1]], chosen[offsets[i]:offsets[i + 1]])
                 for i in range(len(sentences))]
@@ -503,7 +507,7 @@ class RNNTagger:
     def predict(self, sentences: Sequence[Sequence[str]]) -> list[list[str]]:
         """The most probable valid label sequence of each sentence."""
         labels = self.vocab.labels
-        return [[labels[k] for k in best] for best, _ in self.decode(sentences)]
+        return [[labels[k] for k in best] for best, _ in self.decode(sentences, proba=False)]
 
     # -- file format ------------------------------------------------------------------------
 

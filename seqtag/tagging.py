@@ -25,7 +25,7 @@ FORMATS = ("conll", "inline", "jsonl")
 class Tagged:
     tokens: list[str]
     labels: list[str]
-    probs: np.ndarray                          # probability of each chosen label
+    probs: np.ndarray | None                   # probability of each chosen label, if computed
     text: str | None = None                    # the raw text, for text input
     offsets: list[tuple[int, int]] | None = None   # character span of each token in text
     lines: list[str] | None = None             # the input lines, for column-file input
@@ -59,9 +59,9 @@ def _batches(items: Iterable, size: int) -> Iterator[list]:
         yield batch
 
 
-def _tag_batch(model: RNNTagger, token_lists: list[list[str]]):
+def _tag_batch(model: RNNTagger, token_lists: list[list[str]], proba: bool):
     labels = model.labels
-    for best, probs in model.decode(token_lists):
+    for best, probs in model.decode(token_lists, proba):
         yield [labels[k] for k in best], probs
 
 
@@ -74,25 +74,27 @@ def _with_scores(model: RNNTagger, tagged: Tagged, scores: bool, nbest: int) -> 
 
 
 def tag_texts(model: RNNTagger, texts: Iterable[str], batch_size: int = 256, *,
-              scores: bool = False, nbest: int = 1) -> Iterator[Tagged]:
+              scores: bool = False, nbest: int = 1, probs: bool = True) -> Iterator[Tagged]:
     """Tokenize and tag each text (one sequence per text); with ``scores`` each entity gets its
-    exact probability, with ``nbest`` > 1 the n best sequences are kept too."""
+    exact probability, with ``nbest`` > 1 the n best sequences are kept too; without ``probs``
+    (and ``scores``) the labels' probabilities are not computed (Tagged.probs is None)."""
     for batch in _batches(texts, batch_size):
         toks = [tokenize(t) for t in batch]
         token_lists = [[w for w, _, _ in tk] for tk in toks]
-        for text, tk, words, (labels, probs) in zip(
-                batch, toks, token_lists, _tag_batch(model, token_lists)):
-            yield _with_scores(model, Tagged(words, labels, probs, text=text,
+        for text, tk, words, (labels, p) in zip(
+                batch, toks, token_lists, _tag_batch(model, token_lists, probs or scores)):
+            yield _with_scores(model, Tagged(words, labels, p, text=text,
                                              offsets=[(s, e) for _, s, e in tk]), scores, nbest)
 
 
 def tag_sentences(model: RNNTagger, sentences: Iterable[Sentence], batch_size: int = 256, *,
-                  scores: bool = False, nbest: int = 1) -> Iterator[Tagged]:
-    """Tag sentences read from a column file, keeping their lines for crf_test-style output."""
+                  scores: bool = False, nbest: int = 1, probs: bool = True) -> Iterator[Tagged]:
+    """Tag sentences read from a column file, keeping their lines for crf_test-style output
+    (``probs`` as for tag_texts)."""
     for batch in _batches(sentences, batch_size):
         token_lists = [s.tokens for s in batch]
-        for s, (labels, probs) in zip(batch, _tag_batch(model, token_lists)):
-            yield _with_scores(model, Tagged(s.tokens, labels, probs, lines=s.lines),
+        for s, (labels, p) in zip(batch, _tag_batch(model, token_lists, probs or scores)):
+            yield _with_scores(model, Tagged(s.tokens, labels, p, lines=s.lines),
                                scores, nbest)
 
 

@@ -789,3 +789,14 @@ def test_probabilities_with_options_sum_to_one(full_model):
     for s, y in zip(FEATURE_TOKENS, full_model.predict_proba(FEATURE_TOKENS)):
         assert y.shape == (len(s), len(full_model.labels)) and (y >= 0).all()
         np.testing.assert_allclose(y.sum(axis=1), 1.0, atol=1e-5)
+
+
+def test_decode_without_probabilities_gives_the_same_labels(full_model):
+    sents = [s.tokens for s in _sentences()]
+    with_p = full_model.decode(sents)
+    without = full_model.decode(sents, proba=False)
+    assert full_model.crf
+    for (best, probs), (best2, none) in zip(with_p, without):
+        np.testing.assert_array_equal(best, best2)
+        assert probs is not None and none is None
+    assert full_model.predict(sents) == [[full_model.labels[k] for k in b] for b, _ in with_p]

@@ -80,6 +80,8 @@ def tag(
         if fmt not in (*FORMATTERS, "pretty"):
             fail(f"unknown --format {fmt!r} (use conll, inline, jsonl or pretty)")
         model = RNNTagger.load(model_path or default_model_path())
+        # Plain conll and inline output print labels only: no label probabilities needed.
+        probs = scores or fmt in ("jsonl", "pretty")
         inputs = inputs or ["-"]
         if input_format == "conll":
             from seqtag.corpus import read_sentences
@@ -87,7 +89,8 @@ def tag(
             def sentences():
                 for path in inputs:
                     yield from read_sentences(path, labels="auto")
-            stream = tag_sentences(model, sentences(), batch_size, scores=scores, nbest=nbest)
+            stream = tag_sentences(model, sentences(), batch_size, scores=scores, nbest=nbest,
+                                   probs=probs)
         else:
             def texts():
                 for item in inputs:
@@ -95,7 +98,8 @@ def tag(
                         yield from stdin_texts()
                     else:
                         yield item
-            stream = tag_texts(model, texts(), batch_size, scores=scores, nbest=nbest)
+            stream = tag_texts(model, texts(), batch_size, scores=scores, nbest=nbest,
+                               probs=probs)
         if fmt == "pretty":
             from rich.console import Console
             console = Console(highlight=False)
