@@ -1,87 +1,179 @@
-"""Training settings: one dataclass whose defaults are the CLI's defaults.
+"""Training settings, each declared once: name, type, default, bounds and help.
 
-Kept apart from the training loop so that the CLI can show the defaults without importing Numba.
+TrainConfig is the declaration. Each field's metadata holds its bounds and help; the CLI builds
+the options of `seqtag train` from these fields (seqtag.cli.train), and ``check`` validates a
+configuration against the same bounds (library callers have no Typer in front of them), plus the
+rules that tie fields together. Kept apart from the training loop so that the CLI can show the
+defaults without importing Numba.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import math
+from dataclasses import dataclass, field, fields
+from enum import Enum
 
 from seqtag.errors import SeqtagError
 from seqtag.features import parse_features
-from seqtag.model import GATES
 
 
-# The plain recurrent tagger of the textbook: one left-to-right Elman RNN over word ids, softmax
-# output; what `seqtag train --textbook` trains (the other settings stay as given).
-TEXTBOOK = dict(cell="rnn", bidirectional=False, crf=False, features="", char_filters=0,
-                embed_dim=0, dropout=0.0, feature_dropout=0.0, input_dropout=0.0)
+class Cell(str, Enum):
+    """The recurrent cell: the textbook Elman cell, a GRU or an LSTM."""
+
+    rnn = "rnn"
+    gru = "gru"
+    lstm = "lstm"
+
+
+class OptimizerName(str, Enum):
+    adam = "adam"
+    sgd = "sgd"
+
+
+def option(default, help: str, *, min: float | None = None, max: float | None = None,
+           min_open: bool = False, flag: str | None = None):
+    """A training option: its default, its help, and its bounds (``min_open``: min excluded;
+    ``flag``: the CLI spelling when it is not --name, e.g. a --x/--no-x switch)."""
+    return field(default=default, metadata={"help": help, "min": min, "max": max,
+                                             "min_open": min_open, "flag": flag})
+
+
+# The largest seed numpy's generators take reproducibly in the model's JSON metadata.
+_MAX_SEED = 2 ** 63 - 1
 
 
 @dataclass
 class TrainConfig:
     """The defaults are the most accurate set-up of the accuracy benchmark (bench/
     bench_accuracy.py), the same for every corpus: a bidirectional LSTM over word, word-form and
-    character-CNN inputs, with a CRF output layer and dropout of states, words and features."""
+    character-CNN inputs, with a CRF output layer and dropout of states, words and features.
 
-    hidden: int = 128
-    epochs: int = 40
-    lr: float = 1e-3
-    optimizer: str = "adam"          # "adam" or "sgd"
-    batch_size: int = 32
-    clip: float = 5.0                # max global gradient norm; 0 turns clipping off
-    seed: int = 1
-    patience: int = 8                # epochs without dev improvement before stopping; 0 = never
-    min_count: int = 1               # rarer words map to <unk>
-    max_size: int | None = None      # vocabulary size cap, reserved entries included
-    word_dropout: float = 2.0        # α: a known word w becomes <unk> with p = α / (α + count(w))
-    bidirectional: bool = True       # add a right-to-left RNN; states joined before the output
-    features: str = "casing,shape,prefix3,suffix3,lower"   # word-form features (seqtag.features)
-    feature_min_count: int = 2       # rarer feature values map to the feature's <unk>
-    dropout: float = 0.6             # of the hidden states on their way to the output layer
-    crf: bool = True                 # a linear-chain CRF output layer instead of the softmax
-    embeddings: str | None = None    # word2vec/GloVe text file to start Wax's word columns from
-    cell: str = "lstm"               # "rnn" (Elman), "gru" or "lstm"
-    feature_dropout: float = 0.3     # each feature value of a token becomes its <unk> with p
-    input_dropout: float = 0.25      # of the entries of the embedded input x<t>
-    lr_decay: float = 0.0            # epoch e steps with lr / (1 + lr_decay · (e - 1))
-    average: float = 0.0             # evaluate and keep w̄ ← average·w̄ + (1-average)·w per epoch
-    embed_dim: int = 100             # x<t> = sum of embedding columns (+ chars); 0: multi-hot
-    char_filters: int = 50           # filters of the character CNN; 0: no character CNN
-    char_dim: int = 25               # size of a character's embedding
+    The field order is the order of the model file's "hyperparameters" and of `train --help`."""
+
+    hidden: int = option(128, "Hidden units of the RNN (per direction).", min=1, max=8192)
+    epochs: int = option(40, "Most passes over the training data.", min=1, max=100_000)
+    lr: float = option(1e-3, "Learning rate.", min=0.0, min_open=True)
+    optimizer: OptimizerName = option(OptimizerName.adam, "Optimizer: adam or sgd.")
+    batch_size: int = option(32, "Sentences per update.", min=1, max=1_000_000)
+    clip: float = option(5.0, "Clip the gradient's global norm to this (0: off).", min=0.0)
+    seed: int = option(1, "Random seed: the same seed repeats the run.", min=0, max=_MAX_SEED)
+    patience: int = option(8, "Stop after this many epochs without dev gain (0: never).",
+                           min=0)
+    min_count: int = option(1, "Words seen fewer times map to <unk>.", min=1)
+    max_size: int | None = option(None, "Vocabulary size cap (<pad> and <unk> included).",
+                                  min=3)
+    word_dropout: float = option(2.0, "α: word w becomes <unk> with p = α/(α+count(w)).",
+                                 min=0.0)
+    bidirectional: bool = option(
+        True, "Add a right-to-left RNN whose states join the left-to-right ones.",
+        flag="--bidirectional/--no-bidirectional")
+    features: str = option(
+        "casing,shape,prefix3,suffix3,lower",
+        "Word-form features, comma-separated: lower, shape, casing, prefix2, prefix3, "
+        "suffix2, suffix3 ('none' for the textbook model).")
+    feature_min_count: int = option(2, "Rarer feature values map to <unk>.", min=1)
+    dropout: float = option(0.6, "Dropout of the hidden states before the output layer.",
+                            min=0.0, max=0.99)
+    crf: bool = option(True, "A linear-chain CRF output layer instead of the softmax.",
+                       flag="--crf/--no-crf")
+    embeddings: str | None = option(
+        None, "word2vec/GloVe text file: start the word embeddings (or Wax's word columns) "
+              "from these vectors, through a fixed random projection.")
+    cell: Cell = option(Cell.lstm, "Recurrent cell: rnn (the textbook Elman cell), gru or lstm.")
+    feature_dropout: float = option(
+        0.3, "Each feature value of a token is replaced by its <unk> with this probability.",
+        min=0.0, max=0.99)
+    input_dropout: float = option(0.25, "Dropout of the embedded input x<t> (with --embed-dim).",
+                                  min=0.0, max=0.99)
+    lr_decay: float = option(0.0, "Epoch e trains with lr / (1 + lr_decay·(e-1)).", min=0.0)
+    average: float = option(
+        0.0, "Evaluate and keep the weights' running average over epoch ends, "
+             "w̄ ← a·w̄ + (1-a)·w (0: the weights themselves).", min=0.0, max=0.999)
+    embed_dim: int = option(
+        100, "Size of the word embeddings whose sum (with the character CNN's vector) is x<t>; "
+             "0: x<t> is multi-hot and Wax reads its columns directly (the textbook input).",
+        min=0, max=8192)
+    char_filters: int = option(
+        50, "Filters of a character CNN that reads each word's spelling (0: none).",
+        min=0, max=8192)
+    char_dim: int = option(25, "Size of each character's embedding in the CNN.", min=1,
+                           max=8192)
+
+    def __post_init__(self):
+        # Choices given as strings become their Enum members; an unknown one is left for
+        # check() to report.
+        for f in fields(self):
+            kind = kind_of(f)
+            if issubclass(kind, Enum) and not isinstance(getattr(self, f.name), kind):
+                try:
+                    setattr(self, f.name, kind(getattr(self, f.name)))
+                except ValueError:
+                    pass
 
     @classmethod
     def textbook(cls, **changes) -> "TrainConfig":
         """The textbook RNN's configuration (TEXTBOOK), with ``changes`` on top."""
         return cls(**{**TEXTBOOK, **changes})
 
-    def check(self) -> None:
-        if self.cell not in GATES:
-            raise SeqtagError(f"unknown cell {self.cell!r}", hint="use rnn, gru or lstm")
-        if self.optimizer not in ("adam", "sgd"):
-            raise SeqtagError(f"unknown optimizer {self.optimizer!r}", hint="use adam or sgd")
-        if self.char_filters < 0 or self.char_dim < 1 or self.embed_dim < 0:
-            raise SeqtagError("--char-filters and --embed-dim must be ≥ 0, --char-dim ≥ 1")
+    def check(self) -> "TrainConfig":
+        """Raise a SeqtagError naming the first option out of its bounds; return self."""
+        for f in fields(self):
+            _check_field(f, getattr(self, f.name))
+        parse_features(self.features)
         if self.char_filters and not self.embed_dim:
             raise SeqtagError("the character CNN (--char-filters) needs embeddings",
                               hint="set --embed-dim above 0, or --char-filters 0")
-        for name in ("hidden", "epochs", "batch_size"):
-            if getattr(self, name) < 1:
-                raise SeqtagError(f"--{name.replace('_', '-')} must be at least 1")
-        if not self.lr > 0:  # also rejects NaN
-            raise SeqtagError("--lr must be positive")
-        if self.max_size is not None and self.max_size < 3:
-            raise SeqtagError("--max-size must be at least 3 (<pad>, <unk> and one word)")
-        parse_features(self.features)
-        if not 0 <= self.dropout < 1:
-            raise SeqtagError("--dropout must be in [0, 1)")
-        if not (0 <= self.feature_dropout < 1 and 0 <= self.input_dropout < 1):
-            raise SeqtagError("--feature-dropout and --input-dropout must be in [0, 1)")
-        if not self.lr_decay >= 0:
-            raise SeqtagError("--lr-decay must be ≥ 0")
-        if not 0 <= self.average < 1:
-            raise SeqtagError("--average must be in [0, 1)")
-        if not (self.clip >= 0 and self.word_dropout >= 0) or self.patience < 0 \
-                or self.min_count < 1 or self.feature_min_count < 1:
-            raise SeqtagError("--clip, --word-dropout and --patience must be ≥ 0, "
-                              "--min-count and --feature-min-count ≥ 1")
+        return self
+
+
+# The plain recurrent tagger of the textbook: one left-to-right Elman RNN over word ids, softmax
+# output; what `seqtag train --textbook` trains (the other settings stay as given).
+TEXTBOOK = dict(cell=Cell.rnn, bidirectional=False, crf=False, features="", char_filters=0,
+                embed_dim=0, dropout=0.0, feature_dropout=0.0, input_dropout=0.0)
+
+
+def flag_of(f) -> str:
+    return f.metadata.get("flag") or "--" + f.name.replace("_", "-")
+
+
+def kind_of(f) -> type:
+    """The field's value type: Cell, OptimizerName, bool, int, float or str (None allowed where the
+    default is None)."""
+    name = str(f.type).split("|")[0].strip()
+    return {"Cell": Cell, "OptimizerName": OptimizerName, "bool": bool, "int": int, "float": float,
+            "str": str}[name]
+
+
+def _check_field(f, value) -> None:
+    name = flag_of(f).split("/")[0]
+    kind = kind_of(f)
+    if value is None and f.default is None:
+        return
+    if issubclass(kind, Enum):
+        try:
+            kind(value)
+        except ValueError:
+            names = [c.value for c in kind]
+            raise SeqtagError(f"{name} is {value!r}, not one of {', '.join(names)}",
+                              hint=f"use {name} {' or '.join(names)}") from None
+        return
+    if kind is bool or kind is str:
+        if not isinstance(value, kind):
+            raise SeqtagError(f"{name} must be a {kind.__name__}, not {value!r}")
+        return
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or \
+            (kind is int and not float(value).is_integer()):
+        raise SeqtagError(f"{name} must be {'an integer' if kind is int else 'a number'}, "
+                          f"not {value!r}")
+    lo, hi = f.metadata.get("min"), f.metadata.get("max")
+    if not math.isfinite(value) or (lo is not None and (
+            value < lo or (f.metadata.get("min_open") and value == lo))) or \
+            (hi is not None and value > hi):
+        raise SeqtagError(f"{name} is {value}, out of its range {_range(f)}",
+                          hint=f"choose {name} in {_range(f)}")
+
+
+def _range(f) -> str:
+    lo, hi = f.metadata.get("min"), f.metadata.get("max")
+    left = "(" if f.metadata.get("min_open") else "["
+    return f"{left}{lo if lo is not None else '-∞'}, {hi if hi is not None else '∞'}]"

@@ -98,3 +98,74 @@ def constrained_argmax(log_probs: np.ndarray, label_names: Sequence[str], scheme
     start, trans, end = transition_mask(label_names, scheme)
     offsets = np.array([0, len(log_probs)], dtype=np.int64)
     return decode_batch(log_probs, offsets, trans, start, end).tolist()
+
+
+# -- from a model's emissions ---------------------------------------------------------------------
+# Every function below takes the emissions E of a packed batch (or one sentence) and the model's
+# output layer (seqtag.layers.output: Softmax or CRF), so that labels, marginals, n-best lists and
+# span probabilities of one batch all come from one pass of the network.
+
+def decode_emissions(output, E: np.ndarray, offsets: np.ndarray, masks, proba: bool = True
+                     ) -> tuple[np.ndarray, np.ndarray | None]:
+    """(best valid label of each token (N,), each chosen label's probability or None).
+
+    ``masks`` = transition_mask(labels, scheme) as (start, trans, end). Without ``proba`` a CRF
+    skips its forward-backward pass; a softmax model needs ŷ to decode anyway."""
+    P = output.marginals(E, offsets) if proba or output.decodes_from_marginals else None
+    U, trans, start, end = output.chain(E, offsets, P)
+    m_start, m_trans, m_end = masks
+    best = decode_batch(U, offsets, trans + m_trans, start + m_start, end + m_end)
+    if not proba:
+        return best, None
+    return best, P[np.arange(len(best)), best]
+
+
+def _log_partition(U, offsets, trans, start, end) -> float:
+    from seqtag.crf import crf_log_partition
+
+    log_z = np.zeros(1)
+    crf_log_partition(U, offsets, trans, start, end, log_z)
+    return float(log_z[0])
+
+
+def nbest_paths(output, E: np.ndarray, masks, k: int) -> list[tuple[np.ndarray, float]]:
+    """The k most probable valid label sequences of ONE sentence's emissions E (T, L), each with
+    its probability under the model (CRF++ -n, Wapiti -n)."""
+    from seqtag.crf import nbest
+
+    offsets = np.array([0, len(E)], dtype=np.int64)
+    U, trans, start, end = output.chain(E, offsets)
+    log_z = _log_partition(U, offsets, trans, start, end)
+    m_start, m_trans, m_end = masks
+    paths, scores = nbest(U, trans + m_trans, start + m_start, end + m_end, k)
+    return [(path, float(np.exp(score - log_z)))
+            for path, score in zip(paths, scores) if score > -1e3]
+
+
+def span_probabilities(output, E: np.ndarray, label_names: Sequence[str],
+                       labels: Sequence[str]) -> list[float]:
+    """For each entity (type, i, j) of the labelling ``labels`` of ONE sentence (in
+    schemes.spans order), P(tokens i..j-1 carry exactly these labels and the next token does not
+    continue the entity): a ratio of two partition functions, exact for a CRF."""
+    from seqtag.schemes import spans as find_spans, split_label
+
+    spans = find_spans(labels)
+    if not spans:
+        return []
+    offsets = np.array([0, len(E)], dtype=np.int64)
+    U, trans, start, end = output.chain(E, offsets)
+    log_z = _log_partition(U, offsets, trans, start, end)
+    index = {lab: k for k, lab in enumerate(label_names)}
+    out = []
+    for type_, i, j in spans:
+        V = U.copy()
+        for t in range(i, j):
+            keep = index[labels[t]]
+            V[t, :keep] = V[t, keep + 1:] = -1e30
+        if j < len(labels):
+            for k, lab in enumerate(label_names):
+                prefix, typ = split_label(lab)
+                if typ == type_ and prefix in ("I", "E"):
+                    V[j, k] = -1e30
+        out.append(float(np.exp(_log_partition(V, offsets, trans, start, end) - log_z)))
+    return out

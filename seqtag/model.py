@@ -1,18 +1,21 @@
-"""The recurrent tagger: its parameters, vocabulary, features, metadata and ``.npz`` file format.
+"""The recurrent tagger: a network with its inventories and metadata.
 
-The textbook Elman RNN is the base case: one direction, one input id per token. Options add a
-backward direction (its own Wax_b, Waa_b, ba_b, states joined before the output layer, so Wya is
-L × 2H) and word-form features (more columns of Wax; see seqtag.features): x<t> is multi-hot and
-Wax·x<t> a sum of columns.
+RNNTagger is what a model file holds (seqtag.modelfile reads and writes it): the vocabulary and
+labels, the word-form features and the character inventory, the parameters, and the metadata
+(architecture, training history). From them it builds, once, the input encoder
+(seqtag.encoding) and the network (seqtag.network, a composition of seqtag.layers); tagging is
+encode → network → decode (seqtag.decoding), all from one pass of emissions per batch.
 
-With embeddings (embed_dim d > 0) x<t> is instead a dense vector, the sum of the token's columns
-of an embedding matrix Ex (d × inputs) joined to the character CNN's vector c of its spelling
-(seqtag.kernels_chars), and Wax is G × (d + filters): the usual BiLSTM-CNN-CRF input, and a model
-about 4H/d times smaller. The recurrent kernels still read columns: for each distinct input row
-of a batch ("word type"), Wax·x is computed once into a column of a slot array, and every token
-reads its type's slot; the kernels' gradient in a slot is dL/d(Wax·x) of that type.
+The textbook Elman RNN is the base case: one direction, one input id per token,
+a<t> = tanh(Waa·a<t-1> + Wax·x<t> + ba), ŷ<t> = softmax(Wya·a<t> + by). The architecture adds a
+backward direction (its own Wax_b, Waa_b, ba_b, states joined before the output layer, so Wya
+is L × 2H), GRU or LSTM cells (gates stacked in the rows of Wax, Waa, ba), word-form features
+(more columns of Wax; see seqtag.features), a CRF output layer (trans, start, end), and the
+embedded input: x<t> = [Σ Ex columns of the word and its features ; the character CNN's vector
+of its spelling] with Wax of G × (d + filters) — the usual BiLSTM-CNN-CRF, about 4H/d times
+smaller than the multi-hot model.
 
-Model file (a zip of ``.npy`` arrays that ``numpy.load(..., allow_pickle=False)`` reads):
+File format (a zip of ``.npy`` arrays that ``numpy.load(..., allow_pickle=False)`` reads):
   magic           uint8  UTF-8 of "seqtag-model"
   format_version  int64  scalar; a reader refuses versions newer than its own
   meta            uint8  UTF-8 JSON: versions, hyperparameters, corpus, history, creation time
@@ -33,6 +36,7 @@ import os
 import zipfile
 import zlib
 from dataclasses import dataclass, field
+from functools import cached_property
 from pathlib import Path
 from typing import Sequence
 
@@ -41,8 +45,12 @@ import numpy as np
 from seqtag import __version__
 from seqtag.atomic import write_bytes_atomic
 from seqtag.chars import CharVocab
+from seqtag.encoding import Encoder, pack  # noqa: F401  (pack: the batch layout, re-exported)
 from seqtag.errors import SeqtagError
 from seqtag.features import FeatureSet
+from seqtag.layers.charcnn import CHAR_WIDTH
+from seqtag.layers.recurrent import CACHE, GATES  # noqa: F401
+from seqtag.network import Architecture, Network
 from seqtag.vocab import Vocabulary
 
 MAGIC = "seqtag-model"
@@ -51,96 +59,12 @@ PARAM_NAMES = ("Wax", "Waa", "Wya", "ba", "by")        # the textbook model's
 BACKWARD_NAMES = ("Wax_b", "Waa_b", "ba_b")            # the backward direction's
 CRF_NAMES = ("trans", "start", "end")                  # the CRF output layer's
 CHAR_NAMES = ("Ec", "Wconv", "bconv")                  # the character CNN's
-CHAR_WIDTH = 3                                         # characters per CNN window
-# Recurrent cells: how many gate blocks of H rows Wax, Waa and ba stack, and how many H-wide
-# columns per token the forward pass keeps for the backward one (seqtag.kernels_gated).
-GATES = {"rnn": 1, "gru": 3, "lstm": 4}
-CACHE = {"rnn": 0, "gru": 4, "lstm": 5}
 _ZIP_TIME = (1980, 1, 1, 0, 0, 0)
-
-
-def init_params(n_inputs: int, n_labels: int, hidden: int, rng: np.random.Generator,
-                bidirectional: bool = False, crf: bool = False, cell: str = "rnn",
-                chars: tuple[int, int, int] | None = None, embed_dim: int = 0,
-                columns: int = 1) -> dict[str, np.ndarray]:
-    """Uniform(±1/√H) weights as in the usual RNN initialisation, zero biases (an LSTM's forget
-    gate starts at 1, so that it remembers by default).
-
-    n_inputs counts Wax's columns: the words, plus every feature value when there are features.
-    embed_dim = d > 0 gives the embedded input Ex (d × n_inputs; ``columns`` per token are
-    summed, so each starts with variance 1/columns) and Wax of G × (d + F);
-    chars = (characters, embedding size dc, filters F) adds the character CNN (embed_dim > 0).
-    """
-    s = 1.0 / np.sqrt(hidden)
-    u = lambda *shape: rng.uniform(-s, s, size=shape).astype(np.float32)  # noqa: E731
-    D = hidden * (2 if bidirectional else 1)
-    G = GATES[cell] * hidden
-
-    def bias():
-        b = np.zeros(G, np.float32)
-        if cell == "lstm":
-            b[hidden:2 * hidden] = 1.0
-        return b
-
-    if chars and not embed_dim:
-        raise ValueError("the character CNN needs embed_dim > 0")
-    n_x = embed_dim + (chars[2] if chars else 0) if embed_dim else n_inputs
-    wax = (lambda: u(G, n_x)) if embed_dim else (lambda: np.asfortranarray(u(G, n_inputs)))
-    params = {
-        "Wax": wax(),
-        "Waa": u(G, hidden),
-        "Wya": u(n_labels, D),
-        "ba": bias(),
-        "by": np.zeros(n_labels, np.float32),
-    }
-    if bidirectional:
-        params["Wax_b"] = wax()
-        params["Waa_b"] = u(G, hidden)
-        params["ba_b"] = bias()
-    if crf:
-        params["trans"] = np.zeros((n_labels, n_labels), np.float32)
-        params["start"] = np.zeros(n_labels, np.float32)
-        params["end"] = np.zeros(n_labels, np.float32)
-    if chars:
-        n_chars, dc, F = chars
-        k = CHAR_WIDTH * dc
-        params["Ec"] = rng.uniform(-np.sqrt(3 / dc), np.sqrt(3 / dc),
-                                   size=(n_chars, dc)).astype(np.float32)
-        params["Wconv"] = rng.uniform(-1 / np.sqrt(k), 1 / np.sqrt(k), size=(F, k)).astype(
-            np.float32)
-        params["bconv"] = np.zeros(F, np.float32)
-    if embed_dim:
-        r = np.sqrt(3 / columns)
-        params["Ex"] = np.asfortranarray(
-            rng.uniform(-r, r, size=(embed_dim, n_inputs)).astype(np.float32))
-    return params
-
-
-@dataclass
-class Embedded:
-    """A batch through the embedded input: the kernels' ids (each token's slot), the distinct
-    input rows in slot order, their x (embedding sums, then c), and the CNN's winning windows."""
-
-    ids: np.ndarray
-    rows: np.ndarray
-    X: np.ndarray
-    arg: np.ndarray | None
-    mask: np.ndarray | None = None     # input dropout's scaled mask, when training with it
-
-
-def pack(id_arrays: Sequence[np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
-    """Concatenate per-sentence index arrays (1-D, or 2-D with one row per token) into
-    (ids, offsets) for the kernels."""
-    offsets = np.zeros(len(id_arrays) + 1, dtype=np.int64)
-    np.cumsum([len(a) for a in id_arrays], out=offsets[1:])
-    ids = np.concatenate(id_arrays).astype(np.int32, copy=False) if id_arrays else \
-        np.zeros(0, np.int32)
-    return np.ascontiguousarray(ids), offsets
 
 
 @dataclass
 class RNNTagger:
-    """a<t> = tanh(Waa·a<t-1> + Wax·x<t> + ba) per direction, ŷ<t> = softmax(Wya·a<t> + by)."""
+    """A tagger: inventories, parameters, metadata; its encoder and network built from them."""
 
     vocab: Vocabulary
     params: dict[str, np.ndarray]
@@ -150,29 +74,29 @@ class RNNTagger:
     format_version: int = FORMAT_VERSION     # of the file it was loaded from
 
     def __post_init__(self):
-        self._rows: dict[str, tuple[int, ...]] = {}
-        self._masks = None
-        # Character CNN: word types by first sight and their spellings end to end. Embedded
-        # input: each direction's slot array, what its kernels read as "Wax".
-        self._types: dict[str, int] = {}
-        self._spellings: list[int] = []
-        self._starts: list[int] = [0]
-        self._spelled = None
-        self._slot_arrays: dict[str, np.ndarray] = {}
-        if self.chars is not None:
-            self._type_of("")   # type 0: no spelling, what feature dropout turns a word into
+        self.architecture = Architecture.of(self.meta, self.params)
+        self.encoder = Encoder(self.vocab, self.features, self.chars)
+        self.network = Network(self.params, self.architecture, self.encoder.spellings)
+
+    @property
+    def cell(self) -> str:
+        return self.architecture.cell
 
     @property
     def hidden(self) -> int:
         return self.params["Waa"].shape[1]
 
     @property
-    def cell(self) -> str:
-        return self.meta.get("architecture", {}).get("cell", "rnn")
-
-    @property
     def bidirectional(self) -> bool:
         return "Wax_b" in self.params
+
+    @property
+    def crf(self) -> bool:
+        return "trans" in self.params
+
+    @property
+    def embedded(self) -> bool:
+        return "Ex" in self.params
 
     @property
     def labels(self) -> list[str]:
@@ -184,330 +108,90 @@ class RNNTagger:
 
     @property
     def n_inputs(self) -> int:
-        """Columns of Wax: words, then each feature's values."""
-        return self.vocab.n_words + (sum(self.features.sizes) if self.features else 0)
-
-    @property
-    def embedded(self) -> bool:
-        return "Ex" in self.params
+        return self.encoder.n_inputs
 
     @property
     def n_columns(self) -> int:
-        """Entries of x<t>: the word, each feature, and the word type's slot with a char CNN."""
-        return 1 + (len(self.features.names) if self.features else 0) + \
-            (self.chars is not None)
-
-    def directions(self):
-        """(Wax, Waa, ba, reverse, column of A, parameter-name suffix) of each direction; with
-        the embedded input, the "Wax" the kernels read is the direction's slot array."""
-        p, H = self.params, self.hidden
-        yield self._slot_arrays.get("Wax", p["Wax"]), p["Waa"], p["ba"], False, 0, ""
-        if self.bidirectional:
-            yield self._slot_arrays.get("Wax_b", p["Wax_b"]), p["Waa_b"], p["ba_b"], True, H, "_b"
-
-    def slot_arrays(self, n: int) -> dict[str, np.ndarray]:
-        """Each direction's slot array (G × at least n, column-major), grown when needed."""
-        if self._slot_arrays and next(iter(self._slot_arrays.values())).shape[1] >= n:
-            return self._slot_arrays
-        n = max(n, 256)
-        for key in ("Wax", "Wax_b") if self.bidirectional else ("Wax",):
-            W = self.params[key]
-            self._slot_arrays[key] = np.zeros((W.shape[0], n), dtype=W.dtype, order="F")
-        return self._slot_arrays
-
-    def forward(self, ids: np.ndarray, offsets: np.ndarray, A: np.ndarray,
-                caches: list[np.ndarray], exact: bool = False,
-                input_dropout: tuple[float, np.random.Generator] | None = None
-                ) -> "Embedded | None":
-        """Every direction's states into its columns of A (caches: one per direction, what a
-        gated cell's backward pass needs; empty for the Elman cell). With the embedded input,
-        what its backward pass needs comes back as an Embedded; input_dropout = (p, rng) drops
-        entries of x (training only)."""
-        from seqtag import kernels
-
-        batch = self._embed_forward(ids, input_dropout) if self.embedded else None
-        if batch is not None:
-            ids = batch.ids
-        for (Wax, Waa, ba, reverse, col, _), C in zip(self.directions(), caches):
-            if self.cell == "rnn":
-                kernels.rnn_forward(Wax, Waa, ba, ids, offsets, reverse, exact, A, col)
-            else:
-                from seqtag import kernels_gated
-
-                step = kernels_gated.lstm_forward if self.cell == "lstm" else \
-                    kernels_gated.gru_forward
-                step(Wax, Waa, ba, ids, offsets, reverse, exact, A, col, C)
-        return batch
-
-    def _type_of(self, token: str) -> int:
-        t = self._types.get(token)
-        if t is None:
-            t = self._types[token] = len(self._types)
-            self._spellings += self.chars.spell(token, CHAR_WIDTH)
-            self._starts.append(len(self._spellings))
-            self._spelled = None
-        return t
-
-    def spellings(self) -> tuple[np.ndarray, np.ndarray]:
-        """Every word type's character ids end to end, and where each starts (kernel inputs)."""
-        if self._spelled is None:
-            self._spelled = (np.array(self._spellings, dtype=np.int32),
-                             np.array(self._starts, dtype=np.int64))
-        return self._spelled
-
-    def _embed_forward(self, ids: np.ndarray,
-                       input_dropout: tuple[float, np.random.Generator] | None = None
-                       ) -> Embedded:
-        """x of each distinct input row of the batch, and Wax·x of each direction into its
-        slot array."""
-        from seqtag import kernels
-        from seqtag.kernels_chars import charcnn_forward, embed_sum
-
-        p = self.params
-        rows, inverse = np.unique(ids, axis=0, return_inverse=True)
-        rows = np.ascontiguousarray(rows, dtype=np.int32)
-        n, d = len(rows), p["Ex"].shape[0]
-        n_cols = rows.shape[1] - (self.chars is not None)
-        X = np.empty((n, p["Wax"].shape[1]), dtype=p["Wax"].dtype)
-        embed_sum(p["Ex"], rows, n_cols, X)
-        arg = None
-        if self.chars is not None:
-            spelled, starts = self.spellings()
-            c = np.empty((n, p["Wconv"].shape[0]), dtype=X.dtype)
-            arg = np.empty(c.shape, dtype=np.int32)
-            charcnn_forward(p["Ec"], p["Wconv"], p["bconv"], spelled, starts,
-                            np.ascontiguousarray(rows[:, -1]), CHAR_WIDTH, c, arg)
-            X[:, d:] = c
-        mask = None
-        if input_dropout is not None and input_dropout[0] > 0:
-            # Inverted dropout of x, one mask per distinct input of the batch.
-            rate, rng = input_dropout
-            mask = (rng.random(X.shape, dtype=np.float32) >= rate) * np.float32(1 / (1 - rate))
-            mask = mask.astype(X.dtype, copy=False)
-            X_in = X * mask
-        else:
-            X_in = X
-        no_bias = np.zeros(p["Wax"].shape[0], dtype=X.dtype)
-        for key, slots in self.slot_arrays(n).items():
-            # slots[:, :n].T is a C-ordered (n, G) view: the product lands in the slots.
-            # (Numba's product, not NumPy's: BLAS threads spin on a busy machine.)
-            kernels.linear_forward(X_in, p[key], no_bias, slots[:, :n].T)
-        slot_ids = inverse.reshape(-1, 1).astype(np.int32)
-        return Embedded(slot_ids, rows, X, arg, mask)
-
-    def embed_backward(self, batch: Embedded, grads: dict[str, np.ndarray],
-                       slot_grads: dict[str, np.ndarray]) -> None:
-        """Adds the gradients of Wax, Ex and the character CNN into ``grads``, from the
-        kernels' gradients in the slot arrays (``slot_grads``), and zeroes those slots."""
-        from seqtag import kernels
-        from seqtag.kernels_chars import charcnn_backward, embed_scatter
-
-        p, n = self.params, len(batch.rows)
-        d = p["Ex"].shape[0]
-        dX = np.zeros_like(batch.X)
-        dX_part = np.empty_like(batch.X)
-        no_bias = np.zeros(p["Wax"].shape[0], dtype=dX.dtype)
-        X_in = batch.X if batch.mask is None else batch.X * batch.mask
-        for key, slots in slot_grads.items():
-            dP = slots[:, :n].T          # (n, G): dL/d(Wax·x) of each input row
-            kernels.linear_backward(X_in, p[key], dP, dX_part, grads[key], no_bias)
-            dX += dX_part
-            dP[...] = 0
-        if batch.mask is not None:
-            dX *= batch.mask
-        n_cols = batch.rows.shape[1] - (self.chars is not None)
-        embed_scatter(dX, batch.rows, n_cols, grads["Ex"])
-        if self.chars is not None:
-            spelled, starts = self.spellings()
-            charcnn_backward(p["Ec"], p["Wconv"], spelled, starts,
-                             np.ascontiguousarray(batch.rows[:, -1]), CHAR_WIDTH,
-                             np.ascontiguousarray(batch.X[:, d:]), batch.arg,
-                             np.ascontiguousarray(dX[:, d:]), grads["Ec"], grads["Wconv"],
-                             grads["bconv"])
-
-    def caches(self, n_tokens: int) -> list[np.ndarray]:
-        width = CACHE[self.cell] * self.hidden
-        return [np.empty((n_tokens, width), self.params["Waa"].dtype)
-                for _ in range(2 if self.bidirectional else 1)]
+        return self.encoder.n_columns
 
     def encode(self, tokens: Sequence[str]) -> np.ndarray:
-        """x<t> of each token as its Wax column indices: (T, 1 + number of features) int32."""
-        if self.features is None and self.chars is None:
-            return self.vocab.word_ids(tokens).reshape(-1, 1)
-        rows = self._rows
-        out = np.empty((len(tokens), self.n_columns), dtype=np.int32)
-        for t, tok in enumerate(tokens):
-            row = rows.get(tok)
-            if row is None:
-                row = rows[tok] = self._columns(tok)
-            out[t] = row
-        return out
+        return self.encoder.encode(tokens)
 
-    def _columns(self, token: str) -> tuple[int, ...]:
-        word = self.vocab.word_ids([token])[0]
-        base, cols = self.vocab.n_words, [int(word)]
-        if self.features is not None:
-            for size, value in zip(self.features.sizes, self.features.ids(token)):
-                cols.append(base + value)
-                base += size
-        if self.chars is not None:
-            cols.append(self._type_of(token))   # a word type, made a slot column per batch
-        return tuple(cols)
+    @cached_property
+    def masks(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """(start, trans, end) forbidding what the tag scheme forbids."""
+        from seqtag.decoding import transition_mask
 
-    def trim_caches(self) -> None:
-        """Forget the per-token caches once they are large, so that a long stream of new
-        tokens does not grow memory forever (between batches: ids of a batch stay valid)."""
-        if len(self._rows) > 1_000_000 or len(self._types) > 1_000_000:
-            self._rows.clear()
-            if self.chars is not None:
-                self._types.clear()
-                self._spellings.clear()
-                del self._starts[1:]
-                self._spelled = None
-                self._type_of("")
+        return transition_mask(self.labels, self.scheme)
 
-    def states(self, ids: np.ndarray, offsets: np.ndarray) -> np.ndarray:
-        """A (N, D): each token's hidden state, the directions side by side."""
-        A = np.empty((len(ids), self.params["Wya"].shape[1]), dtype=np.float32)
-        self.forward(ids, offsets, A, self.caches(len(ids)))
-        return A
+    def emissions(self, sentences: Sequence[Sequence[str]]) -> tuple[np.ndarray, np.ndarray]:
+        """Wya·a<t> + by for every token of the packed sentences, and their offsets."""
+        self.encoder.trim()
+        ids, offsets = pack([self.encoder.encode(s) for s in sentences])
+        ids = ids.reshape(len(ids), self.encoder.n_columns)
+        E, _ = self.network.forward(ids, offsets)
+        return E, offsets
 
     def predict_proba(self, sentences: Sequence[Sequence[str]]) -> list[np.ndarray]:
         """P(y<t> = label) for each token: one (T, L) float32 array per sentence (ŷ<t> of the
         softmax, or the CRF's marginals)."""
         if not sentences:
             return []
-        E, offsets = self._emissions(sentences)
-        P = self._proba(E, offsets)
+        E, offsets = self.emissions(sentences)
+        P = self.network.output.marginals(E, offsets)
         return [P[offsets[i]:offsets[i + 1]] for i in range(len(sentences))]
 
-    def _emissions(self, sentences) -> tuple[np.ndarray, np.ndarray]:
-        """Wya·a<t> + by for every token of the packed sentences, and their offsets."""
-        # Imported here: Numba costs a third of a second, which inspect and errors need not pay.
-        from seqtag import kernels
+    def analyse(self, sentences: Sequence[Sequence[str]], proba: bool = True,
+                scores: bool = False, nbest: int = 0) -> list[dict]:
+        """Everything tagging can show of each sentence, from one pass of the network: its
+        best valid labels ("labels", indices), their probabilities ("probs", or None without
+        ``proba``), with ``scores`` each entity's probability ("spans"), with ``nbest`` > 0 the
+        n best sequences and their probabilities ("nbest")."""
+        from seqtag.decoding import decode_emissions, nbest_paths, span_probabilities
 
-        self.trim_caches()
-        ids, offsets = pack([self.encode(s) for s in sentences])
-        ids = ids.reshape(len(ids), self.n_columns)
-        A = self.states(ids, offsets)
-        E = np.empty((len(ids), len(self.labels)), dtype=np.float32)
-        kernels.linear_forward(A, self.params["Wya"], self.params["by"], E)
-        return E, offsets
-
-    def _proba(self, E: np.ndarray, offsets: np.ndarray) -> np.ndarray:
-        if self.crf:
-            from seqtag.crf import crf_marginals
-
-            P = np.empty_like(E)
-            p = self.params
-            crf_marginals(E, offsets, p["trans"], p["start"], p["end"], P)
-            return P
-        from seqtag import kernels
-
-        P = E.copy()
-        kernels.softmax_rows(P, False)
-        return P
-
-    @property
-    def crf(self) -> bool:
-        return "trans" in self.params
+        if not sentences:
+            return []
+        E, offsets = self.emissions(sentences)
+        output = self.network.output
+        best, P = decode_emissions(output, E, offsets, self.masks, proba or scores)
+        out = []
+        for i in range(len(sentences)):
+            lo, hi = offsets[i], offsets[i + 1]
+            r = {"labels": best[lo:hi], "probs": None if P is None or not proba else P[lo:hi]}
+            if scores:
+                r["spans"] = span_probabilities(output, E[lo:hi], self.labels,
+                                                [self.labels[k] for k in best[lo:hi]])
+            if nbest > 0:
+                r["nbest"] = [([self.labels[j] for j in path], p) for path, p in
+                              nbest_paths(output, E[lo:hi], self.masks, nbest)]
+            out.append(r)
+        return out
 
     def decode(self, sentences: Sequence[Sequence[str]], proba: bool = True
                ) -> list[tuple[np.ndarray, np.ndarray | None]]:
         """Per sentence: the label indices of the best sequence that is valid for the tag scheme
         (never I-PER after O in IOB2), and each chosen label's probability (None when ``proba``
-        is false: a CRF then skips its forward-backward pass).
-
-        With a CRF, the best sequence under its scores; without, the most probable sequence
-        under the per-token softmax. Invalid transitions are masked either way."""
-        from seqtag.decoding import decode_batch, transition_mask
-
-        if not sentences:
-            return []
-        E, offsets = self._emissions(sentences)
-        P = self._proba(E, offsets) if proba or not self.crf else None
-        if self._masks is None:
-            self._masks = transition_mask(self.labels, self.scheme)
-        start, trans, end = self._masks
-        if self.crf:
-            p = self.params
-            best = decode_batch(E, offsets, p["trans"] + trans, p["start"] + start,
-                                p["end"] + end)
-        else:
-            best = decode_batch(np.log(np.maximum(P, 1e-30)), offsets, trans, start, end)
-        if not proba:
-            return [(best[offsets[i]:offsets[i + 1]], None) for i in range(len(sentences))]
-        chosen = P[np.arange(len(best)), best]
-        return [(best[offsets[i]:offsets[i + 1]], chosen[offsets[i]:offsets[i + 1]])
-                for i in range(len(sentences))]
-
-    def _chain(self, E: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-        """The model as a linear chain: (potentials, trans, start, end) whose normalised path
-        scores are its sequence probabilities. A CRF is one already; a softmax model is the chain
-        of its log ŷ with zero transitions (so the probability of a path is Π ŷ<t>[y<t>])."""
-        if self.crf:
-            p = self.params
-            return E, p["trans"], p["start"], p["end"]
-        from seqtag import kernels
-
-        P = E.copy()
-        kernels.softmax_rows(P, False)
-        L = len(self.labels)
-        zero = np.zeros(L, np.float32)
-        return np.log(np.maximum(P, 1e-30)), np.zeros((L, L), np.float32), zero, zero
-
-    def nbest(self, tokens: Sequence[str], k: int) -> list[tuple[list[str], float]]:
-        """The k most probable label sequences of one sentence that are valid for the tag
-        scheme, each with its probability under the model (CRF++ -n, Wapiti -n)."""
-        from seqtag.crf import crf_log_partition, nbest
-        from seqtag.decoding import transition_mask
-
-        if not tokens:
-            return [([], 1.0)]
-        E, offsets = self._emissions([tokens])
-        U, trans, start, end = self._chain(E)
-        log_z = np.zeros(1)
-        crf_log_partition(U, offsets, trans, start, end, log_z)
-        m_start, m_trans, m_end = transition_mask(self.labels, self.scheme)
-        paths, scores = nbest(U, trans + m_trans, start + m_start, end + m_end, k)
-        return [([self.labels[j] for j in path], float(np.exp(score - log_z[0])))
-                for path, score in zip(paths, scores) if score > -1e3]
-
-    def span_probabilities(self, tokens: Sequence[str], labels: Sequence[str]) -> list[float]:
-        """For each entity (type, i, j) of the labelling ``labels`` (in schemes.spans order),
-        P(tokens i..j-1 carry exactly these labels and the next token does not continue the
-        entity): a ratio of two partition functions, exact for a CRF."""
-        from seqtag.crf import crf_log_partition
-        from seqtag.schemes import spans as find_spans, split_label
-
-        spans = find_spans(labels)
-        if not spans:
-            return []
-        E, offsets = self._emissions([tokens])
-        U, trans, start, end = self._chain(E)
-        best = list(labels)
-        log_z = np.zeros(1)
-        crf_log_partition(U, offsets, trans, start, end, log_z)
-        out = []
-        for type_, i, j in spans:
-            V = U.copy()
-            for t in range(i, j):
-                keep = self.labels.index(best[t])
-                V[t, :keep] = V[t, keep + 1:] = -1e30
-            if j < len(tokens):
-                for k, lab in enumerate(self.labels):
-                    prefix, typ = split_label(lab)
-                    if typ == type_ and prefix in ("I", "E"):
-                        V[j, k] = -1e30
-            part = np.zeros(1)
-            crf_log_partition(V, offsets, trans, start, end, part)
-            out.append(float(np.exp(part[0] - log_z[0])))
-        return out
+        is false: a CRF then skips its forward-backward pass)."""
+        return [(r["labels"], r["probs"]) for r in self.analyse(sentences, proba)]
 
     def predict(self, sentences: Sequence[Sequence[str]]) -> list[list[str]]:
         """The most probable valid label sequence of each sentence."""
         labels = self.vocab.labels
         return [[labels[k] for k in best] for best, _ in self.decode(sentences, proba=False)]
+
+    def nbest(self, tokens: Sequence[str], k: int) -> list[tuple[list[str], float]]:
+        """The k most probable valid label sequences of one sentence, with probabilities."""
+        if not tokens:
+            return [([], 1.0)]
+        return self.analyse([tokens], proba=False, nbest=k)[0]["nbest"]
+
+    def span_probabilities(self, tokens: Sequence[str], labels: Sequence[str]) -> list[float]:
+        """For each entity of the labelling ``labels`` (in schemes.spans order), the
+        probability that exactly it is there (seqtag.decoding.span_probabilities)."""
+        from seqtag.decoding import span_probabilities
+
+        E, _ = self.emissions([tokens])
+        return span_probabilities(self.network.output, E, self.labels, list(labels))
 
     # -- file format ------------------------------------------------------------------------
 

@@ -138,9 +138,9 @@ def test_the_embedded_model_forward_equals_numpy():
     model = RNNTagger(m.vocab, params, m.meta, features=m.features, chars=m.chars)
     tokens = [s.tokens + ["Unseen"] for s in sents]
     ids, offsets = pack([model.encode(t) for t in tokens])
-    A = model.states(ids, offsets)
+    A, _ = model.network.states(ids.reshape(len(ids), -1), offsets)
 
-    spelled, starts = model.spellings()
+    spelled, starts = model.encoder.spellings()
     X = np.stack([np.concatenate([
         params["Ex"][:, row[:-1]].sum(axis=1),
         numpy_charcnn(params["Ec"], params["Wconv"], params["bconv"],

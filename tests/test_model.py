@@ -13,8 +13,9 @@ import pytest
 from seqtag.corpus import Sentence
 from seqtag.errors import SeqtagError
 from seqtag.features import FEATURES, FeatureSet
+from seqtag.build import init_params
 from seqtag.model import (BACKWARD_NAMES, CRF_NAMES, FORMAT_VERSION, MAGIC, PARAM_NAMES,
-                          RNNTagger, init_params, pack)
+                          RNNTagger, pack)
 from seqtag.schemes import allowed_transitions
 from seqtag.config import TrainConfig
 from seqtag.train import Trainer

@@ -10,7 +10,8 @@ import sys
 import numpy as np
 import pytest
 
-from seqtag.model import RNNTagger, init_params
+from seqtag.build import init_params
+from seqtag.model import RNNTagger
 from seqtag.schemes import allowed_end, allowed_transitions, spans
 from seqtag.vocab import Vocabulary
 
@@ -32,8 +33,8 @@ def make_model(crf: bool, seed: int) -> RNNTagger:
 
 def brute_force(model: RNNTagger, tokens):
     """Every valid labelling with its probability under the model, normalised over ALL paths."""
-    (E,) = [e for e in [model._emissions([tokens])[0]]]
-    U, trans, start, end = model._chain(E)
+    E, offsets = model.emissions([tokens])
+    U, trans, start, end = model.network.output.chain(E, offsets)
     ok_start, ok_trans = allowed_transitions(LABELS, "IOB2")
     ok_end = allowed_end(LABELS, "IOB2")
     scored = []
@@ -69,7 +70,7 @@ def test_span_probabilities_equal_brute_force(crf):
     assert found, "the random model should find some entity"
     probs = model.span_probabilities(tokens, decoded)
     # Brute force over all paths (valid or not, as the model's own probability does).
-    U, trans, start, end = model._chain(model._emissions([tokens])[0])
+    U, trans, start, end = model.network.output.chain(*model.emissions([tokens]))
     all_paths = []
     for path in itertools.product(range(len(LABELS)), repeat=len(tokens)):
         s = start[path[0]] + end[path[-1]] + sum(U[t, y] for t, y in enumerate(path)) + \

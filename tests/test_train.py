@@ -14,7 +14,8 @@ from gradcheck import central_difference
 from seqtag.corpus import CorpusInfo, Sentence
 from seqtag.errors import SeqtagError
 from seqtag.metrics import evaluate
-from seqtag.model import BACKWARD_NAMES, CRF_NAMES, PARAM_NAMES, RNNTagger, init_params, pack
+from seqtag.build import init_params
+from seqtag.model import BACKWARD_NAMES, CRF_NAMES, PARAM_NAMES, RNNTagger, pack
 from seqtag.schemes import allowed_transitions
 from seqtag.config import TrainConfig
 from seqtag.train import Trainer, created_now
@@ -782,14 +783,14 @@ def test_gated_cells_learn_the_memory_task(data, cell, tmp_path):
 
 
 def test_lstm_forget_gate_starts_open():
-    from seqtag.model import init_params
+    from seqtag.build import init_params
     p = init_params(10, 3, 4, np.random.default_rng(0), bidirectional=True, cell="lstm")
     for b in (p["ba"], p["ba_b"]):
         np.testing.assert_array_equal(b, np.r_[np.zeros(4), np.ones(4), np.zeros(8)])
 
 
 def test_unknown_cell_is_rejected():
-    with pytest.raises(SeqtagError, match="unknown cell"):
+    with pytest.raises(SeqtagError, match="--cell is 'transformer', not one of rnn, gru, lstm"):
         TrainConfig(cell="transformer").check()
 
 
@@ -821,15 +822,15 @@ def test_batches_with_more_word_types_than_slots_grow_them(form_data):
     model = Trainer(cfg(epochs=1, char_filters=4, char_dim=3, embed_dim=4)).fit(train).model_
     sents = [s.tokens for s in train + dev]
     one_batch = model.predict_proba(sents)
-    assert model.slot_arrays(0)["Wax"].shape[1] >= len({t for s in sents for t in s})
+    assert model.network.directions[0].slots(0).shape[1] >= len({t for s in sents for t in s})
     in_pieces = [p for i in range(0, len(sents), 7) for p in model.predict_proba(sents[i:i + 7])]
     np.testing.assert_allclose(np.concatenate(one_batch), np.concatenate(in_pieces), atol=1e-6)
 
 
 def full_model(train, **kw):
     """A float64 model of every part (features, char CNN, both directions, CRF) with its
-    optimizer and workspace, for gradient checks of the whole training step."""
-    from seqtag.train import _Optimizer, _Workspace
+    optimizer, for gradient checks of the whole training step."""
+    from seqtag.optim import Optimizer
 
     config = cfg(dropout=0.0, word_dropout=0.0, **kw)
     t = Trainer(dataclasses.replace(config, epochs=1)).fit(train)
@@ -841,8 +842,7 @@ def full_model(train, **kw):
     sents = train[:4]
     ids, offsets = pack([model.encode(s.tokens) for s in sents])
     labels, _ = pack([model.vocab.label_ids(s.labels) for s in sents])
-    return model, config, _Optimizer(config, model, len(ids)), _Workspace(model, len(ids)), ids, \
-        offsets, labels
+    return model, config, Optimizer(config, model.params), ids, offsets, labels
 
 
 @pytest.mark.parametrize("cell, embed_dim, char_filters, input_dropout", [
@@ -850,23 +850,23 @@ def full_model(train, **kw):
     ("lstm", 4, 3, 0.4)])
 def test_whole_training_step_gradients_equal_central_differences(form_data, cell, embed_dim,
                                                                   char_filters, input_dropout):
-    from seqtag.train import _forward_backward
+    from seqtag.network import Network
+    from seqtag.train import train_step
 
     train, _ = form_data
-    model, config, opt, work, ids, offsets, labels = full_model(
+    model, config, opt, ids, offsets, labels = full_model(
         train, hidden=3, cell=cell, bidirectional=True, crf=True, features="shape,suffix2",
         char_filters=char_filters, char_dim=2, embed_dim=embed_dim)
-    config = dataclasses.replace(config, input_dropout=input_dropout)
+    network = Network(model.params, model.architecture, model.encoder.spellings,
+                      input_dropout=input_dropout)
+    network.attach_grads(opt.grads)
     rng = np.random.default_rng(0)
 
     def loss():
         for g in opt.grads.values():
             g[...] = 0
-        for g in opt.slot_grads.values():
-            g[...] = 0
         # the same dropout masks at every call
-        return _forward_backward(model, config, opt, work, ids, offsets, labels,
-                                 np.random.default_rng(7), True)
+        return train_step(network, ids, offsets, labels, np.random.default_rng(7), exact=True)
 
     loss()
     analytic = {k: g.copy() for k, g in opt.grads.items()}

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import dataclasses
+import inspect
+from enum import Enum
 import tempfile
 from pathlib import Path
 from typing import List, Optional
@@ -10,10 +12,8 @@ from typing import List, Optional
 import typer
 
 from seqtag.cli._app import app, err, fail, user_errors
+from seqtag.config import TEXTBOOK, TrainConfig, flag_of, kind_of
 from seqtag.errors import SeqtagError
-from seqtag.config import TEXTBOOK, TrainConfig
-
-D = TrainConfig()   # the defaults live in one place: the library's config
 
 
 def default_output(corpus: list[str]) -> Path:
@@ -93,7 +93,28 @@ class Renderer:
             self.bar.stop()
 
 
-@app.command("train")
+def _config_options() -> list[inspect.Parameter]:
+    """One Typer option per TrainConfig field, from its declaration (seqtag.config): the
+    default, the help with the bounds, the flag. Bounds and choices are checked by
+    TrainConfig.check, the one validator, so that a bad value is one ERROR line here as in the
+    library (choices therefore reach Typer as plain strings)."""
+    out = []
+    for f in dataclasses.fields(TrainConfig):
+        kind, default, meta = kind_of(f), f.default, f.metadata
+        extra = {}
+        if issubclass(kind, Enum):
+            extra["metavar"] = "|".join(c.value for c in kind)
+            kind, default = str, default.value
+        lo, hi = meta.get("min"), meta.get("max")
+        bounds = "" if lo is None else \
+            f" [{'>' if meta.get('min_open') else '≥'}{lo}" + (f", ≤{hi}]" if hi else "]")
+        option = typer.Option(default, *flag_of(f).split(" "), help=meta["help"] + bounds,
+                              show_default=default is not None, **extra)
+        out.append(inspect.Parameter(f.name, inspect.Parameter.KEYWORD_ONLY, default=option,
+                                     annotation=Optional[kind] if default is None else kind))
+    return out
+
+
 def train(
     corpus: List[str] = typer.Argument(..., help="Training column files ('-' for stdin)."),
     dev: Optional[str] = typer.Option(None, "--dev", help="Development file: picks the best epoch."),
@@ -102,61 +123,6 @@ def train(
                                           show_default="<corpus>.npz"),
     vocab_path: Optional[Path] = typer.Option(None, "--vocab",
                                               help="Vocabulary from 'seqtag build-vocab'."),
-    hidden: int = typer.Option(D.hidden, "--hidden", min=1, help="Hidden units of the RNN."),
-    epochs: int = typer.Option(D.epochs, "--epochs", min=1, help="Most passes over the training data."),
-    lr: float = typer.Option(D.lr, "--lr", help="Learning rate."),
-    optimizer: str = typer.Option(D.optimizer, "--optimizer", help="adam or sgd."),
-    batch_size: int = typer.Option(D.batch_size, "--batch-size", min=1, help="Sentences per update."),
-    clip: float = typer.Option(D.clip, "--clip", min=0.0,
-                               help="Clip the gradient's global norm to this (0: off)."),
-    seed: int = typer.Option(D.seed, "--seed", help="Random seed: the same seed repeats the run."),
-    patience: int = typer.Option(D.patience, "--patience", min=0,
-                                 help="Stop after this many epochs without dev gain (0: never)."),
-    min_count: int = typer.Option(D.min_count, "--min-count", min=1,
-                                  help="Words seen fewer times map to <unk>."),
-    max_size: Optional[int] = typer.Option(None, "--max-size", min=3,
-                                           help="Vocabulary size cap."),
-    word_dropout: float = typer.Option(D.word_dropout, "--word-dropout", min=0.0,
-                                       help="α: word w becomes <unk> with p = α/(α+count(w))."),
-    cell: str = typer.Option(D.cell, "--cell",
-                             help="Recurrent cell: rnn (the textbook Elman cell), gru or lstm."),
-    bidirectional: bool = typer.Option(
-        D.bidirectional, "--bidirectional/--no-bidirectional",
-        help="Add a right-to-left RNN whose states join the left-to-right ones."),
-    features: str = typer.Option(
-        D.features, "--features",
-        help="Word-form features as extra Wax columns, comma-separated: lower, shape, casing, "
-             "prefix2, prefix3, suffix2, suffix3 ('none' for the textbook model)."),
-    feature_min_count: int = typer.Option(D.feature_min_count, "--feature-min-count", min=1,
-                                          help="Rarer feature values map to <unk>."),
-    embeddings: Optional[Path] = typer.Option(
-        None, "--embeddings", help="word2vec/GloVe text file: start the word columns of Wax "
-                                   "from these vectors (through a fixed random projection)."),
-    crf: bool = typer.Option(D.crf, "--crf/--no-crf",
-                             help="A linear-chain CRF output layer instead of the softmax."),
-    dropout: float = typer.Option(D.dropout, "--dropout", min=0.0, max=0.99,
-                                  help="Dropout of the hidden states before the output layer."),
-    feature_dropout: float = typer.Option(
-        D.feature_dropout, "--feature-dropout", min=0.0, max=0.99,
-        help="Each feature value of a token is replaced by its <unk> with this probability."),
-    input_dropout: float = typer.Option(
-        D.input_dropout, "--input-dropout", min=0.0, max=0.99,
-        help="Dropout of the embedded input x<t> (with --embed-dim)."),
-    average: float = typer.Option(
-        D.average, "--average", min=0.0, max=0.999,
-        help="Evaluate and keep the weights' running average over epoch ends, w̄ ← a·w̄ + "
-             "(1-a)·w (0: the weights themselves)."),
-    lr_decay: float = typer.Option(D.lr_decay, "--lr-decay", min=0.0,
-                                   help="Epoch e trains with lr / (1 + lr_decay·(e-1))."),
-    embed_dim: int = typer.Option(
-        D.embed_dim, "--embed-dim", min=0,
-        help="Size of the word embeddings whose sum (with the character CNN's vector) is x<t>; "
-             "0: x<t> is multi-hot and Wax reads its columns directly (the textbook input)."),
-    char_filters: int = typer.Option(
-        D.char_filters, "--char-filters", min=0,
-        help="Filters of a character CNN that reads each word's spelling (0: none)."),
-    char_dim: int = typer.Option(D.char_dim, "--char-dim", min=1,
-                                 help="Size of each character's embedding in the CNN."),
     textbook: bool = typer.Option(
         False, "--textbook",
         help="The plain textbook RNN: one left-to-right Elman RNN over word ids with a softmax "
@@ -164,6 +130,7 @@ def train(
              "--embed-dim 0 --dropout 0 --feature-dropout 0 --input-dropout 0)."),
     input_format: str = typer.Option("auto", "--input-format",
                                      help="Column file format: auto, conll, conllu or indexed."),
+    **options,
 ) -> None:
     """Train a tagger (by default a bidirectional LSTM over words, word forms and a character
     CNN, with a CRF output layer; --textbook for the plain Elman RNN; forward pass and BPTT in
@@ -173,15 +140,9 @@ def train(
         from seqtag.train import Trainer
         from seqtag.vocab import Vocabulary
 
-        cfg = TrainConfig(hidden=hidden, epochs=epochs, lr=lr, optimizer=optimizer,
-                          batch_size=batch_size, clip=clip, seed=seed, patience=patience,
-                          min_count=min_count, max_size=max_size, word_dropout=word_dropout,
-                          bidirectional=bidirectional, features=features,
-                          feature_min_count=feature_min_count, dropout=dropout, crf=crf,
-                          embeddings=str(embeddings) if embeddings else None, cell=cell,
-                          feature_dropout=feature_dropout, lr_decay=lr_decay,
-                          char_filters=char_filters, char_dim=char_dim, embed_dim=embed_dim,
-                          input_dropout=input_dropout, average=average)
+        if options.get("embeddings") is not None:
+            options["embeddings"] = str(options["embeddings"])
+        cfg = TrainConfig(**options)
         if textbook:
             cfg = dataclasses.replace(cfg, **TEXTBOOK)
         cfg.check()
@@ -213,3 +174,16 @@ def train(
         err.print(f"saved the model of epoch {trainer.best_epoch_} to {out}{note}", markup=False)
         if trainer.interrupted_:
             raise typer.Exit(130)
+
+
+def _command_signature(fn, extra: list[inspect.Parameter]):
+    """``fn`` with its ``**options`` replaced by ``extra`` in the signature Typer reads."""
+    params = [p for p in inspect.signature(fn).parameters.values()
+              if p.kind is not inspect.Parameter.VAR_KEYWORD]
+    params = [p.replace(kind=inspect.Parameter.KEYWORD_ONLY) for p in params] + extra
+    fn.__signature__ = inspect.Signature(params, return_annotation=None)
+    fn.__annotations__ = {p.name: p.annotation for p in params}
+    return fn
+
+
+app.command("train")(_command_signature(train, _config_options()))

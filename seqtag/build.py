@@ -1,0 +1,141 @@
+"""Building a model from a configuration and a corpus: inventories, features, characters,
+initial parameters (and pretrained vectors), architecture and metadata.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict
+from typing import Sequence
+
+import numpy as np
+
+from seqtag.chars import CharVocab
+from seqtag.config import TrainConfig
+from seqtag.corpus import Sentence
+from seqtag.embeddings import project_into, read_vectors
+from seqtag.errors import SeqtagError
+from seqtag.features import FeatureSet, parse_features
+from seqtag.layers.charcnn import CHAR_WIDTH
+from seqtag.layers.recurrent import GATES
+from seqtag.model import RNNTagger
+from seqtag.network import Architecture
+from seqtag.schemes import detect_scheme
+from seqtag.vocab import Vocabulary
+
+
+def init_params(n_inputs: int, n_labels: int, hidden: int, rng: np.random.Generator,
+                bidirectional: bool = False, crf: bool = False, cell: str = "rnn",
+                chars: tuple[int, int, int] | None = None, embed_dim: int = 0,
+                columns: int = 1) -> dict[str, np.ndarray]:
+    """Uniform(±1/√H) weights as in the usual RNN initialisation, zero biases (an LSTM's forget
+    gate starts at 1, so that it remembers by default).
+
+    n_inputs counts Wax's columns: the words, plus every feature value when there are features.
+    embed_dim = d > 0 gives the embedded input Ex (d × n_inputs; ``columns`` per token are
+    summed, so each starts with variance 1/columns) and Wax of G × (d + F);
+    chars = (characters, embedding size dc, filters F) adds the character CNN (embed_dim > 0).
+    """
+    s = 1.0 / np.sqrt(hidden)
+    u = lambda *shape: rng.uniform(-s, s, size=shape).astype(np.float32)  # noqa: E731
+    D = hidden * (2 if bidirectional else 1)
+    G = GATES[getattr(cell, "value", cell)] * hidden
+
+    def bias():
+        b = np.zeros(G, np.float32)
+        if cell == "lstm":
+            b[hidden:2 * hidden] = 1.0
+        return b
+
+    if chars and not embed_dim:
+        raise ValueError("the character CNN needs embed_dim > 0")
+    n_x = embed_dim + (chars[2] if chars else 0) if embed_dim else n_inputs
+    wax = (lambda: u(G, n_x)) if embed_dim else (lambda: np.asfortranarray(u(G, n_inputs)))
+    params = {
+        "Wax": wax(),
+        "Waa": u(G, hidden),
+        "Wya": u(n_labels, D),
+        "ba": bias(),
+        "by": np.zeros(n_labels, np.float32),
+    }
+    if bidirectional:
+        params["Wax_b"] = wax()
+        params["Waa_b"] = u(G, hidden)
+        params["ba_b"] = bias()
+    if crf:
+        params["trans"] = np.zeros((n_labels, n_labels), np.float32)
+        params["start"] = np.zeros(n_labels, np.float32)
+        params["end"] = np.zeros(n_labels, np.float32)
+    if chars:
+        n_chars, dc, F = chars
+        k = CHAR_WIDTH * dc
+        params["Ec"] = rng.uniform(-np.sqrt(3 / dc), np.sqrt(3 / dc),
+                                   size=(n_chars, dc)).astype(np.float32)
+        params["Wconv"] = rng.uniform(-1 / np.sqrt(k), 1 / np.sqrt(k), size=(F, k)).astype(
+            np.float32)
+        params["bconv"] = np.zeros(F, np.float32)
+    if embed_dim:
+        r = np.sqrt(3 / columns)
+        params["Ex"] = np.asfortranarray(
+            rng.uniform(-r, r, size=(embed_dim, n_inputs)).astype(np.float32))
+    return params
+
+
+
+def check_corpus(train: Sequence[Sentence], dev: Sequence[Sentence] | None) -> None:
+    if not any(len(s.tokens) for s in train):
+        raise SeqtagError("no training tokens", hint="give a corpus with labelled sentences")
+    if any(s.labels is None for s in list(train) + list(dev or [])):
+        raise SeqtagError("training and dev sentences need labels")
+
+
+def check_labels(vocab: Vocabulary, train: Sequence[Sentence],
+                 dev: Sequence[Sentence] | None) -> None:
+    """Every label of the data is in the model's label inventory."""
+    for s in list(train) + list(dev or []):
+        for lab in s.labels or ():
+            if not vocab.has_label(lab):
+                raise SeqtagError(
+                    f"label {lab!r} (sentence at line {s.line_no}) is not in the "
+                    f"vocabulary's label inventory ({', '.join(vocab.labels)})",
+                    hint="the vocabulary does not match this data; rebuild it with "
+                         "'seqtag build-vocab' on the training files")
+
+
+def build_model(cfg: TrainConfig, train: Sequence[Sentence], rng: np.random.Generator,
+                vocab: Vocabulary | None = None,
+                dev: Sequence[Sentence] | None = None) -> tuple[RNNTagger, int]:
+    """A freshly initialised model for ``train`` under ``cfg`` (its inventories from the
+    training sentences unless ``vocab`` is given), and how many words started from pretrained
+    vectors. Draws the initial weights from ``rng``."""
+    if vocab is None:
+        vocab, _ = Vocabulary.build(train, min_count=cfg.min_count, max_size=cfg.max_size)
+    check_labels(vocab, train, dev)
+    names = parse_features(cfg.features)
+    features = FeatureSet.build((t for s in train for t in s.tokens), names,
+                                cfg.feature_min_count) if names else None
+    n_inputs = vocab.n_words + (sum(features.sizes) if features else 0)
+    chars = CharVocab.build(t for s in train for t in s.tokens) if cfg.char_filters else None
+    n_real = 1 + len(names)   # input columns summed into x (then the word type)
+    params = init_params(n_inputs, vocab.n_labels, cfg.hidden, rng, cfg.bidirectional,
+                         cfg.crf, cfg.cell,
+                         (len(chars), cfg.char_dim, cfg.char_filters) if chars else None,
+                         cfg.embed_dim, n_real)
+    pretrained = 0
+    if cfg.embeddings:
+        vectors, dim = read_vectors(cfg.embeddings, vocab.words[2:])
+        for wax in ("Ex",) if cfg.embed_dim else \
+                ("Wax", "Wax_b") if cfg.bidirectional else ("Wax",):
+            pretrained = project_into(params[wax], vocab.words, vectors, dim, rng)
+    architecture = Architecture(
+        cell=str(cfg.cell.value if hasattr(cfg.cell, "value") else cfg.cell),
+        bidirectional=cfg.bidirectional, crf=cfg.crf, hidden=cfg.hidden,
+        features=tuple(names), embed_dim=cfg.embed_dim,
+        char_filters=cfg.char_filters if chars else 0, char_dim=cfg.char_dim if chars else 0)
+    meta = {"architecture": architecture.as_meta(),
+            "label_scheme": detect_scheme([s.labels for s in train])}
+    return RNNTagger(vocab, params, meta, features=features, chars=chars), pretrained
+
+
+def hyperparameters(cfg: TrainConfig) -> dict:
+    """The configuration as the model file records it (plain JSON values)."""
+    return {k: (v.value if hasattr(v, "value") else v) for k, v in asdict(cfg).items()}

@@ -1,0 +1,108 @@
+"""Input encoding: tokens to the rows of column indices the network reads.
+
+A token's row is its word id, then each feature value's column (offset past the words and the
+earlier features' values: the columns of Wax, or of Ex with embeddings), then, with a character
+CNN, its word type: an index into the spellings kept here, which the CNN turns into a vector
+once per distinct type of a batch. Rows and spellings are cached per token string, and the caches
+are dropped when they grow large (``trim``), so that a long stream of new tokens keeps memory
+bounded.
+"""
+
+from __future__ import annotations
+
+from typing import Sequence
+
+import numpy as np
+
+from seqtag.chars import CharVocab
+from seqtag.features import FeatureSet
+from seqtag.layers.charcnn import CHAR_WIDTH
+from seqtag.vocab import Vocabulary
+
+_CACHE_LIMIT = 1_000_000     # cached token strings before the caches are dropped
+
+
+class Encoder:
+    def __init__(self, vocab: Vocabulary, features: FeatureSet | None = None,
+                 chars: CharVocab | None = None):
+        self.vocab, self.features, self.chars = vocab, features, chars
+        self._rows: dict[str, tuple[int, ...]] = {}
+        # Character CNN: word types by first sight and their spellings end to end.
+        self._types: dict[str, int] = {}
+        self._spellings: list[int] = []
+        self._starts: list[int] = [0]
+        self._spelled = None
+        if chars is not None:
+            self._type_of("")   # type 0: no spelling, what feature dropout turns a word into
+
+    @property
+    def n_inputs(self) -> int:
+        """Columns of Wax (or Ex): words, then each feature's values."""
+        return self.vocab.n_words + (sum(self.features.sizes) if self.features else 0)
+
+    @property
+    def n_columns(self) -> int:
+        """Entries of a row: the word, each feature, and the word type with a char CNN."""
+        return 1 + (len(self.features.names) if self.features else 0) + \
+            (self.chars is not None)
+
+    def encode(self, tokens: Sequence[str]) -> np.ndarray:
+        """(T, n_columns) int32: each token's row."""
+        if self.features is None and self.chars is None:
+            return self.vocab.word_ids(tokens).reshape(-1, 1)
+        rows = self._rows
+        out = np.empty((len(tokens), self.n_columns), dtype=np.int32)
+        for t, tok in enumerate(tokens):
+            row = rows.get(tok)
+            if row is None:
+                row = rows[tok] = self._columns(tok)
+            out[t] = row
+        return out
+
+    def _columns(self, token: str) -> tuple[int, ...]:
+        word = self.vocab.word_ids([token])[0]
+        base, cols = self.vocab.n_words, [int(word)]
+        if self.features is not None:
+            for size, value in zip(self.features.sizes, self.features.ids(token)):
+                cols.append(base + value)
+                base += size
+        if self.chars is not None:
+            cols.append(self._type_of(token))
+        return tuple(cols)
+
+    def _type_of(self, token: str) -> int:
+        t = self._types.get(token)
+        if t is None:
+            t = self._types[token] = len(self._types)
+            self._spellings += self.chars.spell(token, CHAR_WIDTH)
+            self._starts.append(len(self._spellings))
+            self._spelled = None
+        return t
+
+    def spellings(self) -> tuple[np.ndarray, np.ndarray]:
+        """Every word type's character ids end to end, and where each starts."""
+        if self._spelled is None:
+            self._spelled = (np.array(self._spellings, dtype=np.int32),
+                             np.array(self._starts, dtype=np.int64))
+        return self._spelled
+
+    def trim(self) -> None:
+        """Drop the caches once they are large (between batches: a batch's rows stay valid)."""
+        if len(self._rows) > _CACHE_LIMIT or len(self._types) > _CACHE_LIMIT:
+            self._rows.clear()
+            if self.chars is not None:
+                self._types.clear()
+                self._spellings.clear()
+                del self._starts[1:]
+                self._spelled = None
+                self._type_of("")
+
+
+def pack(id_arrays: Sequence[np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
+    """Concatenate per-sentence index arrays (1-D, or 2-D with one row per token) into
+    (ids, offsets) for the kernels: sentence s is ids[offsets[s]:offsets[s+1]]."""
+    offsets = np.zeros(len(id_arrays) + 1, dtype=np.int64)
+    np.cumsum([len(a) for a in id_arrays], out=offsets[1:])
+    ids = np.concatenate(id_arrays).astype(np.int32, copy=False) if id_arrays else \
+        np.zeros(0, np.int32)
+    return np.ascontiguousarray(ids), offsets

@@ -1,0 +1,43 @@
+"""The character CNN: c = tanh(max over windows w of Wconv·[Ec columns of w] + bconv)."""
+
+from __future__ import annotations
+
+import numpy as np
+
+CHAR_WIDTH = 3          # characters per window
+
+
+class CharCNN:
+    """Maps word types (the last entry of each input row) to the vector of their spelling.
+
+    ``spellings()`` gives every word type's character ids end to end and where each starts (the
+    encoder keeps them: seqtag.encoding.Encoder.spellings)."""
+
+    def __init__(self, params: dict, spellings):
+        self.params, self.spellings = params, spellings
+        self.grads: dict | None = None
+
+    @property
+    def width(self) -> int:
+        return self.params["Wconv"].shape[0]
+
+    def forward(self, rows: np.ndarray):
+        from seqtag.kernels_chars import charcnn_forward
+
+        p = self.params
+        spelled, starts = self.spellings()
+        types = np.ascontiguousarray(rows[:, -1])
+        c = np.empty((len(rows), p["Wconv"].shape[0]), dtype=p["Wconv"].dtype)
+        arg = np.empty(c.shape, dtype=np.int32)     # each filter's winning window
+        charcnn_forward(p["Ec"], p["Wconv"], p["bconv"], spelled, starts, types, CHAR_WIDTH,
+                        c, arg)
+
+        def backprop(dc: np.ndarray) -> None:
+            """Through tanh and the winning window of each filter into Ec, Wconv and bconv."""
+            from seqtag.kernels_chars import charcnn_backward
+
+            g = self.grads
+            charcnn_backward(p["Ec"], p["Wconv"], spelled, starts, types, CHAR_WIDTH, c, arg,
+                             np.ascontiguousarray(dc), g["Ec"], g["Wconv"], g["bconv"])
+
+        return c, backprop

@@ -1,0 +1,32 @@
+"""Inverted dropout: training sees x ⊙ m / (1 - p) with m ~ Bernoulli(1 - p), tagging sees x."""
+
+from __future__ import annotations
+
+import numpy as np
+
+
+class Dropout:
+    """Drops entries of its input with probability ``rate`` while training; the identity (no
+    draw from the generator) when rate is 0 or outside training."""
+
+    def __init__(self, rate: float = 0.0):
+        self.rate = float(rate)
+
+    def forward(self, X: np.ndarray, rng: np.random.Generator | None):
+        if rng is None or self.rate <= 0:
+            return X, _identity
+        # Drawn in float32 whatever X's dtype, so a float64 gradient check sees the masks a
+        # float32 training run draws.
+        mask = (rng.random(X.shape, dtype=np.float32) >= self.rate) * \
+            np.float32(1 / (1 - self.rate))
+        mask = mask.astype(X.dtype, copy=False)
+
+        def backprop(dY: np.ndarray) -> np.ndarray:
+            dY *= mask
+            return dY
+
+        return X * mask, backprop
+
+
+def _identity(dY):
+    return dY

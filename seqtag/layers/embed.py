@@ -1,0 +1,33 @@
+"""The embedding sum: x_e = Σ_f Ex[:, ids_f], the columns of a token's word and its features."""
+
+from __future__ import annotations
+
+import numpy as np
+
+
+class EmbeddingSum:
+    """Reads the first ``n_cols`` entries of each input row (the word, then each feature value,
+    as columns of Ex); any later entry (the word type of the character CNN) is not its own."""
+
+    def __init__(self, params: dict, n_cols: int):
+        self.params, self.n_cols = params, n_cols
+        self.grads: dict | None = None
+
+    @property
+    def width(self) -> int:
+        return self.params["Ex"].shape[0]
+
+    def forward(self, rows: np.ndarray):
+        from seqtag.kernels_chars import embed_sum
+
+        Ex = self.params["Ex"]
+        X = np.empty((len(rows), Ex.shape[0]), dtype=Ex.dtype)
+        embed_sum(Ex, rows, self.n_cols, X)
+
+        def backprop(dX: np.ndarray) -> None:
+            """dEx[:, ids_f] += dx_e for every row and f (lazily stepped columns)."""
+            from seqtag.kernels_chars import embed_scatter
+
+            embed_scatter(dX, rows, self.n_cols, self.grads["Ex"])
+
+        return X, backprop

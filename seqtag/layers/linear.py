@@ -1,0 +1,33 @@
+"""The output projection e<t> = Wya·a<t> + by."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from seqtag.layers._buffers import Buffers
+
+
+class Linear:
+    """Y = X·Wᵀ + b for the rows X of a packed batch (``W``/``b`` name the parameters)."""
+
+    def __init__(self, params: dict, W: str = "Wya", b: str = "by"):
+        self.params, self.W, self.b = params, W, b
+        self.grads: dict | None = None
+        self.buffers = Buffers(params[W].dtype)
+
+    def forward(self, X: np.ndarray, train: bool = False):
+        from seqtag import kernels
+
+        W, b = self.params[self.W], self.params[self.b]
+        n = len(X)
+        Y = self.buffers.get("Y", n, W.shape[0]) if train else \
+            np.empty((n, W.shape[0]), dtype=W.dtype)
+        kernels.linear_forward(X, W, b, Y)
+
+        def backprop(dY: np.ndarray) -> np.ndarray:
+            """dX = dY·W;  dW += dYᵀ·X;  db += Σ dY."""
+            dX = self.buffers.get("dX", n, W.shape[1])
+            kernels.linear_backward(X, W, dY, dX, self.grads[self.W], self.grads[self.b])
+            return dX
+
+        return Y, backprop

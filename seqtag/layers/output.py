@@ -1,0 +1,80 @@
+"""The output layer over emissions e<t> = Wya·a<t> + by: a per-token softmax or a linear-chain
+CRF. Either is a linear chain for decoding (``chain``): potentials U (T, L) and transition scores
+whose normalised path scores are the model's sequence probabilities.
+
+  Softmax  ŷ<t> = softmax(e<t>), loss -Σt log ŷ<t>[y_t];  chain: U = log ŷ, no transitions
+  CRF      P(y | x) ∝ exp(start[y_0] + Σt e<t>[y_t] + Σt trans[y_{t-1}, y_t] + end[y_{T-1}]),
+           loss -log P(y | x);  chain: U = e, its own transitions
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from seqtag.layers._buffers import Buffers
+
+
+class Softmax:
+    names: tuple[str, ...] = ()
+    decodes_from_marginals = True     # its chain is log ŷ
+
+    def __init__(self, params: dict):
+        self.params = params
+        self.grads: dict | None = None
+        self.buffers = Buffers(params["Wya"].dtype)
+
+    def loss(self, E: np.ndarray, offsets: np.ndarray, labels: np.ndarray):
+        """(summed cross-entropy, dL/dE)."""
+        from seqtag import kernels
+
+        dE = self.buffers.get("dE", *E.shape)
+        return kernels.softmax_xent(E, labels, False, dE), dE
+
+    def marginals(self, E: np.ndarray, offsets: np.ndarray) -> np.ndarray:
+        """ŷ<t> of every token."""
+        from seqtag import kernels
+
+        P = E.copy()
+        kernels.softmax_rows(P, False)
+        return P
+
+    def chain(self, E: np.ndarray, offsets: np.ndarray, P: np.ndarray | None = None):
+        """(U, trans, start, end): the path probability is Π ŷ<t>[y_t]."""
+        if P is None:
+            P = self.marginals(E, offsets)
+        L = E.shape[1]
+        zero = np.zeros(L, np.float32)
+        return np.log(np.maximum(P, 1e-30)), np.zeros((L, L), np.float32), zero, zero
+
+
+class CRF:
+    names = ("trans", "start", "end")
+    decodes_from_marginals = False
+
+    def __init__(self, params: dict):
+        self.params = params
+        self.grads: dict | None = None
+        self.buffers = Buffers(params["Wya"].dtype)
+
+    def loss(self, E: np.ndarray, offsets: np.ndarray, labels: np.ndarray):
+        """(summed -log P(y | x), dL/dE); adds dtrans, dstart, dend into the grads."""
+        from seqtag.crf import crf_nll
+
+        p, g = self.params, self.grads
+        dE = self.buffers.get("dE", *E.shape)
+        loss = crf_nll(E, offsets, labels, p["trans"], p["start"], p["end"], dE,
+                       g["trans"], g["start"], g["end"])
+        return loss, dE
+
+    def marginals(self, E: np.ndarray, offsets: np.ndarray) -> np.ndarray:
+        """P(y<t> = j | x) by forward-backward."""
+        from seqtag.crf import crf_marginals
+
+        p = self.params
+        P = np.empty_like(E)
+        crf_marginals(E, offsets, p["trans"], p["start"], p["end"], P)
+        return P
+
+    def chain(self, E: np.ndarray, offsets: np.ndarray, P: np.ndarray | None = None):
+        p = self.params
+        return E, p["trans"], p["start"], p["end"]

@@ -1,0 +1,129 @@
+"""One direction of a recurrent layer over a packed batch, its cell chosen at construction.
+
+  Elman  a<t> = tanh(Wax·x<t> + Waa·a<t-1> + ba)
+  GRU    z, r = σ(...), h̃ = tanh(Wax_h·x<t> + r ⊙ (Waa_h·a<t-1>) + ba_h), a<t> = (1-z)⊙a<t-1> + z⊙h̃
+  LSTM   i, f, o = σ(...), g = tanh(...), c<t> = f⊙c<t-1> + i⊙g, a<t> = o ⊙ tanh(c<t>)
+
+with a<0> (= c<0>) = 0, left to right or (``reverse``) right to left; the kernels hold the exact
+gate layouts (seqtag.kernels, seqtag.kernels_gated). Each direction writes its H columns of the
+shared state array A, starting at ``col``.
+
+Two kinds of input. Multi-hot (the textbook model): each token is a row of Wax column indices and
+Wax·x<t> is a sum of columns, read by the kernel itself. Embedded: each distinct input row of
+the batch has a dense x; the layer computes P = Wax·x once per distinct row into the columns of a
+"slot" array, and the kernel reads those as it would read Wax's columns (so the cells' kernels
+are the same for both inputs). The kernels' gradient in a slot is dL/d(Wax·x) of that row.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from seqtag.layers._buffers import Buffers
+
+# Gate blocks of H rows that Wax, Waa and ba stack, and H-wide columns per token that a cell's
+# forward pass keeps for its backward pass.
+GATES = {"rnn": 1, "gru": 3, "lstm": 4}
+CACHE = {"rnn": 0, "gru": 4, "lstm": 5}
+
+
+def _kernels(cell: str):
+    """(forward, backward) kernels of a cell, with one calling convention for all three."""
+    if cell == "rnn":
+        from seqtag import kernels
+
+        def forward(Wax, Waa, ba, ids, offsets, reverse, exact, A, col, C):
+            kernels.rnn_forward(Wax, Waa, ba, ids, offsets, reverse, exact, A, col)
+
+        def backward(Waa, ids, offsets, reverse, A, col, C, dA, dWax, dWaa, dba, exact):
+            kernels.rnn_backward(Waa, ids, offsets, reverse, A, col, dA, dWax, dWaa, dba, exact)
+
+        return forward, backward
+    from seqtag import kernels_gated
+
+    if cell == "lstm":
+        return kernels_gated.lstm_forward, kernels_gated.lstm_backward
+    return kernels_gated.gru_forward, kernels_gated.gru_backward
+
+
+class Recurrent:
+    """One direction: parameters Wax<sfx>, Waa<sfx>, ba<sfx> of ``params``."""
+
+    def __init__(self, params: dict, cell: str, reverse: bool, col: int, embedded: bool):
+        if cell not in GATES:
+            raise ValueError(f"unknown cell {cell!r}")
+        sfx = "_b" if reverse else ""
+        self.params, self.cell, self.reverse, self.col = params, cell, reverse, col
+        self.embedded = embedded
+        self.Wax, self.Waa, self.ba = "Wax" + sfx, "Waa" + sfx, "ba" + sfx
+        self.hidden = params[self.Waa].shape[1]
+        self.grads: dict | None = None
+        self._forward_kernel, self._backward_kernel = None, None
+        dtype = params[self.Waa].dtype
+        self.buffers = Buffers(dtype)
+        self._slots: np.ndarray | None = None       # G × n, column-major (embedded input)
+        self._dslots: np.ndarray | None = None
+        self._no_bias = np.zeros(params[self.Waa].shape[0], dtype)
+
+    def _cell(self):
+        # Kernels are looked up at first use: importing Numba is a third of a second that
+        # inspect and error paths need not pay.
+        if self._forward_kernel is None:
+            self._forward_kernel, self._backward_kernel = _kernels(self.cell)
+        return self._forward_kernel, self._backward_kernel
+
+    def slots(self, n: int, grad: bool = False) -> np.ndarray:
+        """A (G, ≥ n) column-major array for Wax·x of n distinct rows (or its gradient)."""
+        current = self._dslots if grad else self._slots
+        if current is None or current.shape[1] < n:
+            W = self.params[self.Wax]
+            # zeros: the backward kernels add into the gradient slots
+            current = np.zeros((W.shape[0], max(n, 256)), dtype=W.dtype, order="F")
+            if grad:
+                self._dslots = current
+            else:
+                self._slots = current
+        return current
+
+    def forward(self, X, ids: np.ndarray, offsets: np.ndarray, A: np.ndarray,
+                train: bool = False, exact: bool = False):
+        """States into A[:, col:col+H]. X: the distinct rows' dense inputs (embedded), with
+        ``ids`` each token's row; or None (multi-hot), with ``ids`` the Wax columns of each
+        token. Returns backprop(dA) -> dX (None for multi-hot input)."""
+        from seqtag import kernels
+
+        p = self.params
+        forward, backward = self._cell()
+        if self.embedded:
+            n = len(X)
+            slots = self.slots(n)
+            # slots[:, :n].T is a C-ordered (n, G) view: the product lands in the slots.
+            # (Numba's product, not NumPy's: BLAS threads spin on a busy machine.)
+            kernels.linear_forward(X, p[self.Wax], self._no_bias, slots[:, :n].T)
+            Wax = slots
+        else:
+            Wax = p[self.Wax]
+        width = CACHE[self.cell] * self.hidden
+        C = self.buffers.get("C", len(ids), width) if train else \
+            np.empty((len(ids), width), p[self.Waa].dtype)
+        forward(Wax, p[self.Waa], p[self.ba], ids, offsets, self.reverse, exact, A, self.col, C)
+
+        def backprop(dA: np.ndarray):
+            """BPTT through this direction: dWaa, dba and dWax (or the slots' gradients, then
+            dX = dP·Wax and dWax += dPᵀ·X)."""
+            g = self.grads
+            if not self.embedded:
+                backward(p[self.Waa], ids, offsets, self.reverse, A, self.col, C, dA,
+                         g[self.Wax], g[self.Waa], g[self.ba], exact)
+                return None
+            dslots = self.slots(n, grad=True)
+            backward(p[self.Waa], ids, offsets, self.reverse, A, self.col, C, dA, dslots,
+                     g[self.Waa], g[self.ba], exact)
+            dP = dslots[:, :n].T          # (n, G): dL/d(Wax·x) of each distinct row
+            dX = np.empty_like(X)
+            kernels.linear_backward(X, p[self.Wax], dP, dX, g[self.Wax],
+                                    np.zeros_like(self._no_bias))
+            dP[...] = 0
+            return dX
+
+        return backprop

@@ -1,0 +1,88 @@
+"""The optimizer: gradient buffers, clipping by the global norm, and SGD or Adam steps.
+
+Parameters are stepped in groups, each a matrix whose columns are stepped lazily — only those a
+batch read (Wax's columns of the multi-hot input, or Ex's of the embedded one) — and dense
+parameters stepped whole. Adam's moments of a lazily stepped column are left as they are in
+batches that do not read it ("lazy Adam", as in sparse embedding updates elsewhere).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from seqtag.config import TrainConfig
+
+CRF_NAMES = ("trans", "start", "end")
+
+
+class Optimizer:
+    def __init__(self, cfg: TrainConfig, params: dict[str, np.ndarray]):
+        self.cfg = cfg
+        self.params = params
+        self.grads = {k: np.zeros_like(v, order="K") for k, v in params.items()}
+        if "Ex" in params:
+            self.groups = [("Ex", tuple(k for k in params if k != "Ex"))]
+        else:
+            self.groups = [("Wax", ("Waa", "ba", "Wya", "by") +
+                            tuple(k for k in CRF_NAMES if k in params))]
+            if "Wax_b" in params:
+                self.groups.append(("Wax_b", ("Waa_b", "ba_b")))
+        self.lazy = [wax for wax, _ in self.groups]
+        flat = lambda d, names: tuple(d[k].reshape(-1) for k in names)  # noqa: E731
+        self.dense = [(flat(params, names), flat(self.grads, names)) for _, names in self.groups]
+        self.adam = str(getattr(cfg.optimizer, "value", cfg.optimizer)) == "adam"
+        if self.adam:
+            self.moments = {k: (np.zeros_like(v, order="K"), np.zeros_like(v, order="K"))
+                            for k, v in params.items()}
+            self.dense_m = [tuple(flat({k: m[i] for k, m in self.moments.items()}, names)
+                                  for i in (0, 1)) for _, names in self.groups]
+        self.t = 0
+        self.lr = cfg.lr
+
+    def step(self, cols: np.ndarray, n_tokens: int) -> None:
+        """One update from the summed gradients of n_tokens tokens (``cols``: the lazily stepped
+        columns the batch read); zeroes the gradients."""
+        from seqtag import kernels
+
+        cfg, params, grads, f32 = self.cfg, self.params, self.grads, np.float32
+        scale = 1.0 / n_tokens
+        if cfg.clip > 0:
+            norm = np.sqrt(self.sq_norm(cols)) * scale
+            if norm > cfg.clip:
+                scale *= cfg.clip / norm
+        self.t += 1
+        for gi, (wax, _) in enumerate(self.groups):
+            dense, dense_g = self.dense[gi]
+            if self.adam:
+                b1, b2 = 0.9, 0.999
+                lr_t = self.lr * np.sqrt(1 - b2 ** self.t) / (1 - b1 ** self.t)
+                m, v = self.moments[wax]
+                kernels.adam_step(dense, dense_g, self.dense_m[gi][0], self.dense_m[gi][1],
+                                  params[wax], grads[wax], m, v, cols, f32(scale), f32(lr_t),
+                                  f32(b1), f32(b2), f32(1e-8))
+            else:
+                kernels.sgd_step(dense, dense_g, params[wax], grads[wax], cols,
+                                 f32(self.lr * scale))
+
+    def sq_norm(self, cols: np.ndarray) -> float:
+        """‖g‖² of all gradients, reading the lazily stepped ones only in the columns the batch
+        touched."""
+        return sum(float(np.square(g[:, cols]).sum()) if k in self.lazy else
+                   float(np.vdot(g, g)) for k, g in self.grads.items())
+
+    # -- checkpoints ------------------------------------------------------------------------
+
+    def state(self) -> tuple[dict[str, np.ndarray], dict]:
+        """(arrays, JSON) that ``restore`` takes back: the moments and the step count."""
+        arrays = {}
+        if self.adam:
+            for k, (m, v) in self.moments.items():
+                arrays[f"m.{k}"], arrays[f"v.{k}"] = m, v
+        return arrays, {"t": self.t, "lr": self.lr}
+
+    def restore(self, arrays: dict[str, np.ndarray], info: dict) -> None:
+        if self.adam:
+            for k, (m, v) in self.moments.items():
+                m[...] = arrays[f"m.{k}"]
+                v[...] = arrays[f"v.{k}"]
+        self.t, self.lr = int(info["t"]), float(info["lr"])
