@@ -18,9 +18,6 @@ from seqtag.model import RNNTagger
 from seqtag.schemes import spans
 from seqtag.tokenizer import tokenize
 
-FORMATS = ("conll", "inline", "jsonl")
-
-
 @dataclass
 class Tagged:
     tokens: list[str]
@@ -59,18 +56,14 @@ def _batches(items: Iterable, size: int) -> Iterator[list]:
         yield batch
 
 
-def _tag_batch(model: RNNTagger, token_lists: list[list[str]], proba: bool):
+def _tag_batch(model: RNNTagger, token_lists: list[list[str]], proba: bool, scores: bool,
+               nbest: int) -> Iterator[tuple[list[str], np.ndarray | None, dict]]:
+    """Labels, their probabilities, and with ``scores``/``nbest`` the entity probabilities and
+    n-best lists, from one pass of the network over the batch."""
     labels = model.labels
-    for best, probs in model.decode(token_lists, proba):
-        yield [labels[k] for k in best], probs
-
-
-def _with_scores(model: RNNTagger, tagged: Tagged, scores: bool, nbest: int) -> Tagged:
-    if scores:
-        tagged.span_probs = model.span_probabilities(tagged.tokens, tagged.labels)
-    if nbest > 1:
-        tagged.nbest = model.nbest(tagged.tokens, nbest)
-    return tagged
+    for r in model.analyse(token_lists, proba or scores, scores, nbest if nbest > 1 else 0):
+        extra = {"span_probs": r.get("spans"), "nbest": r.get("nbest")}
+        yield [labels[k] for k in r["labels"]], r["probs"], extra
 
 
 def tag_texts(model: RNNTagger, texts: Iterable[str], batch_size: int = 256, *,
@@ -81,10 +74,10 @@ def tag_texts(model: RNNTagger, texts: Iterable[str], batch_size: int = 256, *,
     for batch in _batches(texts, batch_size):
         toks = [tokenize(t) for t in batch]
         token_lists = [[w for w, _, _ in tk] for tk in toks]
-        for text, tk, words, (labels, p) in zip(
-                batch, toks, token_lists, _tag_batch(model, token_lists, probs or scores)):
-            yield _with_scores(model, Tagged(words, labels, p, text=text,
-                                             offsets=[(s, e) for _, s, e in tk]), scores, nbest)
+        for text, tk, words, (labels, p, extra) in zip(
+                batch, toks, token_lists, _tag_batch(model, token_lists, probs, scores, nbest)):
+            yield Tagged(words, labels, p, text=text, offsets=[(s, e) for _, s, e in tk],
+                         **extra)
 
 
 def tag_sentences(model: RNNTagger, sentences: Iterable[Sentence], batch_size: int = 256, *,
@@ -93,9 +86,9 @@ def tag_sentences(model: RNNTagger, sentences: Iterable[Sentence], batch_size: i
     (``probs`` as for tag_texts)."""
     for batch in _batches(sentences, batch_size):
         token_lists = [s.tokens for s in batch]
-        for s, (labels, p) in zip(batch, _tag_batch(model, token_lists, probs or scores)):
-            yield _with_scores(model, Tagged(s.tokens, labels, p, lines=s.lines),
-                               scores, nbest)
+        for s, (labels, p, extra) in zip(
+                batch, _tag_batch(model, token_lists, probs, scores, nbest)):
+            yield Tagged(s.tokens, labels, p, lines=s.lines, **extra)
 
 
 def format_conll(t: Tagged, scores: bool = False) -> str:
