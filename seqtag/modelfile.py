@@ -317,7 +317,7 @@ def load_model(path: str | os.PathLike, *, cls: type | None = None, with_state: 
                 raise SeqtagError("is not a seqtag model file (not a zip archive)", path=name,
                                   hint=NOT_A_MODEL)
         with zipfile.ZipFile(path) as zf:
-            reader = _Reader(zf, name)
+            reader = _Reader(zf, name, p.stat().st_size)
             version, meta, arrays = reader.core()
             state = reader.state() if with_state else None
     except SeqtagError:
@@ -356,14 +356,15 @@ def _damaged(name: str, what: str) -> SeqtagError:
 class _Reader:
     """Reads a model zip's entries, each checked against its declared header first."""
 
-    def __init__(self, zf: zipfile.ZipFile, name: str):
-        self.zf, self.name = zf, name
+    def __init__(self, zf: zipfile.ZipFile, name: str, size: int):
+        self.zf, self.name, self.size = zf, name, size
         self.infos = {i.filename[:-4]: i for i in zf.infolist() if i.filename.endswith(".npy")}
 
     def read(self, key: str) -> np.ndarray:
         info = self.infos[key]
         if info.compress_type == zipfile.ZIP_STORED and info.file_size != info.compress_size or \
-                info.file_size > _MAX_DEFLATE_RATIO * info.compress_size + 1024:
+                info.file_size > _MAX_DEFLATE_RATIO * info.compress_size + 1024 or \
+                info.compress_size > self.size:
             raise _damaged(self.name, f"{key} claims {info.file_size:,} bytes from "
                                       f"{info.compress_size:,} in the archive")
         with self.zf.open(info) as fh:
@@ -432,14 +433,21 @@ class _Reader:
         if problem:
             raise _damaged(name, problem)
         arch = meta.get("architecture", {})
+        _check_architecture(arch, version, name)
+        weights = _weight_names(arch)
         names = ["words", "word_counts", "labels", "label_counts"] + \
             [f"feature_{f}" for f in arch.get("features", [])] + \
-            (["chars"] if arch.get("char_filters") else []) + _weight_names(arch)
+            (["chars"] if arch.get("char_filters") else []) + weights
+        stray = [k for k in ALL_WEIGHTS if k in self.infos and k not in weights]
+        if stray:
+            # e.g. a CRF's transitions in a file whose meta says crf: false, which would load
+            # as a different model
+            raise _damaged(name, f"{stray[0]} is present, but meta.architecture does not have "
+                                 f"{_OPTION[stray[0]]}")
         missing = [k for k in names if k not in self.infos]
         if missing:
             raise SeqtagError(f"is a damaged model file: no {', '.join(missing)}", path=name,
                               hint=DAMAGED)
-        weights = set(_weight_names(arch))
         arrays = {k: self.read(k) if k in weights else
                   self.text(k) if ENTRIES.get(k, _TEXT) == _TEXT else self.entry(k)
                   for k in names}
@@ -477,6 +485,25 @@ def _check_requires(meta: Any, name: str) -> None:
         raise SeqtagError(
             f"needs {', '.join(map(repr, unknown))}, which this seqtag {__version__} cannot "
             f"read (meta.requires)", path=name, hint=UPGRADE)
+
+
+def _check_architecture(arch: dict, version: int, name: str) -> None:
+    """What the schema's per-key rules cannot say: options that need each other."""
+    d, F, dc = arch.get("embed_dim", 0), arch.get("char_filters", 0), arch.get("char_dim", 0)
+    if version < 2 and (d or F):
+        raise _damaged(name, f"meta.architecture.{'embed_dim' if d else 'char_filters'} is "
+                             f"{d or F}, but a format {version} file has no embeddings")
+    if F and not d:
+        raise _damaged(name, f"meta.architecture.char_filters is {F}, but embed_dim is 0 "
+                             f"(the character CNN needs embeddings)")
+    if F and not dc:
+        raise _damaged(name, f"meta.architecture.char_filters is {F}, but char_dim is 0")
+
+
+ALL_WEIGHTS = (*PARAM_NAMES, *BACKWARD_NAMES, *CRF_NAMES, *CHAR_NAMES, "Ex")
+_OPTION = {**{k: "bidirectional: true" for k in BACKWARD_NAMES},
+           **{k: "crf: true" for k in CRF_NAMES},
+           **{k: "char_filters > 0" for k in CHAR_NAMES}, "Ex": "embed_dim > 0"}
 
 
 def _weight_names(arch: dict) -> list[str]:
@@ -533,15 +560,7 @@ def _build(cls: type, name: str, version: int, meta: dict,
             raise _damaged(name, "chars is not a character inventory (each character once)") \
                 from None
 
-    d, F, dc = arch.get("embed_dim", 0), arch.get("char_filters", 0), arch.get("char_dim", 0)
-    if version < 2 and (d or F):
-        raise _damaged(name, f"meta.architecture.{'embed_dim' if d else 'char_filters'} is "
-                             f"{d or F}, but a format {version} file has no embeddings")
-    if F and not d:
-        raise _damaged(name, f"meta.architecture.char_filters is {F}, but embed_dim is 0 "
-                             f"(the character CNN needs embeddings)")
-    if F and not dc:
-        raise _damaged(name, f"meta.architecture.char_filters is {F}, but char_dim is 0")
+    d = arch.get("embed_dim", 0)
     params = {k: arrays[k] for k in _weight_names(arch)}
     _check_weights(params, name, arch, vocab, features, len(chars) if chars else 0)
     for k in params:
