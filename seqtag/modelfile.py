@@ -416,8 +416,7 @@ class _Reader:
         name = self.name
         if "magic" not in self.infos or self.read("magic").tobytes() != MAGIC.encode():
             raise SeqtagError("is not a seqtag model file", path=name, hint=NOT_A_MODEL)
-        version = self.entry("format_version")
-        version = int(version)
+        version = int(self.entry("format_version"))
         if version > FORMAT_VERSION:
             raise SeqtagError(
                 f"was written in model format {version}, newer than this seqtag "

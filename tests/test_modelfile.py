@@ -579,3 +579,20 @@ def test_inspect_a_minimal_odd_model_with_sections(tmp_path):
                                                              "dtype": "float32"}}
     assert info["sections"]["state"]["meta"] == {"epoch": 1}
     assert info["sections"]["extra"] == {"known": False, "arrays": ["thing"]}
+
+
+def test_inspect_shows_requirements(model_file, tmp_path, monkeypatch):
+    arrays = read_arrays(model_file)
+    meta = meta_of(arrays)
+    meta["requires"] = ["document-context"]
+    arrays["meta"] = utf8(json.dumps(meta))
+    path = tmp_path / "m.npz"
+    write_npz(path, arrays)
+    code, out, err, exc = invoke("inspect", path)
+    assert code != 0 and "upgrade" in err
+    monkeypatch.setattr(modelfile, "KNOWN_REQUIREMENTS", frozenset({"document-context"}))
+    code, out, err, exc = invoke("inspect", path)
+    assert code == 0 and exc is None, (err, exc)
+    assert "requires: document-context" in out.splitlines()
+    code, out, err, exc = invoke("inspect", path, "--json")
+    assert json.loads(out)["requires"] == ["document-context"]
