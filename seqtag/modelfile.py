@@ -324,7 +324,8 @@ def load_model(path: str | os.PathLike, *, cls: type | None = None, with_state: 
         raise
     except PermissionError as e:
         raise SeqtagError(f"cannot read the model ({e.strerror})", path=name) from None
-    except (zipfile.BadZipFile, zlib.error, EOFError, NotImplementedError) as e:
+    except (zipfile.BadZipFile, zlib.error, EOFError, NotImplementedError,
+            RuntimeError) as e:   # RuntimeError: an encrypted entry
         raise SeqtagError(f"is not a seqtag model file, or is truncated or damaged ({e})",
                           path=name, hint=NOT_A_MODEL) from None
     except (ValueError, KeyError, OSError, MemoryError) as e:

@@ -596,3 +596,14 @@ def test_inspect_shows_requirements(model_file, tmp_path, monkeypatch):
     assert "requires: document-context" in out.splitlines()
     code, out, err, exc = invoke("inspect", path, "--json")
     assert json.loads(out)["requires"] == ["document-context"]
+
+
+def test_encrypted_entries(model_file, tmp_path):
+    data = bytearray(model_file.read_bytes())
+    i = 0
+    while (i := data.find(b"PK\x01\x02", i)) >= 0:   # each central directory record
+        data[i + 8] |= 1                               # general purpose flag: encrypted
+        i += 4
+    path = tmp_path / "encrypted.npz"
+    path.write_bytes(bytes(data))
+    assert "encrypted" in load_error(path).message
