@@ -26,7 +26,8 @@ from _common import best_time, conll2003, cpu_name
 from seqtag import kernels
 from seqtag.corpus import read_corpus
 from seqtag.metrics import evaluate
-from seqtag.model import RNNTagger, init_params, pack
+from seqtag.build import init_params
+from seqtag.model import RNNTagger, pack
 from seqtag.config import TrainConfig
 from seqtag.train import Trainer
 from seqtag.vocab import UNK_ID, Vocabulary

@@ -12,15 +12,30 @@ import typer
 from seqtag.cli._app import app, default_model_path, user_errors
 
 
-def describe(model, path: Path, top: int = 20) -> dict:
-    """Everything inspect shows, as plain data."""
+def describe(model, path: Path, top: int = 20, state=None,
+             sections: dict[str, list[str]] | None = None) -> dict:
+    """Everything inspect shows, as plain data (``state`` and ``sections`` as load_model and
+    list_sections give them)."""
     import numpy as np
+
+    from seqtag.modelfile import STATE, SECTION_JSON
 
     meta = dict(model.meta)
     vocab = model.vocab
+    found = {}
+    for name, entries in (sections or {}).items():
+        arrays = [e for e in entries if e != SECTION_JSON]
+        if name == STATE and state is not None:
+            found[name] = {"known": True, "meta": state.meta,
+                           "arrays": {k: {"shape": list(v.shape), "dtype": str(v.dtype)}
+                                      for k, v in state.arrays.items()}}
+        else:   # a section this seqtag does not read: ignored
+            found[name] = {"known": False, "arrays": sorted(arrays)}
     return {
         "path": str(path),
         "format_version": model.format_version,
+        "requires": meta.get("requires", []),
+        "sections": found,
         "seqtag_version": meta.get("seqtag_version"),
         "created": meta.get("created"),
         "architecture": meta.get("architecture"),
@@ -43,6 +58,14 @@ def describe(model, path: Path, top: int = 20) -> dict:
     }
 
 
+def _corpus_line(c: dict) -> str:
+    # Every field but the name may be absent (files not written by seqtag train).
+    parts = [f"{c[k]:,} {k}" for k in ("sentences", "tokens", "bytes") if k in c]
+    if "sha256" in c:
+        parts.append(f"sha256 {c['sha256']}")
+    return f"{c['name']}: " + ", ".join(parts)
+
+
 @app.command("inspect")
 def inspect_cmd(
     model_path: Optional[Path] = typer.Argument(
@@ -51,49 +74,64 @@ def inspect_cmd(
 ) -> None:
     """Show a model's versions, training set-up, corpus, vocabulary, labels, weights and history."""
     with user_errors():
-        from seqtag.model import RNNTagger
+        from seqtag.modelfile import list_sections, load_model
 
         path = model_path or default_model_path()
-        info = describe(RNNTagger.load(path), path)
+        model, state = load_model(path, with_state=True)
+        info = describe(model, path, state=state, sections=list_sections(path))
         if as_json:
             sys.stdout.write(json.dumps(info, indent=2, ensure_ascii=False) + "\n")
             return
         from rich.console import Console
         from rich.table import Table
+        from rich.text import Text
 
+        # Everything from the file is printed as plain text: a path, token or label may hold
+        # "[/]" or other rich markup.
         out = Console(highlight=False, soft_wrap=True)
-        out.print(f"[bold]{info['path']}[/]  model format {info['format_version']}, "
-                  f"seqtag {info['seqtag_version']}, created {info['created']}")
+        say = lambda text: out.print(text, markup=False)   # noqa: E731
+        out.print(Text.assemble((info["path"], "bold"), f"  model format {info['format_version']}, "
+                                f"seqtag {info['seqtag_version']}, created {info['created']}"))
+        if info["requires"]:
+            say("requires: " + ", ".join(info["requires"]))
+        for name, sec in info["sections"].items():
+            if not sec["known"]:
+                say(f"section {name}: {len(sec['arrays'])} entries, not read by this seqtag "
+                    f"(ignored)")
+            else:
+                arrays = sec["arrays"]
+                say(f"section {name}: " + ", ".join(
+                    f"{k} {'×'.join(map(str, v['shape'])) or 'scalar'} {v['dtype']}"
+                    for k, v in arrays.items()) + (f"; {json.dumps(sec['meta'])}"
+                                                   if sec["meta"] else ""))
         arch = info["architecture"] or {}
-        out.print("architecture: " + ", ".join(f"{k}={v}" for k, v in arch.items()))
-        out.print("hyperparameters: " + ", ".join(
+        say("architecture: " + ", ".join(f"{k}={v}" for k, v in arch.items()))
+        say("hyperparameters: " + ", ".join(
             f"{k}={v}" for k, v in (info["hyperparameters"] or {}).items()))
         for c in info["corpus"] or []:
-            out.print(f"trained on {c['name']}: {c['sentences']:,} sentences, {c['tokens']:,} "
-                      f"tokens, {c['bytes']:,} bytes, sha256 {c['sha256']}", markup=False)
+            say("trained on " + _corpus_line(c))
         if info["dev_corpus"]:
-            c = info["dev_corpus"]
-            out.print(f"dev set {c['name']}: {c['sentences']:,} sentences, {c['tokens']:,} tokens, "
-                      f"sha256 {c['sha256']}", markup=False)
+            say("dev set " + _corpus_line(info["dev_corpus"]))
         voc = info["vocabulary"]
-        out.print(f"vocabulary: {voc['size']:,} entries; most frequent: " +
-                  " ".join(f"{w}({c})" for w, c in voc["most_frequent"]), markup=False)
-        out.print(f"labels ({info['label_scheme']}): " +
-                  ", ".join(f"{k} {v:,}" for k, v in info["labels"].items()), markup=False)
+        say(f"vocabulary: {voc['size']:,} entries; most frequent: " +
+            " ".join(f"{w}({c})" for w, c in voc["most_frequent"]))
+        say(f"labels ({info['label_scheme'] or 'none'}): " +
+            ", ".join(f"{k} {v:,}" for k, v in info["labels"].items()))
         params = Table(title="parameters", title_justify="left")
         for col in ("name", "shape", "norm"):
             params.add_column(col, justify="right" if col == "norm" else "left")
         for k, v in info["parameters"].items():
-            params.add_row(k, "×".join(map(str, v["shape"])), f"{v['norm']:.4f}")
+            params.add_row(Text(k), "×".join(map(str, v["shape"])), f"{v['norm']:.4f}")
         out.print(params)
         hist = Table(title="training history", title_justify="left")
         for col in ("epoch", "train loss", "dev acc", "dev F1", ""):
             hist.add_column(col, justify="right")
         for row in info["history"]:
-            hist.add_row(str(row["epoch"]), f"{row['train_loss']:.4f}",
+            hist.add_row(str(row["epoch"]),
+                         f"{row['train_loss']:.4f}" if "train_loss" in row else "-",
                          f"{100 * row['dev_accuracy']:.2f}%" if "dev_accuracy" in row else "-",
                          f"{100 * row['dev_f1']:.2f}" if "dev_f1" in row else "-",
                          "best" if row["epoch"] == info["best_epoch"] else "")
         out.print(hist)
         if info["interrupted"]:
-            out.print("training was interrupted (Ctrl-C); the best epoch so far was kept")
+            say("training was interrupted (Ctrl-C); the best epoch so far was kept")
