@@ -6,6 +6,14 @@
 
 The library never prints: it reports through ``progress(event, info)`` and returns the trainer,
 whose learned state ends in ``_`` (``model_``, ``history_``, ``best_epoch_``, ``interrupted_``).
+
+Checkpoints. Given a ``checkpoint`` path, the trainer writes at every epoch's end (atomically) a
+model file of the current weights whose ``state`` section holds everything else the next epoch
+depends on: the optimizer's moments and step count, the random generator's state, the epoch,
+the history and the early-stopping state (best score, epoch and weights; the running average).
+``fit(..., resume=True)`` rebuilds the model as a fresh run would (the same draws), then takes
+all of that back, so that a run stopped after any epoch and resumed ends with the same model,
+bit for bit, as the run that was never stopped.
 """
 
 from __future__ import annotations
@@ -47,13 +55,15 @@ def created_now() -> str:
 class Trainer:
     """Fits an RNNTagger to labelled sentences."""
 
-    def __init__(self, config: TrainConfig | None = None, progress: Progress | None = None):
+    def __init__(self, config: TrainConfig | None = None, progress: Progress | None = None,
+                 checkpoint: str | os.PathLike | None = None):
         self.config = config or TrainConfig()
         self.progress = progress or (lambda event, info: None)
+        self.checkpoint = checkpoint
 
     def fit(self, train: Sequence[Sentence], dev: Sequence[Sentence] | None = None, *,
             vocab: Vocabulary | None = None, corpus: Sequence[CorpusInfo] = (),
-            dev_corpus: CorpusInfo | None = None) -> "Trainer":
+            dev_corpus: CorpusInfo | None = None, resume: bool = False) -> "Trainer":
         cfg = self.config.check()
         check_corpus(train, dev)
         rng = np.random.default_rng(cfg.seed)
@@ -65,6 +75,11 @@ class Trainer:
         network.attach_grads(optimizer.grads)
         network.reserve(batches.max_tokens)
         selection = Selection(cfg)
+        first_epoch = 1
+        if resume:
+            first_epoch = self._resume(model, optimizer, selection, rng, corpus, dev_corpus)
+            if selection.should_stop(first_epoch - 1):
+                first_epoch = cfg.epochs + 1          # it had stopped early: nothing to train
         self.history_, self.interrupted_ = selection.history, False
         self.progress("start", {"epochs": cfg.epochs, "batches": batches.n_batches,
                                 "sentences": batches.n_sents, "tokens": batches.n_tokens,
@@ -72,7 +87,7 @@ class Trainer:
                                 "pretrained": self.pretrained_})
         t_start = time.perf_counter()
         try:
-            for epoch in range(1, cfg.epochs + 1):
+            for epoch in range(first_epoch, cfg.epochs + 1):
                 t0 = time.perf_counter()
                 optimizer.lr = cfg.lr / (1 + cfg.lr_decay * (epoch - 1))
                 total_loss = 0.0
@@ -91,6 +106,9 @@ class Trainer:
                 if not np.isfinite(total_loss):
                     raise SeqtagError("training diverged (the loss is not finite)",
                                       hint="lower --lr or set --clip")
+                if self.checkpoint is not None:
+                    self._save_checkpoint(model, optimizer, selection, rng, epoch, corpus,
+                                          dev_corpus)
                 if selection.should_stop(epoch):
                     break
         except KeyboardInterrupt:
@@ -100,6 +118,71 @@ class Trainer:
             model.vocab, selection.best_params, self._meta(model, selection, corpus, dev_corpus),
             features=model.features, chars=model.chars)
         return self
+
+    # -- checkpoints ------------------------------------------------------------------------
+
+    def _save_checkpoint(self, model, optimizer, selection, rng, epoch, corpus,
+                         dev_corpus) -> None:
+        from seqtag.modelfile import State, save_model
+
+        arrays, opt = optimizer.state()
+        for prefix, weights in (("best", selection.best_params), ("average", selection.averaged)):
+            for k, v in (weights or {}).items():
+                arrays[f"{prefix}/{k}"] = v
+        info = {"epoch": epoch, "optimizer": opt,
+                "rng": rng.bit_generator.state, "best_epoch": selection.best_epoch,
+                "best_score": None if selection.best_params is None else selection.best_score,
+                "history": selection.history, "has_average": selection.averaged is not None,
+                "hyperparameters": hyperparameters(self.config),
+                "corpus": [c.sha256 for c in corpus],
+                "dev_corpus": dev_corpus.sha256 if dev_corpus else None}
+        current = RNNTagger(model.vocab, model.params,
+                            self._meta(model, selection, corpus, dev_corpus),
+                            features=model.features, chars=model.chars)
+        save_model(current, self.checkpoint, state=State(arrays, info))
+
+    def _resume(self, model, optimizer, selection, rng, corpus, dev_corpus) -> int:
+        """Take back a checkpoint's weights and training state; returns the next epoch."""
+        from seqtag.modelfile import load_model
+
+        path = str(self.checkpoint)
+        if self.checkpoint is None or not os.path.exists(path):
+            raise SeqtagError("no checkpoint to resume from", path=path,
+                              hint="train without --resume to start afresh")
+        saved, state = load_model(path, with_state=True)
+        info = state.meta if state is not None else {}
+        # Options that only decide when to stop may change: a run can be resumed to go longer.
+        free = ("epochs", "patience")
+        expected = {"hyperparameters": _without(hyperparameters(self.config), free),
+                    "corpus": [c.sha256 for c in corpus],
+                    "dev_corpus": dev_corpus.sha256 if dev_corpus else None}
+        got = {**info, "hyperparameters": _without(info.get("hyperparameters") or {}, free)}
+        for key, value in expected.items():
+            if got.get(key) != value:
+                what = "options" if key == "hyperparameters" else "data"
+                raise SeqtagError(f"the checkpoint was written by a run with other {what} "
+                                  f"({key} differ)", path=path,
+                                  hint="resume with the same files and options, or train "
+                                       "without --resume to start afresh")
+        if saved.vocab.words != model.vocab.words or set(saved.params) != set(model.params):
+            raise SeqtagError("the checkpoint does not match the model this run builds",
+                              path=path, hint="train without --resume to start afresh")
+        try:
+            for k, v in model.params.items():
+                v[...] = saved.params[k]          # in place: the optimizer holds views of them
+            optimizer.restore(state.arrays, info["optimizer"])
+            best = {k: state.arrays[f"best/{k}"] for k in model.params} \
+                if info["best_score"] is not None else None
+            averaged = {k: state.arrays[f"average/{k}"].copy(order="K") for k in model.params} \
+                if info["has_average"] else None
+            rng.bit_generator.state = info["rng"]
+            selection.restore(info["history"], info["best_epoch"], info["best_score"], best,
+                              averaged)
+            epoch = int(info["epoch"])
+        except (KeyError, TypeError, ValueError) as e:
+            raise SeqtagError(f"is not a complete checkpoint ({e})", path=path,
+                              hint="train without --resume to start afresh") from None
+        return epoch + 1
 
     def _meta(self, model: RNNTagger, selection: "Selection", corpus, dev_corpus) -> dict:
         cfg = self.config
@@ -216,12 +299,39 @@ class Selection:
                 row["dev_f1"] = round(scores.f1, 6)
             score = scores.f1 if scores.chunked else scores.accuracy
         else:
-            score = -row["train_loss"]
+            score = epoch      # no dev set: the run keeps its last epoch (a fixed schedule)
         if score > self.best_score:
             self.best_score, self.best_epoch = score, epoch
             self.best_params = {k: v.copy(order="K") for k, v in weights.items()}
         self.history.append(row)
         return row
 
+    def restore(self, history, best_epoch, best_score, best_params, averaged) -> None:
+        self.history[:] = [dict(row) for row in history]
+        self.best_epoch = int(best_epoch)
+        self.best_score = -np.inf if best_score is None else float(best_score)
+        self.best_params = None if best_params is None else \
+            {k: np.array(v, order="K") for k, v in best_params.items()}
+        self.averaged = averaged
+
     def should_stop(self, epoch: int) -> bool:
         return bool(self.cfg.patience) and epoch - self.best_epoch >= self.cfg.patience
+
+
+def _without(d: dict, keys) -> dict:
+    return {k: v for k, v in d.items() if k not in keys}
+
+
+def split_dev(sentences: Sequence[Sentence], fraction: float, seed: int
+              ) -> tuple[list[Sentence], list[Sentence]]:
+    """(train, dev): a seeded ``fraction`` of the sentences held out for choosing the epoch, in
+    their corpus order. Its own generator, so the training run draws what it would draw with a
+    dev file."""
+    n = len(sentences)
+    n_dev = int(round(n * fraction))
+    if n_dev < 1 or n_dev >= n:
+        return list(sentences), []
+    held = np.zeros(n, bool)
+    held[np.random.default_rng([seed, 1]).permutation(n)[:n_dev]] = True
+    return ([s for s, h in zip(sentences, held) if not h],
+            [s for s, h in zip(sentences, held) if h])

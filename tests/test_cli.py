@@ -96,7 +96,7 @@ TINY_LABELS = Counter(lab for s in TINY_SENTS for _, lab in s)
 def trained(tmp_path_factory):
     """The module's model: (path, the train run's Result)."""
     out = tmp_path_factory.mktemp("model") / "model.npz"
-    res = run("train", TINY, "--hidden", 16, "--epochs", 5, "--seed", 3, "-o", out)
+    res = run("train", TINY, "--no-dev", "--hidden", 16, "--epochs", 5, "--seed", 3, "-o", out)
     return out, res
 
 
@@ -471,7 +471,7 @@ def _table_rows(text: str, title: str) -> list[list[str]]:
 
 def test_textbook_flag_trains_the_plain_rnn(tmp_path):
     out = tmp_path / "m.npz"
-    res = run("train", TINY, "--textbook", "--hidden", 16, "--epochs", 2, "-o", out)
+    res = run("train", TINY, "--no-dev", "--textbook", "--hidden", 16, "--epochs", 2, "-o", out)
     assert res.returncode == 0, res
     js = json.loads(run("inspect", out, "--json").stdout)
     shapes = {k: v["shape"] for k, v in js["parameters"].items()}

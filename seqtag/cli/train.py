@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import inspect
+import signal
 from enum import Enum
 import tempfile
 from pathlib import Path
@@ -20,6 +22,34 @@ def default_output(corpus: list[str]) -> Path:
     """``corpus.tsv`` → ``corpus.npz`` in the current directory (``model.npz`` for stdin)."""
     first = corpus[0]
     return Path("model.npz" if first == "-" else Path(first).stem + ".npz")
+
+
+HOLDOUT = 0.1     # of the training sentences, to choose the epoch when no --dev is given
+
+
+def checkpoint_path(output: Path) -> Path:
+    """model.npz → model.ckpt.npz, next to it (itself a model file: tag can read it)."""
+    stem = output.name[:-4] if output.name.endswith(".npz") else output.name
+    return output.with_name(stem + ".ckpt.npz")
+
+
+@contextlib.contextmanager
+def _sigterm_as_interrupt(flag: list):
+    """SIGTERM (timeout, job schedulers) stops training as Ctrl-C does: the best epoch so far
+    is saved. ``flag`` records that it came."""
+    def handler(signum, frame):
+        flag.append(signum)
+        raise KeyboardInterrupt
+
+    try:
+        previous = signal.signal(signal.SIGTERM, handler)
+    except ValueError:          # not the main thread (an embedding application): leave it
+        yield
+        return
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
 
 
 def check_writable(path: Path) -> None:
@@ -130,6 +160,14 @@ def train(
              "--embed-dim 0 --dropout 0 --feature-dropout 0 --input-dropout 0)."),
     input_format: str = typer.Option("auto", "--input-format",
                                      help="Column file format: auto, conll, conllu or indexed."),
+    no_dev: bool = typer.Option(
+        False, "--no-dev",
+        help="Without --dev, train on every sentence for --epochs epochs and keep the last "
+             "(by default 10% of the training sentences are held out to choose the epoch)."),
+    resume: bool = typer.Option(
+        False, "--resume",
+        help="Continue the run whose checkpoint (<output>.ckpt.npz, written at every epoch's "
+             "end) is next to the output; it ends as the uninterrupted run would."),
     **options,
 ) -> None:
     """Train a tagger (by default a bidirectional LSTM over words, word forms and a character
@@ -137,7 +175,7 @@ def train(
     Numba) and save its best epoch."""
     with user_errors():
         from seqtag.corpus import read_corpus
-        from seqtag.train import Trainer
+        from seqtag.train import Trainer, split_dev
         from seqtag.vocab import Vocabulary
 
         if options.get("embeddings") is not None:
@@ -146,8 +184,11 @@ def train(
         if textbook:
             cfg = dataclasses.replace(cfg, **TEXTBOOK)
         cfg.check()
+        if dev and no_dev:
+            fail("--dev and --no-dev contradict each other (give one)", 2)
         out = output or default_output(corpus)
         check_writable(out)
+        checkpoint = checkpoint_path(out)
         train_sents, infos, files = [], [], []
         for path in corpus:
             sents, info = read_corpus(path, fmt=input_format, labels="required")
@@ -161,19 +202,40 @@ def train(
         vocab = Vocabulary.load(vocab_path) if vocab_path else None
         if vocab is not None:
             check_labels(vocab, vocab_path, files)
+        if not dev and not no_dev:
+            train_sents, dev_sents = split_dev(train_sents, HOLDOUT, cfg.seed)
+            if dev_sents:
+                err.print(f"no --dev: holding out {len(dev_sents):,} of the training sentences "
+                          f"({HOLDOUT:.0%}, seed {cfg.seed}) to choose the epoch "
+                          f"(--no-dev trains on all of them)", markup=False)
+            else:
+                dev_sents = None
+                err.print("no --dev, and too few sentences to hold some out: training on all "
+                          f"of them for {cfg.epochs} epochs", markup=False)
+        if resume:
+            err.print(f"resuming from {checkpoint}", markup=False)
+        elif checkpoint.exists():
+            err.print(f"note: starting afresh; the checkpoint {checkpoint} of an earlier run "
+                      f"will be replaced (--resume continues it)", markup=False)
         render = Renderer()
-        try:
-            trainer = Trainer(cfg, progress=render).fit(
-                train_sents, dev_sents, vocab=vocab, corpus=infos, dev_corpus=dev_info)
-        finally:
-            render.close()
+        terminated = []
+        with _sigterm_as_interrupt(terminated):
+            try:
+                trainer = Trainer(cfg, progress=render, checkpoint=checkpoint).fit(
+                    train_sents, dev_sents, vocab=vocab, corpus=infos, dev_corpus=dev_info,
+                    resume=resume)
+            finally:
+                render.close()
+        code = 143 if terminated else 130   # 128 + the signal's number, as shells report it
         if trainer.model_ is None:
-            fail("interrupted before the first epoch ended; no model written", 130)
+            fail("interrupted before the first epoch ended; no model written", code)
         trainer.model_.save(out)
-        note = " (interrupted)" if trainer.interrupted_ else ""
-        err.print(f"saved the model of epoch {trainer.best_epoch_} to {out}{note}", markup=False)
         if trainer.interrupted_:
-            raise typer.Exit(130)
+            err.print(f"saved the model of epoch {trainer.best_epoch_} to {out} (interrupted; "
+                      f"'--resume' continues from {checkpoint})", markup=False)
+            raise typer.Exit(code)
+        checkpoint.unlink(missing_ok=True)   # the run is complete: nothing left to resume
+        err.print(f"saved the model of epoch {trainer.best_epoch_} to {out}", markup=False)
 
 
 def _command_signature(fn, extra: list[inspect.Parameter]):
