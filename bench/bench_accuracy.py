@@ -1,7 +1,7 @@
 """Benchmark: seqtag's accuracy and speed against a CRFsuite baseline on five standard test sets.
 
 For each corpus, in one run: trains seqtag (its default model, the same for every corpus; or the
-flags given by --seqtag-flags; in-process through seqtag.train.Trainer, dev picks the best epoch) and a CRFsuite linear-chain CRF (pycrfsuite, the
+flags given by --seqtag-flags; in-process through seqtag.training.Trainer, dev picks the best epoch) and a CRFsuite linear-chain CRF (pycrfsuite, the
 ordinary token-only feature template, L-BFGS, c1 = c2 = 0.1, 100 iterations) on the same training
 sentences; scores both on the test split with seqtag.metrics (entity F1 for NER and chunking,
 token accuracy for UPOS); and times training and tagging. Neither system sees the gold POS or
@@ -34,7 +34,7 @@ from pathlib import Path
 from seqtag.corpus import read_corpus
 from seqtag.metrics import evaluate
 from seqtag.config import TrainConfig
-from seqtag.train import Trainer
+from seqtag.training import Trainer
 
 try:
     import pycrfsuite

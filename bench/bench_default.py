@@ -2,7 +2,7 @@
 
 Trains, in one run, on CoNLL-2003 English NER (eng.train; dev eng.testa picks the best epoch;
 test eng.testb):
-  (a) seqtag's default model: seqtag.train.Trainer(TrainConfig()) with only epochs, seed and
+  (a) seqtag's default model: seqtag.training.Trainer(TrainConfig()) with only epochs, seed and
       patience 0 changed (the same number of epochs on both sides);
   (b) a PyTorch model built from the same TrainConfig, read at run time (so the benchmark follows
       the defaults): the summed embeddings of each token's columns (its word and one column per
@@ -44,7 +44,7 @@ from seqtag.features import FeatureSet, parse_features
 from seqtag.metrics import evaluate
 from seqtag.model import pack
 from seqtag.schemes import detect_scheme
-from seqtag.train import Trainer
+from seqtag.training import Trainer
 from seqtag.vocab import UNK_ID, Vocabulary
 
 try:

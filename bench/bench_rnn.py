@@ -29,7 +29,7 @@ from seqtag.metrics import evaluate
 from seqtag.build import init_params
 from seqtag.model import RNNTagger, pack
 from seqtag.config import TrainConfig
-from seqtag.train import Trainer
+from seqtag.training import Trainer
 from seqtag.vocab import UNK_ID, Vocabulary
 
 try:

@@ -82,24 +82,6 @@ def decode_batch(E: np.ndarray, offsets: np.ndarray, trans: np.ndarray, start: n
     return out
 
 
-def constrained_argmax(log_probs: np.ndarray, label_names: Sequence[str], scheme: str) -> list[int]:
-    """The most probable valid sequence under a per-token model: argmax Σt log ŷ<t>[y_t].
-
-    log_probs (T, L) with L = len(label_names); Viterbi over them with the scheme's transition
-    mask, so that, say, I-PER never follows O under IOB2. A token's zero probability (-inf) is
-    avoided whenever possible, never at the price of validity.
-    """
-    log_probs = np.asarray(log_probs)
-    if log_probs.ndim != 2 or log_probs.shape[1] != len(label_names):
-        raise ValueError(f"log_probs of shape (T, {len(label_names)}) expected, "
-                         f"got {log_probs.shape}")
-    if len(log_probs) == 0:
-        return []
-    start, trans, end = transition_mask(label_names, scheme)
-    offsets = np.array([0, len(log_probs)], dtype=np.int64)
-    return decode_batch(log_probs, offsets, trans, start, end).tolist()
-
-
 # -- from a model's emissions ---------------------------------------------------------------------
 # Every function below takes the emissions E of a packed batch (or one sentence) and the model's
 # output layer (seqtag.layers.output: Softmax or CRF), so that labels, marginals, n-best lists and

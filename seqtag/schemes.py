@@ -145,18 +145,6 @@ def convert(labels: Sequence[str], scheme: str) -> list[str]:
     return out
 
 
-def to_iob2(labels: Sequence[str]) -> list[str]:
-    return convert(labels, "IOB2")
-
-
-def to_iob1(labels: Sequence[str]) -> list[str]:
-    return convert(labels, "IOB1")
-
-
-def to_iobes(labels: Sequence[str]) -> list[str]:
-    return convert(labels, "IOBES")
-
-
 def allowed_transitions(label_names: Sequence[str], scheme: str) -> tuple[np.ndarray, np.ndarray]:
     """Which labels may start a sequence (``start[j]``) and follow label i (``trans[i, j]``).
 

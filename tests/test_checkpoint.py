@@ -20,7 +20,7 @@ from seqtag.config import TrainConfig
 from seqtag.corpus import read_corpus
 from seqtag.errors import SeqtagError
 from seqtag.modelfile import load_model
-from seqtag.train import Trainer, split_dev
+from seqtag.training import Trainer, split_dev
 
 REPO = Path(__file__).resolve().parents[1]
 SAMPLES = REPO / "samples"

@@ -5,8 +5,29 @@ import itertools
 import numpy as np
 import pytest
 
-from seqtag.decoding import MASK, constrained_argmax, decode_batch, transition_mask
+from collections.abc import Sequence
+
+from seqtag.decoding import MASK, decode_batch, transition_mask
 from seqtag.schemes import allowed_end, allowed_transitions, convert
+
+
+def constrained_argmax(log_probs: np.ndarray, label_names: Sequence[str], scheme: str) -> list[int]:
+    """The most probable valid sequence under a per-token model: argmax Σt log ŷ<t>[y_t].
+
+    log_probs (T, L) with L = len(label_names); Viterbi over them with the scheme's transition
+    mask, so that, say, I-PER never follows O under IOB2. A token's zero probability (-inf) is
+    avoided whenever possible, never at the price of validity.
+    """
+    log_probs = np.asarray(log_probs)
+    if log_probs.ndim != 2 or log_probs.shape[1] != len(label_names):
+        raise ValueError(f"log_probs of shape (T, {len(label_names)}) expected, "
+                         f"got {log_probs.shape}")
+    if len(log_probs) == 0:
+        return []
+    start, trans, end = transition_mask(label_names, scheme)
+    offsets = np.array([0, len(log_probs)], dtype=np.int64)
+    return decode_batch(log_probs, offsets, trans, start, end).tolist()
+
 
 IOB2 = ["O", "B-PER", "I-PER", "B-LOC", "I-LOC"]
 

@@ -9,7 +9,7 @@ from seqtag.corpus import Sentence
 from seqtag.embeddings import project_into, read_vectors
 from seqtag.errors import SeqtagError
 from seqtag.config import TrainConfig
-from seqtag.train import Trainer
+from seqtag.training import Trainer
 
 
 def write(tmp_path, text, name="vec.txt"):

@@ -124,7 +124,7 @@ def test_the_embedded_model_forward_equals_numpy():
     from seqtag.config import TrainConfig
     from seqtag.corpus import Sentence
     from seqtag.model import RNNTagger, pack
-    from seqtag.train import Trainer
+    from seqtag.training import Trainer
 
     words = ["Sam", "met", "Li", "in", "Rome", "on", "Tuesday", ".", "x", "McDonald's"]
     rng = np.random.default_rng(8)

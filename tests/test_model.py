@@ -18,7 +18,7 @@ from seqtag.model import (BACKWARD_NAMES, CRF_NAMES, FORMAT_VERSION, MAGIC, PARA
                           RNNTagger, pack)
 from seqtag.schemes import allowed_transitions
 from seqtag.config import TrainConfig
-from seqtag.train import Trainer
+from seqtag.training import Trainer
 from seqtag.vocab import UNK, Vocabulary
 
 SENTS = [

@@ -5,7 +5,7 @@ import pytest
 from seqeval.metrics.sequence_labeling import get_entities
 
 from seqtag.schemes import (allowed_end, allowed_transitions, convert, detect_scheme,
-                            is_chunk_labels, spans, split_label, to_iob1, to_iob2, to_iobes)
+                            is_chunk_labels, spans, split_label)
 
 
 @pytest.mark.parametrize("label, expected", [
@@ -16,6 +16,18 @@ from seqtag.schemes import (allowed_end, allowed_transitions, convert, detect_sc
 ])
 def test_split_label(label, expected):
     assert split_label(label) == expected
+
+
+def _to_iob1(labels):
+    return convert(labels, "IOB1")
+
+
+def _to_iob2(labels):
+    return convert(labels, "IOB2")
+
+
+def _to_iobes(labels):
+    return convert(labels, "IOBES")
 
 
 def test_is_chunk_labels():
@@ -81,11 +93,11 @@ def test_detect_scheme_per_sentence():
 
 def test_convert_examples():
     iob1 = ["I-PER", "I-PER", "B-PER", "O", "I-LOC", "I-ORG", "O", "NNP"]
-    assert to_iob2(iob1) == ["B-PER", "I-PER", "B-PER", "O", "B-LOC", "B-ORG", "O", "NNP"]
-    assert to_iobes(iob1) == ["B-PER", "E-PER", "S-PER", "O", "S-LOC", "S-ORG", "O", "NNP"]
-    assert to_iob1(to_iob2(iob1)) == iob1
-    assert to_iob2(["U-PER", "B-LOC", "I-LOC", "L-LOC"]) == ["B-PER", "B-LOC", "I-LOC", "I-LOC"]
-    assert to_iobes(["B", "I", "I", "O", "B"]) == ["B", "I", "E", "O", "S"]
+    assert _to_iob2(iob1) == ["B-PER", "I-PER", "B-PER", "O", "B-LOC", "B-ORG", "O", "NNP"]
+    assert _to_iobes(iob1) == ["B-PER", "E-PER", "S-PER", "O", "S-LOC", "S-ORG", "O", "NNP"]
+    assert _to_iob1(_to_iob2(iob1)) == iob1
+    assert _to_iob2(["U-PER", "B-LOC", "I-LOC", "L-LOC"]) == ["B-PER", "B-LOC", "I-LOC", "I-LOC"]
+    assert _to_iobes(["B", "I", "I", "O", "B"]) == ["B", "I", "E", "O", "S"]
     assert convert(["NN", "VB"], "none") == ["NN", "VB"]
     with pytest.raises(ValueError):
         convert(["O"], "BIO")
@@ -100,16 +112,16 @@ def test_convert_round_trips():
     rng = np.random.default_rng(0)
     for _ in range(500):
         labels = _random_labels(rng, int(rng.integers(0, 15)), "BIES")
-        iob2 = to_iob2(labels)
+        iob2 = _to_iob2(labels)
         assert spans(iob2) == spans(labels)
         if spans(labels):
             assert detect_scheme(iob2) == "IOB2"
-            assert detect_scheme(to_iob1(labels)) == "IOB1"
-            assert detect_scheme(to_iobes(labels)) == "IOBES"
-        assert to_iob2(to_iobes(iob2)) == iob2
-        assert to_iob2(to_iob1(iob2)) == iob2
-        assert to_iobes(to_iob2(to_iobes(labels))) == to_iobes(labels)
-        assert to_iob1(to_iob1(labels)) == to_iob1(labels)
+            assert detect_scheme(_to_iob1(labels)) == "IOB1"
+            assert detect_scheme(_to_iobes(labels)) == "IOBES"
+        assert _to_iob2(_to_iobes(iob2)) == iob2
+        assert _to_iob2(_to_iob1(iob2)) == iob2
+        assert _to_iobes(_to_iob2(_to_iobes(labels))) == _to_iobes(labels)
+        assert _to_iob1(_to_iob1(labels)) == _to_iob1(labels)
 
 
 def _valid(labels, scheme):

@@ -16,7 +16,7 @@ from seqtag.tagging import (Tagged, format_conll, format_inline, format_jsonl,
                             tag_sentences, tag_texts)
 from seqtag.tokenizer import tokenize
 from seqtag.config import TrainConfig
-from seqtag.train import Trainer
+from seqtag.training import Trainer
 
 TRAIN = """\
 John B-PER

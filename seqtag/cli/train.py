@@ -175,7 +175,7 @@ def train(
     Numba) and save its best epoch."""
     with user_errors():
         from seqtag.corpus import read_corpus
-        from seqtag.train import Trainer, split_dev
+        from seqtag.training import Trainer, split_dev
         from seqtag.vocab import Vocabulary
 
         if options.get("embeddings") is not None:

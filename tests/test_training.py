@@ -1,4 +1,4 @@
-"""Tests for seqtag.train: learning, reproducibility, early stopping, optimizers, clipping,
+"""Tests for seqtag.training: learning, reproducibility, early stopping, optimizers, clipping,
 interruption, configuration checks."""
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ from seqtag.build import init_params
 from seqtag.model import BACKWARD_NAMES, CRF_NAMES, PARAM_NAMES, RNNTagger, pack
 from seqtag.schemes import allowed_transitions
 from seqtag.config import TrainConfig
-from seqtag.train import Trainer, created_now
+from seqtag.training import Trainer, created_now
 from seqtag.vocab import UNK_ID, Vocabulary
 
 # Lower-case symbols: single capitals such as "B" or "S" would read as chunk tags.
@@ -851,7 +851,7 @@ def full_model(train, **kw):
 def test_whole_training_step_gradients_equal_central_differences(form_data, cell, embed_dim,
                                                                   char_filters, input_dropout):
     from seqtag.network import Network
-    from seqtag.train import train_step
+    from seqtag.training import train_step
 
     train, _ = form_data
     model, config, opt, ids, offsets, labels = full_model(
