@@ -15,7 +15,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from seqtag.layers._buffers import Buffers
+from seqtag.layers.base import Buffers
 from seqtag.layers.charcnn import CharCNN
 from seqtag.layers.dropout import Dropout
 from seqtag.layers.embed import EmbeddingSum
@@ -142,7 +142,7 @@ class Network:
             if self.embed is None:
                 return
             dX = input_back(dX)
-            d = self.embed.width
+            d = self.params["Ex"].shape[0]    # x = [embedding sum (d); spelling]
             if self.chars is None:
                 embed_back(dX)
             else:

@@ -4,22 +4,20 @@ from __future__ import annotations
 
 import numpy as np
 
+from seqtag.layers.base import Layer
+
 CHAR_WIDTH = 3          # characters per window
 
 
-class CharCNN:
+class CharCNN(Layer):
     """Maps word types (the last entry of each input row) to the vector of their spelling.
 
     ``spellings()`` gives every word type's character ids end to end and where each starts (the
     encoder keeps them: seqtag.encoding.Encoder.spellings)."""
 
     def __init__(self, params: dict, spellings):
-        self.params, self.spellings = params, spellings
-        self.grads: dict | None = None
-
-    @property
-    def width(self) -> int:
-        return self.params["Wconv"].shape[0]
+        super().__init__(params)
+        self.spellings = spellings
 
     def forward(self, rows: np.ndarray):
         from seqtag.kernels_chars import charcnn_forward

@@ -4,18 +4,16 @@ from __future__ import annotations
 
 import numpy as np
 
+from seqtag.layers.base import Layer
 
-class EmbeddingSum:
+
+class EmbeddingSum(Layer):
     """Reads the first ``n_cols`` entries of each input row (the word, then each feature value,
     as columns of Ex); any later entry (the word type of the character CNN) is not its own."""
 
     def __init__(self, params: dict, n_cols: int):
-        self.params, self.n_cols = params, n_cols
-        self.grads: dict | None = None
-
-    @property
-    def width(self) -> int:
-        return self.params["Ex"].shape[0]
+        super().__init__(params)
+        self.n_cols = n_cols
 
     def forward(self, rows: np.ndarray):
         from seqtag.kernels_chars import embed_sum

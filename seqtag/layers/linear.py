@@ -4,15 +4,15 @@ from __future__ import annotations
 
 import numpy as np
 
-from seqtag.layers._buffers import Buffers
+from seqtag.layers.base import Buffers, Layer
 
 
-class Linear:
+class Linear(Layer):
     """Y = X·Wᵀ + b for the rows X of a packed batch (``W``/``b`` name the parameters)."""
 
     def __init__(self, params: dict, W: str = "Wya", b: str = "by"):
-        self.params, self.W, self.b = params, W, b
-        self.grads: dict | None = None
+        super().__init__(params)
+        self.W, self.b = W, b
         self.buffers = Buffers(params[W].dtype)
 
     def forward(self, X: np.ndarray, train: bool = False):

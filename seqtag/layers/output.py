@@ -11,16 +11,15 @@ from __future__ import annotations
 
 import numpy as np
 
-from seqtag.layers._buffers import Buffers
+from seqtag.layers.base import Buffers, Layer
 
 
-class Softmax:
+class Softmax(Layer):
     names: tuple[str, ...] = ()
     decodes_from_marginals = True     # its chain is log ŷ
 
     def __init__(self, params: dict):
-        self.params = params
-        self.grads: dict | None = None
+        super().__init__(params)
         self.buffers = Buffers(params["Wya"].dtype)
 
     def loss(self, E: np.ndarray, offsets: np.ndarray, labels: np.ndarray):
@@ -47,13 +46,12 @@ class Softmax:
         return np.log(np.maximum(P, 1e-30)), np.zeros((L, L), np.float32), zero, zero
 
 
-class CRF:
+class CRF(Layer):
     names = ("trans", "start", "end")
     decodes_from_marginals = False
 
     def __init__(self, params: dict):
-        self.params = params
-        self.grads: dict | None = None
+        super().__init__(params)
         self.buffers = Buffers(params["Wya"].dtype)
 
     def loss(self, E: np.ndarray, offsets: np.ndarray, labels: np.ndarray):

@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from seqtag.layers._buffers import Buffers
+from seqtag.layers.base import Buffers, Layer
 
 # Gate blocks of H rows that Wax, Waa and ba stack, and H-wide columns per token that a cell's
 # forward pass keeps for its backward pass.
@@ -46,18 +46,18 @@ def _kernels(cell: str):
     return kernels_gated.gru_forward, kernels_gated.gru_backward
 
 
-class Recurrent:
+class Recurrent(Layer):
     """One direction: parameters Wax<sfx>, Waa<sfx>, ba<sfx> of ``params``."""
 
     def __init__(self, params: dict, cell: str, reverse: bool, col: int, embedded: bool):
         if cell not in GATES:
             raise ValueError(f"unknown cell {cell!r}")
         sfx = "_b" if reverse else ""
-        self.params, self.cell, self.reverse, self.col = params, cell, reverse, col
+        super().__init__(params)
+        self.cell, self.reverse, self.col = cell, reverse, col
         self.embedded = embedded
         self.Wax, self.Waa, self.ba = "Wax" + sfx, "Waa" + sfx, "ba" + sfx
         self.hidden = params[self.Waa].shape[1]
-        self.grads: dict | None = None
         self._forward_kernel, self._backward_kernel = None, None
         dtype = params[self.Waa].dtype
         self.buffers = Buffers(dtype)

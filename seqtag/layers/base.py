@@ -1,4 +1,5 @@
-"""Grow-only scratch arrays, so that batch after batch reuses one allocation."""
+"""What every layer has (the shared parameters, the gradients backprop adds into) and grow-only
+scratch arrays, so that batch after batch reuses one allocation."""
 
 from __future__ import annotations
 
@@ -23,3 +24,12 @@ class Buffers:
     def reserve(self, name: str, rows: int, width: int) -> None:
         """Allocate for ``rows`` now (a trainer knows its largest batch before the first)."""
         self.get(name, rows, width)
+
+
+class Layer:
+    """A layer reads its parameters by name from ``params`` (shared by every layer) and, in
+    backprop, adds its gradients into the same names of ``grads`` (Network.attach_grads)."""
+
+    def __init__(self, params: dict):
+        self.params = params
+        self.grads: dict | None = None
