@@ -61,9 +61,9 @@ def decode_batch(E: np.ndarray, offsets: np.ndarray, trans: np.ndarray, start: n
 
     E (N, L): emission scores or log-probabilities, sentence s at rows offsets[s]:offsets[s+1].
     trans (L, L), start (L,), end (L,): scores, forbidden entries ≤ MASK / 2 (e.g. a CRF's scores
-    plus transition_mask, or transition_mask alone). Viterbi (seqtag.crf.viterbi).
+    plus transition_mask, or transition_mask alone). Viterbi (seqtag.kernels.crf.viterbi).
     """
-    from seqtag import crf  # Numba is imported only when decoding
+    from seqtag.kernels import crf  # Numba is imported only when decoding
 
     E = np.asarray(E)
     dtype = E.dtype if E.dtype in (np.float32, np.float64) else np.float64

@@ -7,7 +7,7 @@ Wax·x<t> a sum of columns.
 
 With embeddings (embed_dim d > 0) x<t> is instead a dense vector, the sum of the token's columns
 of an embedding matrix Ex (d × inputs) joined to the character CNN's vector c of its spelling
-(seqtag.kernels_chars), and Wax is G × (d + filters): the usual BiLSTM-CNN-CRF input, and a model
+(seqtag.kernels.charcnn), and Wax is G × (d + filters): the usual BiLSTM-CNN-CRF input, and a model
 about 4H/d times smaller. The recurrent kernels still read columns: for each distinct input row
 of a batch ("word type"), Wax·x is computed once into a column of a slot array, and every token
 reads its type's slot; the kernels' gradient in a slot is dL/d(Wax·x) of that type.
@@ -53,7 +53,7 @@ CRF_NAMES = ("trans", "start", "end")                  # the CRF output layer's
 CHAR_NAMES = ("Ec", "Wconv", "bconv")                  # the character CNN's
 CHAR_WIDTH = 3                                         # characters per CNN window
 # Recurrent cells: how many gate blocks of H rows Wax, Waa and ba stack, and how many H-wide
-# columns per token the forward pass keeps for the backward one (seqtag.kernels_gated).
+# columns per token the forward pass keeps for the backward one (seqtag.kernels.lstm, .gru).
 GATES = {"rnn": 1, "gru": 3, "lstm": 4}
 CACHE = {"rnn": 0, "gru": 4, "lstm": 5}
 _ZIP_TIME = (1980, 1, 1, 0, 0, 0)
@@ -223,19 +223,19 @@ class RNNTagger:
         gated cell's backward pass needs; empty for the Elman cell). With the embedded input,
         what its backward pass needs comes back as an Embedded; input_dropout = (p, rng) drops
         entries of x (training only)."""
-        from seqtag import kernels
+        from seqtag.kernels import elman
 
         batch = self._embed_forward(ids, input_dropout) if self.embedded else None
         if batch is not None:
             ids = batch.ids
         for (Wax, Waa, ba, reverse, col, _), C in zip(self.directions(), caches):
             if self.cell == "rnn":
-                kernels.rnn_forward(Wax, Waa, ba, ids, offsets, reverse, exact, A, col)
+                elman.rnn_forward(Wax, Waa, ba, ids, offsets, reverse, exact, A, col)
             else:
-                from seqtag import kernels_gated
+                from seqtag.kernels import gru, lstm
 
-                step = kernels_gated.lstm_forward if self.cell == "lstm" else \
-                    kernels_gated.gru_forward
+                step = lstm.lstm_forward if self.cell == "lstm" else \
+                    gru.gru_forward
                 step(Wax, Waa, ba, ids, offsets, reverse, exact, A, col, C)
         return batch
 
@@ -260,8 +260,9 @@ class RNNTagger:
                        ) -> Embedded:
         """x of each distinct input row of the batch, and Wax·x of each direction into its
         slot array."""
-        from seqtag import kernels
-        from seqtag.kernels_chars import charcnn_forward, embed_sum
+        from seqtag.kernels import matmul
+        from seqtag.kernels.charcnn import charcnn_forward
+        from seqtag.kernels.embed import embed_sum
 
         p = self.params
         rows, inverse = np.unique(ids, axis=0, return_inverse=True)
@@ -291,7 +292,7 @@ class RNNTagger:
         for key, slots in self.slot_arrays(n).items():
             # slots[:, :n].T is a C-ordered (n, G) view: the product lands in the slots.
             # (Numba's product, not NumPy's: BLAS threads spin on a busy machine.)
-            kernels.linear_forward(X_in, p[key], no_bias, slots[:, :n].T)
+            matmul.linear_forward(X_in, p[key], no_bias, slots[:, :n].T)
         slot_ids = inverse.reshape(-1, 1).astype(np.int32)
         return Embedded(slot_ids, rows, X, arg, mask)
 
@@ -299,8 +300,9 @@ class RNNTagger:
                        slot_grads: dict[str, np.ndarray]) -> None:
         """Adds the gradients of Wax, Ex and the character CNN into ``grads``, from the
         kernels' gradients in the slot arrays (``slot_grads``), and zeroes those slots."""
-        from seqtag import kernels
-        from seqtag.kernels_chars import charcnn_backward, embed_scatter
+        from seqtag.kernels import matmul
+        from seqtag.kernels.charcnn import charcnn_backward
+        from seqtag.kernels.embed import embed_scatter
 
         p, n = self.params, len(batch.rows)
         d = p["Ex"].shape[0]
@@ -310,7 +312,7 @@ class RNNTagger:
         X_in = batch.X if batch.mask is None else batch.X * batch.mask
         for key, slots in slot_grads.items():
             dP = slots[:, :n].T          # (n, G): dL/d(Wax·x) of each input row
-            kernels.linear_backward(X_in, p[key], dP, dX_part, grads[key], no_bias)
+            matmul.linear_backward(X_in, p[key], dP, dX_part, grads[key], no_bias)
             dX += dX_part
             dP[...] = 0
         if batch.mask is not None:
@@ -384,28 +386,28 @@ class RNNTagger:
     def _emissions(self, sentences) -> tuple[np.ndarray, np.ndarray]:
         """Wya·a<t> + by for every token of the packed sentences, and their offsets."""
         # Imported here: Numba costs a third of a second, which inspect and errors need not pay.
-        from seqtag import kernels
+        from seqtag.kernels import matmul
 
         self.trim_caches()
         ids, offsets = pack([self.encode(s) for s in sentences])
         ids = ids.reshape(len(ids), self.n_columns)
         A = self.states(ids, offsets)
         E = np.empty((len(ids), len(self.labels)), dtype=np.float32)
-        kernels.linear_forward(A, self.params["Wya"], self.params["by"], E)
+        matmul.linear_forward(A, self.params["Wya"], self.params["by"], E)
         return E, offsets
 
     def _proba(self, E: np.ndarray, offsets: np.ndarray) -> np.ndarray:
         if self.crf:
-            from seqtag.crf import crf_marginals
+            from seqtag.kernels.crf import crf_marginals
 
             P = np.empty_like(E)
             p = self.params
             crf_marginals(E, offsets, p["trans"], p["start"], p["end"], P)
             return P
-        from seqtag import kernels
+        from seqtag.kernels import softmax
 
         P = E.copy()
-        kernels.softmax_rows(P, False)
+        softmax.softmax_rows(P, False)
         return P
 
     @property
@@ -448,10 +450,10 @@ class RNNTagger:
         if self.crf:
             p = self.params
             return E, p["trans"], p["start"], p["end"]
-        from seqtag import kernels
+        from seqtag.kernels import softmax
 
         P = E.copy()
-        kernels.softmax_rows(P, False)
+        softmax.softmax_rows(P, False)
         L = len(self.labels)
         zero = np.zeros(L, np.float32)
         return np.log(np.maximum(P, 1e-30)), np.zeros((L, L), np.float32), zero, zero
@@ -459,7 +461,7 @@ class RNNTagger:
     def nbest(self, tokens: Sequence[str], k: int) -> list[tuple[list[str], float]]:
         """The k most probable label sequences of one sentence that are valid for the tag
         scheme, each with its probability under the model (CRF++ -n, Wapiti -n)."""
-        from seqtag.crf import crf_log_partition, nbest
+        from seqtag.kernels.crf import crf_log_partition, nbest
         from seqtag.decoding import transition_mask
 
         if not tokens:
@@ -477,7 +479,7 @@ class RNNTagger:
         """For each entity (type, i, j) of the labelling ``labels`` (in schemes.spans order),
         P(tokens i..j-1 carry exactly these labels and the next token does not continue the
         entity): a ratio of two partition functions, exact for a CRF."""
-        from seqtag.crf import crf_log_partition
+        from seqtag.kernels.crf import crf_log_partition
         from seqtag.schemes import spans as find_spans, split_label
 
         spans = find_spans(labels)

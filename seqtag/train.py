@@ -14,14 +14,15 @@ from typing import Callable, Sequence
 
 import numpy as np
 
-from seqtag import __version__, kernels, kernels_gated
+from seqtag import __version__
 from seqtag.config import TrainConfig
 from seqtag.corpus import CorpusInfo, Sentence
 from seqtag.embeddings import project_into, read_vectors
 from seqtag.errors import SeqtagError
 from seqtag.features import FeatureSet, parse_features
 from seqtag.metrics import evaluate
-from seqtag.crf import crf_nll
+from seqtag.kernels import elman, gru, lstm, matmul, optim, softmax
+from seqtag.kernels.crf import crf_nll
 from seqtag.chars import CharVocab
 from seqtag.model import CRF_NAMES, RNNTagger, init_params, pack
 from seqtag.schemes import detect_scheme
@@ -245,23 +246,23 @@ def _forward_backward(model: RNNTagger, cfg: TrainConfig, optimizer: "_Optimizer
         A_out = A * mask
     else:
         A_out = A
-    kernels.linear_forward(A_out, p["Wya"], p["by"], E)
+    matmul.linear_forward(A_out, p["Wya"], p["by"], E)
     if model.crf:
         loss = crf_nll(E, offsets, labels, p["trans"], p["start"], p["end"], dE,
                        grads["trans"], grads["start"], grads["end"])
     else:
-        loss = kernels.softmax_xent(E, labels, False, dE)
-    kernels.linear_backward(A_out, p["Wya"], dE, dA, grads["Wya"], grads["by"])
+        loss = softmax.softmax_xent(E, labels, False, dE)
+    matmul.linear_backward(A_out, p["Wya"], dE, dA, grads["Wya"], grads["by"])
     if cfg.dropout > 0:
         dA *= mask
     for (_, Waa, _, reverse, col, sfx), C in zip(model.directions(), caches):
         dWax = optimizer.slot_grads.get("Wax" + sfx, grads["Wax" + sfx])
         dWaa, dba = grads["Waa" + sfx], grads["ba" + sfx]
         if model.cell == "rnn":
-            kernels.rnn_backward(Waa, ids, offsets, reverse, A, col, dA, dWax, dWaa, dba, exact)
+            elman.rnn_backward(Waa, ids, offsets, reverse, A, col, dA, dWax, dWaa, dba, exact)
         else:
-            step = kernels_gated.lstm_backward if model.cell == "lstm" else \
-                kernels_gated.gru_backward
+            step = lstm.lstm_backward if model.cell == "lstm" else \
+                gru.gru_backward
             step(Waa, ids, offsets, reverse, A, col, C, dA, dWax, dWaa, dba, exact)
     if embedded is not None:
         model.embed_backward(embedded, grads, optimizer.slot_grads)
@@ -313,12 +314,12 @@ class _Optimizer:
                 b1, b2 = 0.9, 0.999
                 lr_t = self.lr * np.sqrt(1 - b2 ** self.t) / (1 - b1 ** self.t)
                 m, v = self.moments[wax]
-                kernels.adam_step(dense, dense_g, self.dense_m[gi][0], self.dense_m[gi][1],
-                                  params[wax], grads[wax], m, v, cols, f32(scale), f32(lr_t),
-                                  f32(b1), f32(b2), f32(1e-8))
+                optim.adam_step(dense, dense_g, self.dense_m[gi][0], self.dense_m[gi][1],
+                                params[wax], grads[wax], m, v, cols, f32(scale), f32(lr_t),
+                                f32(b1), f32(b2), f32(1e-8))
             else:
-                kernels.sgd_step(dense, dense_g, params[wax], grads[wax], cols,
-                                 f32(self.lr * scale))
+                optim.sgd_step(dense, dense_g, params[wax], grads[wax], cols,
+                               f32(self.lr * scale))
 
 
 def _sq_norm(grads: dict[str, np.ndarray], cols: np.ndarray, lazy: list[str]) -> float:
