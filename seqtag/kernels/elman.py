@@ -14,9 +14,9 @@ from numba import njit
 
 from seqtag.kernels.matmul import _gemm, _transpose
 from seqtag.kernels.simd import _prefetch_column, fast_tanh
-from seqtag.kernels.stepping import (_GROUP, _add_input_grads, _keep_dz, _longest_first,
-                                     _running, _step_inputs, _sum_recurrent_grads, _token)
-
+from seqtag.kernels.stepping import (_GROUP, _add_input_grads, _backward_scratch, _group, _keep_dz,
+                                     _pad4, _plan, _running, _shrink, _step_inputs,
+                                     _sum_recurrent_grads, _token)
 
 @njit(cache=True, fastmath=True, error_model="numpy")
 def rnn_forward(Wax, Waa, ba, ids, offsets, reverse, exact, A, col):
@@ -28,22 +28,17 @@ def rnn_forward(Wax, Waa, ba, ids, offsets, reverse, exact, A, col):
     with ≥ t tokens), Z = [Σf Wax[:, x<t>_f] + ba] + A_prev·Waaᵀ, the last term one product.
     """
     H = Waa.shape[0]
-    n = offsets.shape[0] - 1
     dtype = Waa.dtype
-    lengths, order = _longest_first(offsets)
-    rows = (min(_GROUP, n) + 3) // 4 * 4
+    n, lengths, order, rows = _plan(offsets)
     WaaT = _transpose(Waa)  # (A_prev·Waaᵀ)[g] = Σn A_prev[g, n]·Waaᵀ[n]
     S = np.zeros((2, rows, H), dtype=dtype)  # a<t-1> and a<t> of the group, alternately
     tokens = np.empty(rows, dtype=np.int64)  # tokens[g]: the token of sentence g at step t
     for first in range(0, n, _GROUP):
-        group = order[first:first + _GROUP]
-        T = lengths[group[0]]
+        group, T = _group(lengths, order, first)
         m = group.shape[0]
         for t in range(1, T + 1):
-            while lengths[group[m - 1]] < t:
-                m -= 1
             # Rows m..m4-1 pad to the 4-row blocks of _gemm (input 0; their states go unused).
-            m4 = min((m + 3) // 4 * 4, rows)
+            m, m4 = _shrink(lengths, group, m, t, rows)
             A_prev = S[(t - 1) % 2]
             Z = S[t % 2]
             _step_inputs(Wax, ba, ids, offsets, group, lengths, m, m4, t, reverse, tokens, Z)
@@ -80,28 +75,21 @@ def rnn_backward(Waa, ids, offsets, reverse, A, col, dA, dWax, dWaa, dba, exact)
     """
     H = Waa.shape[0]
     F = ids.shape[1]
-    n = offsets.shape[0] - 1
     N = ids.shape[0]
     dtype = Waa.dtype
     one = dtype.type(1)
-    lengths, order = _longest_first(offsets)
-    longest = 0
-    if n > 0:
-        longest = lengths[order[0]]
-    rows = (min(_GROUP, n) + 3) // 4 * 4
+    n, lengths, order, rows = _plan(offsets)
     DZ = np.zeros((rows, H), dtype=dtype)  # DZ[g] = dz<t+1> of sentence g, then dz<t>
     DA = np.zeros((rows, H), dtype=dtype)  # DA[g] = da<t>
     dZ = np.empty((N, H), dtype=dtype)  # dZ[i] = dz<t> of token i (0 where t = 1)
-    tokens = np.empty(rows, dtype=np.int64)
-    active = np.zeros(longest + 2, dtype=np.int64)  # active[t]: sentences with ≥ t tokens
+    tokens, _, active = _backward_scratch(n, lengths, order, rows)
     for first in range(0, n, _GROUP):
-        group = order[first:first + _GROUP]
-        T = lengths[group[0]]
+        group, T = _group(lengths, order, first)
         _running(lengths, group, T, active)
         for t in range(T, 0, -1):
             m = active[t]
             m_next = active[t + 1]  # the rows of DZ that hold a dz<t+1> (the others: 0)
-            m4_next = min((m_next + 3) // 4 * 4, rows)
+            m4_next = _pad4(m_next, rows)
             for g in range(m):
                 p = _token(offsets, group[g], t, reverse)
                 tokens[g] = p

@@ -25,9 +25,9 @@ from numba import njit
 
 from seqtag.kernels.matmul import _gemm, _transpose
 from seqtag.kernels.simd import _sigmoid_in_place, _tanh_in_place
-from seqtag.kernels.stepping import (_GROUP, _add_input_grads, _keep_dz, _longest_first,
-                                     _prefetch_inputs, _running, _step_inputs, _step_tokens,
-                                     _sum_recurrent_grads)
+from seqtag.kernels.stepping import (_GROUP, _add_input_grads, _backward_scratch, _group, _keep_dz,
+                                     _pad4, _plan, _prefetch_inputs, _running, _shrink,
+                                     _step_inputs, _step_tokens, _sum_recurrent_grads)
 
 
 @njit(cache=True, fastmath=True, error_model="numpy")
@@ -47,10 +47,8 @@ def gru_forward(Wax, Waa, ba, ids, offsets, reverse, exact, A, col, C):
     """
     H = Waa.shape[1]
     G = Waa.shape[0]  # 3H
-    n = offsets.shape[0] - 1
     dtype = Waa.dtype
-    lengths, order = _longest_first(offsets)
-    rows = (min(_GROUP, n) + 3) // 4 * 4
+    n, lengths, order, rows = _plan(offsets)
     WaaT = _transpose(Waa)  # (H, 3H) = [U_rᵀ U_uᵀ U_nᵀ]
     UnT = _transpose(Waa[2 * H:])  # (H, H)
     S = np.zeros((rows, H), dtype=dtype)  # a<t-1>, then a<t>, of the group's sentences
@@ -59,13 +57,10 @@ def gru_forward(Wax, Waa, ba, ids, offsets, reverse, exact, A, col, C):
     tokens = np.empty(rows, dtype=np.int64)  # tokens[g]: the token of sentence g at step t
     Z = np.zeros((rows, G), dtype=dtype)  # z<t>, then [r | u | n]
     for first in range(0, n, _GROUP):
-        group = order[first:first + _GROUP]
-        T = lengths[group[0]]
+        group, T = _group(lengths, order, first)
         m = group.shape[0]
         for t in range(1, T + 1):
-            while lengths[group[m - 1]] < t:
-                m -= 1
-            m4 = min((m + 3) // 4 * 4, rows)  # rows m..m4-1 pad to _gemm's 4-row blocks
+            m, m4 = _shrink(lengths, group, m, t, rows)  # rows m..m4-1 pad to _gemm's 4-row blocks
             _step_inputs(Wax, ba, ids, offsets, group, lengths, m, m4, t, reverse, tokens, Z)
             if t > 1:  # (a<0> = 0)
                 _gemm(S, WaaT, Z, m4, 2 * H, H)  # Z[:, :2H] += A_prev·[U_r; U_u]ᵀ
@@ -132,15 +127,10 @@ def gru_backward(Waa, ids, offsets, reverse, A, col, C, dA, dWax, dWaa, dba, exa
     """
     H = Waa.shape[1]
     G = Waa.shape[0]
-    n = offsets.shape[0] - 1
     N = ids.shape[0]
     dtype = Waa.dtype
     one = dtype.type(1)
-    lengths, order = _longest_first(offsets)
-    longest = 0
-    if n > 0:
-        longest = lengths[order[0]]
-    rows = (min(_GROUP, n) + 3) // 4 * 4
+    n, lengths, order, rows = _plan(offsets)
     DZ = np.zeros((rows, G), dtype=dtype)  # DZ[g] = dz<t+1> of sentence g, then dz<t>
     DA = np.zeros((rows, H), dtype=dtype)  # DA[g] = da<t>
     DP = np.zeros((rows, H), dtype=dtype)  # DP[g] = u ⊙ da + r ⊙ U_nᵀ·dz_n of step t+1, then t
@@ -149,18 +139,17 @@ def gru_backward(Waa, ids, offsets, reverse, A, col, C, dA, dWax, dWaa, dba, exa
     dZ = np.empty((N, 2 * H), dtype=dtype)  # dZ[i] = dz_{r,u}<t> of token i (0 where t = 1)
     dZN = np.empty((N, H), dtype=dtype)  # dZN[i] = dz_n<t> of token i
     zero_row = np.zeros(H, dtype=dtype)
-    tokens = np.empty(rows, dtype=np.int64)  # tokens[g]: the token of sentence g at step t
-    previous = np.empty(rows, dtype=np.int64)  # and at step t-1
-    active = np.zeros(longest + 2, dtype=np.int64)  # active[t]: sentences with ≥ t tokens
+    # tokens[g], previous[g]: the tokens of sentence g at steps t and t-1; active[t]: the
+    # sentences with ≥ t tokens
+    tokens, previous, active = _backward_scratch(n, lengths, order, rows)
     for first in range(0, n, _GROUP):
-        group = order[first:first + _GROUP]
-        T = lengths[group[0]]
+        group, T = _group(lengths, order, first)
         _running(lengths, group, T, active)
         for t in range(T, 0, -1):
             m = active[t]
             m_next = active[t + 1]  # the rows of DZ, DP that hold step t+1's (the others: 0)
-            m4 = min((m + 3) // 4 * 4, rows)
-            m4_next = min((m_next + 3) // 4 * 4, rows)
+            m4 = _pad4(m, rows)
+            m4_next = _pad4(m_next, rows)
             _step_tokens(offsets, group, m, t, reverse, tokens)
             if t > 1:
                 _step_tokens(offsets, group, active[t - 1], t - 1, reverse, previous)

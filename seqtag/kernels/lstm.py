@@ -24,9 +24,9 @@ from numba import njit
 
 from seqtag.kernels.matmul import _gemm, _transpose
 from seqtag.kernels.simd import _sigmoid_in_place, _tanh_in_place
-from seqtag.kernels.stepping import (_GROUP, _add_input_grads, _keep_dz, _longest_first,
-                                     _prefetch_inputs, _running, _step_inputs, _step_tokens,
-                                     _sum_recurrent_grads)
+from seqtag.kernels.stepping import (_GROUP, _add_input_grads, _backward_scratch, _group, _keep_dz,
+                                     _pad4, _plan, _prefetch_inputs, _running, _shrink,
+                                     _step_inputs, _step_tokens, _sum_recurrent_grads)
 
 
 @njit(cache=True, fastmath=True, error_model="numpy")
@@ -45,23 +45,18 @@ def lstm_forward(Wax, Waa, ba, ids, offsets, reverse, exact, A, col, C):
     """
     H = Waa.shape[1]
     G = Waa.shape[0]  # 4H
-    n = offsets.shape[0] - 1
     dtype = Waa.dtype
-    lengths, order = _longest_first(offsets)
-    rows = (min(_GROUP, n) + 3) // 4 * 4
+    n, lengths, order, rows = _plan(offsets)
     WaaT = _transpose(Waa)  # (H, 4H): (A_prev·Waaᵀ)[g] = Σn A_prev[g, n]·Waaᵀ[n]
     S = np.zeros((rows, H), dtype=dtype)  # a<t-1>, then a<t>, of the group's sentences
     Cs = np.zeros((rows, H), dtype=dtype)  # c<t-1>, then c<t>
     tokens = np.empty(rows, dtype=np.int64)  # tokens[g]: the token of sentence g at step t
     Z = np.zeros((rows, G), dtype=dtype)  # z<t>
     for first in range(0, n, _GROUP):
-        group = order[first:first + _GROUP]
-        T = lengths[group[0]]
+        group, T = _group(lengths, order, first)
         m = group.shape[0]
         for t in range(1, T + 1):
-            while lengths[group[m - 1]] < t:
-                m -= 1
-            m4 = min((m + 3) // 4 * 4, rows)  # rows m..m4-1 pad to _gemm's 4-row blocks
+            m, m4 = _shrink(lengths, group, m, t, rows)  # rows m..m4-1 pad to _gemm's 4-row blocks
             _step_inputs(Wax, ba, ids, offsets, group, lengths, m, m4, t, reverse, tokens, Z)
             if t > 1:  # (a<0> = 0)
                 _gemm(S, WaaT, Z, m4, G, H)
@@ -109,32 +104,26 @@ def lstm_backward(Waa, ids, offsets, reverse, A, col, C, dA, dWax, dWaa, dba, ex
     """
     H = Waa.shape[1]
     G = Waa.shape[0]
-    n = offsets.shape[0] - 1
     N = ids.shape[0]
     dtype = Waa.dtype
     one = dtype.type(1)
-    lengths, order = _longest_first(offsets)
-    longest = 0
-    if n > 0:
-        longest = lengths[order[0]]
-    rows = (min(_GROUP, n) + 3) // 4 * 4
+    n, lengths, order, rows = _plan(offsets)
     DZ = np.zeros((rows, G), dtype=dtype)  # DZ[g] = dz<t+1> of sentence g, then dz<t>
     DA = np.zeros((rows, H), dtype=dtype)  # DA[g] = da<t>
     DCF = np.zeros((rows, H), dtype=dtype)  # DCF[g] = dc<t+1> ⊙ f<t+1>, then dc<t> ⊙ f<t>
     dZ = np.empty((N, G), dtype=dtype)  # dZ[i] = dz<t> of token i (0 where t = 1)
     tc = np.empty(H, dtype=dtype)  # tanh(c<t>) of one token
     zero_row = np.zeros(H, dtype=dtype)
-    tokens = np.empty(rows, dtype=np.int64)  # tokens[g]: the token of sentence g at step t
-    previous = np.empty(rows, dtype=np.int64)  # and at step t-1
-    active = np.zeros(longest + 2, dtype=np.int64)  # active[t]: sentences with ≥ t tokens
+    # tokens[g], previous[g]: the tokens of sentence g at steps t and t-1; active[t]: the
+    # sentences with ≥ t tokens
+    tokens, previous, active = _backward_scratch(n, lengths, order, rows)
     for first in range(0, n, _GROUP):
-        group = order[first:first + _GROUP]
-        T = lengths[group[0]]
+        group, T = _group(lengths, order, first)
         _running(lengths, group, T, active)
         for t in range(T, 0, -1):
             m = active[t]
             m_next = active[t + 1]  # the rows of DZ, DCF that hold step t+1's (the others: 0)
-            m4_next = min((m_next + 3) // 4 * 4, rows)
+            m4_next = _pad4(m_next, rows)
             _step_tokens(offsets, group, m, t, reverse, tokens)
             if t > 1:
                 _step_tokens(offsets, group, active[t - 1], t - 1, reverse, previous)

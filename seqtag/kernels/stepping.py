@@ -1,5 +1,17 @@
-"""Stepping a batch through time, a group of sentences at a time: the per-step and per-token
-helpers every recurrent cell (seqtag.kernels.elman, lstm, gru) shares, forward and backward.
+"""Stepping a batch through time, a group of sentences at a time: the set-up every recurrent cell
+(seqtag.kernels.elman, lstm, gru) shares, forward and backward.
+
+The sentences of a packed batch go through time in groups of up to _GROUP, longest first within
+windows of _WINDOW sentences (_plan), so that the sentences still running at step t (the t-th
+token read, in either direction) are always the first m of the group: the products with Waa are
+then small matrix products (_gemm) over the first m rows, padded to m4 (a multiple of 4, _pad4)
+for _gemm's 4-row blocks. A forward pass shrinks m as t grows (_shrink); a backward pass reads m
+for each t from the counts _running makes (_backward_scratch allocates them). The gradients of
+Waa are one product over the whole batch afterwards (_keep_dz, _sum_recurrent_grads).
+
+The helpers called once per step or per token are small and inlined into the cells' loops by
+LLVM (or by Numba where inline="always"), which keeps the compiled loops as they were when each
+cell wrote this set-up itself.
 """
 
 import numpy as np
@@ -14,6 +26,53 @@ _GROUP = 16
 # Sentences sorted longest first together: a window's groups write their states into one region of
 # A (which a long batch, far larger than the cache, would otherwise receive a row here and there).
 _WINDOW = 16 * _GROUP
+
+
+@njit(cache=True)
+def _plan(offsets):
+    """(n, lengths, order, rows): the batch's n sentences, their lengths, the order they are
+    stepped in (_longest_first), and the rows of a group's scratch blocks (_GROUP, or n if fewer,
+    rounded up to _gemm's 4-row blocks)."""
+    n = offsets.shape[0] - 1
+    lengths, order = _longest_first(offsets)
+    rows = (min(_GROUP, n) + 3) // 4 * 4
+    return n, lengths, order, rows
+
+
+@njit(cache=True, inline="always")
+def _group(lengths, order, first):
+    """(group, T): the sentences of the group starting at ``first`` in the order, and the length
+    of its longest (first) sentence."""
+    group = order[first:first + _GROUP]
+    return group, lengths[group[0]]
+
+
+@njit(cache=True, inline="always")
+def _pad4(m, rows):
+    """m rounded up to _gemm's 4-row blocks (rows m..m4-1 are padding, at most ``rows``)."""
+    return min((m + 3) // 4 * 4, rows)
+
+
+@njit(cache=True, inline="always")
+def _shrink(lengths, group, m, t, rows):
+    """(m, m4) at step t of a forward pass, given m at step t-1 (the group's size at t = 1): the
+    sentences with ≥ t tokens are the first m of the longest-first group."""
+    while lengths[group[m - 1]] < t:
+        m -= 1
+    return m, _pad4(m, rows)
+
+
+@njit(cache=True)
+def _backward_scratch(n, lengths, order, rows):
+    """(tokens, previous, active) of a backward pass: tokens[g] and previous[g], the tokens of
+    sentence g at steps t and t-1; active[t], how many sentences have ≥ t tokens (_running)."""
+    longest = 0
+    if n > 0:
+        longest = lengths[order[0]]
+    tokens = np.empty(rows, dtype=np.int64)
+    previous = np.empty(rows, dtype=np.int64)
+    active = np.zeros(longest + 2, dtype=np.int64)
+    return tokens, previous, active
 
 
 @njit(cache=True)
