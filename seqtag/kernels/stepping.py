@@ -10,8 +10,11 @@ for each t from the counts _running makes (_backward_scratch allocates them). Th
 Waa are one product over the whole batch afterwards (_keep_dz, _sum_recurrent_grads).
 
 The helpers called once per step or per token are small and inlined into the cells' loops by
-LLVM (or by Numba where inline="always"), which keeps the compiled loops as they were when each
-cell wrote this set-up itself.
+LLVM (or by Numba where inline="always"), so that the cells run as fast as when each wrote this
+set-up out itself.
+
+Numba's cache knows only a kernel's own file: after an edit here (or in simd.py, matmul.py), the
+cells' cached machine code is stale until their files change too or __pycache__ is cleared.
 """
 
 import numpy as np
