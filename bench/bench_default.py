@@ -467,7 +467,7 @@ def main() -> None:
     torch.set_num_threads(args.torch_threads)
     # Whether any seqtag kernel could use Numba's threads (parallel=True / prange).
     pkg = Path(seqtag.__file__).parent
-    threaded = any("prange" in p.read_text(encoding="utf-8") for p in pkg.glob("kernels*.py"))
+    threaded = any("prange" in p.read_text(encoding="utf-8") for p in pkg.glob("kernels/*.py"))
     n_train = sum(len(s.tokens) for s in train)
     head = [f"CoNLL-2003 English NER (train eng.train, dev eng.testa, test eng.testb), "
             f"{args.epochs} epochs, seed {args.seed}{', QUICK SUBSET' if args.quick else ''}; "

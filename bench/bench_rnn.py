@@ -23,7 +23,7 @@ import numpy as np
 
 from _common import best_time, conll2003, cpu_name
 
-from seqtag import kernels
+from seqtag.kernels import elman
 from seqtag.corpus import read_corpus
 from seqtag.metrics import evaluate
 from seqtag.build import init_params
@@ -55,7 +55,7 @@ def run_seqtag(cfg: TrainConfig, train, dev, test, repeats: int) -> dict:
     # Like for like with PyTorch's argmax: the same model read token by token, without the
     # scheme-constrained decoding that model.predict adds.
     argmax = [[model.labels[k] for k in y.argmax(1)] for y in model.predict_proba(tokens)]
-    stats = kernels.rnn_forward.stats
+    stats = elman.rnn_forward.stats
     return {"model": model, "seconds": [e["seconds"] for e in epochs],
             "dev_f1s": [e["dev_f1"] for e in epochs], "best_epoch": trainer.best_epoch_,
             "dev_f1": epochs[trainer.best_epoch_ - 1]["dev_f1"],

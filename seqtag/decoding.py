@@ -61,9 +61,9 @@ def decode_batch(E: np.ndarray, offsets: np.ndarray, trans: np.ndarray, start: n
 
     E (N, L): emission scores or log-probabilities, sentence s at rows offsets[s]:offsets[s+1].
     trans (L, L), start (L,), end (L,): scores, forbidden entries ≤ MASK / 2 (e.g. a CRF's scores
-    plus transition_mask, or transition_mask alone). Viterbi (seqtag.crf.viterbi).
+    plus transition_mask, or transition_mask alone). Viterbi (seqtag.kernels.crf.viterbi).
     """
-    from seqtag import crf  # Numba is imported only when decoding
+    from seqtag.kernels import crf  # Numba is imported only when decoding
 
     E = np.asarray(E)
     dtype = E.dtype if E.dtype in (np.float32, np.float64) else np.float64
@@ -103,7 +103,7 @@ def decode_emissions(output, E: np.ndarray, offsets: np.ndarray, masks, proba: b
 
 
 def _log_partition(U, offsets, trans, start, end) -> float:
-    from seqtag.crf import crf_log_partition
+    from seqtag.kernels.crf import crf_log_partition
 
     log_z = np.zeros(1)
     crf_log_partition(U, offsets, trans, start, end, log_z)
@@ -113,7 +113,7 @@ def _log_partition(U, offsets, trans, start, end) -> float:
 def nbest_paths(output, E: np.ndarray, masks, k: int) -> list[tuple[np.ndarray, float]]:
     """The k most probable valid label sequences of ONE sentence's emissions E (T, L), each with
     its probability under the model (CRF++ -n, Wapiti -n)."""
-    from seqtag.crf import nbest
+    from seqtag.kernels.crf import nbest
 
     offsets = np.array([0, len(E)], dtype=np.int64)
     U, trans, start, end = output.chain(E, offsets)

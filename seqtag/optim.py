@@ -42,7 +42,7 @@ class Optimizer:
     def step(self, cols: np.ndarray, n_tokens: int) -> None:
         """One update from the summed gradients of n_tokens tokens (``cols``: the lazily stepped
         columns the batch read); zeroes the gradients."""
-        from seqtag import kernels
+        from seqtag.kernels.optim import adam_step, sgd_step
 
         cfg, params, grads, f32 = self.cfg, self.params, self.grads, np.float32
         scale = 1.0 / n_tokens
@@ -57,11 +57,11 @@ class Optimizer:
                 b1, b2 = 0.9, 0.999
                 lr_t = self.lr * np.sqrt(1 - b2 ** self.t) / (1 - b1 ** self.t)
                 m, v = self.moments[wax]
-                kernels.adam_step(dense, dense_g, self.dense_m[gi][0], self.dense_m[gi][1],
+                adam_step(dense, dense_g, self.dense_m[gi][0], self.dense_m[gi][1],
                                   params[wax], grads[wax], m, v, cols, f32(scale), f32(lr_t),
                                   f32(b1), f32(b2), f32(1e-8))
             else:
-                kernels.sgd_step(dense, dense_g, params[wax], grads[wax], cols,
+                sgd_step(dense, dense_g, params[wax], grads[wax], cols,
                                  f32(self.lr * scale))
 
     def sq_norm(self, cols: np.ndarray) -> float:

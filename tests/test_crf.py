@@ -11,7 +11,7 @@ import pytest
 
 from gradcheck import numeric_gradient
 
-from seqtag import crf
+from seqtag.kernels import crf
 
 # (seed, L, T): every L in 2..4 and T in 1..5.
 CASES = [(10 * L + T, L, T) for L in (2, 3, 4) for T in (1, 2, 3, 4, 5)]

@@ -105,7 +105,7 @@ def _snapshot(directory: Path) -> dict[str, bytes]:
 @pytest.fixture(scope="module")
 def model(tmp_path_factory) -> Path:
     out = tmp_path_factory.mktemp("model") / "model.npz"
-    # --dev also runs the tagging kernels, so that (after an edit of seqtag/kernels.py) Numba's
+    # --dev also runs the tagging kernels, so that (after an edit of seqtag/kernels/) Numba's
     # cache is rebuilt here once, not by each of the processes started in parallel below.
     res = run("train", TINY, "--dev", TINY, "--hidden", 8, "--epochs", 2, "-o", out)
     assert res.returncode == 0, res

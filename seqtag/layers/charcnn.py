@@ -20,7 +20,7 @@ class CharCNN(Layer):
         self.spellings = spellings
 
     def forward(self, rows: np.ndarray):
-        from seqtag.kernels_chars import charcnn_forward
+        from seqtag.kernels.charcnn import charcnn_forward
 
         p = self.params
         spelled, starts = self.spellings()
@@ -32,7 +32,7 @@ class CharCNN(Layer):
 
         def backprop(dc: np.ndarray) -> None:
             """Through tanh and the winning window of each filter into Ec, Wconv and bconv."""
-            from seqtag.kernels_chars import charcnn_backward
+            from seqtag.kernels.charcnn import charcnn_backward
 
             g = self.grads
             charcnn_backward(p["Ec"], p["Wconv"], spelled, starts, types, CHAR_WIDTH, c, arg,

@@ -16,7 +16,7 @@ class EmbeddingSum(Layer):
         self.n_cols = n_cols
 
     def forward(self, rows: np.ndarray):
-        from seqtag.kernels_chars import embed_sum
+        from seqtag.kernels.embed import embed_sum
 
         Ex = self.params["Ex"]
         X = np.empty((len(rows), Ex.shape[0]), dtype=Ex.dtype)
@@ -24,7 +24,7 @@ class EmbeddingSum(Layer):
 
         def backprop(dX: np.ndarray) -> None:
             """dEx[:, ids_f] += dx_e for every row and f (lazily stepped columns)."""
-            from seqtag.kernels_chars import embed_scatter
+            from seqtag.kernels.embed import embed_scatter
 
             embed_scatter(dX, rows, self.n_cols, self.grads["Ex"])
 

@@ -16,18 +16,18 @@ class Linear(Layer):
         self.buffers = Buffers(params[W].dtype)
 
     def forward(self, X: np.ndarray, train: bool = False):
-        from seqtag import kernels
+        from seqtag.kernels.matmul import linear_backward, linear_forward
 
         W, b = self.params[self.W], self.params[self.b]
         n = len(X)
         Y = self.buffers.get("Y", n, W.shape[0]) if train else \
             np.empty((n, W.shape[0]), dtype=W.dtype)
-        kernels.linear_forward(X, W, b, Y)
+        linear_forward(X, W, b, Y)
 
         def backprop(dY: np.ndarray) -> np.ndarray:
             """dX = dY·W;  dW += dYᵀ·X;  db += Σ dY."""
             dX = self.buffers.get("dX", n, W.shape[1])
-            kernels.linear_backward(X, W, dY, dX, self.grads[self.W], self.grads[self.b])
+            linear_backward(X, W, dY, dX, self.grads[self.W], self.grads[self.b])
             return dX
 
         return Y, backprop

@@ -24,17 +24,17 @@ class Softmax(Layer):
 
     def loss(self, E: np.ndarray, offsets: np.ndarray, labels: np.ndarray):
         """(summed cross-entropy, dL/dE)."""
-        from seqtag import kernels
+        from seqtag.kernels.softmax import softmax_xent
 
         dE = self.buffers.get("dE", *E.shape)
-        return kernels.softmax_xent(E, labels, False, dE), dE
+        return softmax_xent(E, labels, False, dE), dE
 
     def marginals(self, E: np.ndarray, offsets: np.ndarray) -> np.ndarray:
         """ŷ<t> of every token."""
-        from seqtag import kernels
+        from seqtag.kernels.softmax import softmax_rows
 
         P = E.copy()
-        kernels.softmax_rows(P, False)
+        softmax_rows(P, False)
         return P
 
     def chain(self, E: np.ndarray, offsets: np.ndarray, P: np.ndarray | None = None):
@@ -56,7 +56,7 @@ class CRF(Layer):
 
     def loss(self, E: np.ndarray, offsets: np.ndarray, labels: np.ndarray):
         """(summed -log P(y | x), dL/dE); adds dtrans, dstart, dend into the grads."""
-        from seqtag.crf import crf_nll
+        from seqtag.kernels.crf import crf_nll
 
         p, g = self.params, self.grads
         dE = self.buffers.get("dE", *E.shape)
@@ -66,7 +66,7 @@ class CRF(Layer):
 
     def marginals(self, E: np.ndarray, offsets: np.ndarray) -> np.ndarray:
         """P(y<t> = j | x) by forward-backward."""
-        from seqtag.crf import crf_marginals
+        from seqtag.kernels.crf import crf_marginals
 
         p = self.params
         P = np.empty_like(E)

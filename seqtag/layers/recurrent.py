@@ -5,7 +5,7 @@
   LSTM   i, f, o = σ(...), g = tanh(...), c<t> = f⊙c<t-1> + i⊙g, a<t> = o ⊙ tanh(c<t>)
 
 with a<0> (= c<0>) = 0, left to right or (``reverse``) right to left; the kernels hold the exact
-gate layouts (seqtag.kernels, seqtag.kernels_gated). Each direction writes its H columns of the
+gate layouts (seqtag.kernels.elman, .gru, .lstm). Each direction writes its H columns of the
 shared state array A, starting at ``col``.
 
 Two kinds of input. Multi-hot (the textbook model): each token is a row of Wax column indices and
@@ -30,20 +30,22 @@ CACHE = {"rnn": 0, "gru": 4, "lstm": 5}
 def _kernels(cell: str):
     """(forward, backward) kernels of a cell, with one calling convention for all three."""
     if cell == "rnn":
-        from seqtag import kernels
+        from seqtag.kernels.elman import rnn_backward, rnn_forward
 
         def forward(Wax, Waa, ba, ids, offsets, reverse, exact, A, col, C):
-            kernels.rnn_forward(Wax, Waa, ba, ids, offsets, reverse, exact, A, col)
+            rnn_forward(Wax, Waa, ba, ids, offsets, reverse, exact, A, col)
 
         def backward(Waa, ids, offsets, reverse, A, col, C, dA, dWax, dWaa, dba, exact):
-            kernels.rnn_backward(Waa, ids, offsets, reverse, A, col, dA, dWax, dWaa, dba, exact)
+            rnn_backward(Waa, ids, offsets, reverse, A, col, dA, dWax, dWaa, dba, exact)
 
         return forward, backward
-    from seqtag import kernels_gated
-
     if cell == "lstm":
-        return kernels_gated.lstm_forward, kernels_gated.lstm_backward
-    return kernels_gated.gru_forward, kernels_gated.gru_backward
+        from seqtag.kernels.lstm import lstm_backward, lstm_forward
+
+        return lstm_forward, lstm_backward
+    from seqtag.kernels.gru import gru_backward, gru_forward
+
+    return gru_forward, gru_backward
 
 
 class Recurrent(Layer):
@@ -90,7 +92,7 @@ class Recurrent(Layer):
         """States into A[:, col:col+H]. X: the distinct rows' dense inputs (embedded), with
         ``ids`` each token's row; or None (multi-hot), with ``ids`` the Wax columns of each
         token. Returns backprop(dA) -> dX (None for multi-hot input)."""
-        from seqtag import kernels
+        from seqtag.kernels.matmul import linear_backward, linear_forward
 
         p = self.params
         forward, backward = self._cell()
@@ -99,7 +101,7 @@ class Recurrent(Layer):
             slots = self.slots(n)
             # slots[:, :n].T is a C-ordered (n, G) view: the product lands in the slots.
             # (Numba's product, not NumPy's: BLAS threads spin on a busy machine.)
-            kernels.linear_forward(X, p[self.Wax], self._no_bias, slots[:, :n].T)
+            linear_forward(X, p[self.Wax], self._no_bias, slots[:, :n].T)
             Wax = slots
         else:
             Wax = p[self.Wax]
@@ -121,7 +123,7 @@ class Recurrent(Layer):
                      g[self.Waa], g[self.ba], exact)
             dP = dslots[:, :n].T          # (n, G): dL/d(Wax·x) of each distinct row
             dX = np.empty_like(X)
-            kernels.linear_backward(X, p[self.Wax], dP, dX, g[self.Wax],
+            linear_backward(X, p[self.Wax], dP, dX, g[self.Wax],
                                     np.zeros_like(self._no_bias))
             dP[...] = 0
             return dX

@@ -4,9 +4,10 @@ import numpy as np
 import pytest
 
 from gradcheck import numeric_gradient
+from kernel_refs import numpy_lstm
 
 from seqtag.chars import BOW, EOW, PAD, CharVocab
-from seqtag.kernels_chars import charcnn_backward, charcnn_forward, embed_scatter, embed_sum
+from seqtag.kernels.charcnn import charcnn_backward, charcnn_forward
 
 WIDTH = 3
 
@@ -99,28 +100,9 @@ def test_a_bad_inventory_is_refused():
         CharVocab(["a", "b"])
 
 
-def test_embed_sum_and_scatter_equal_numpy():
-    rng = np.random.default_rng(4)
-    Ex = np.asfortranarray(rng.normal(size=(5, 11)))
-    rows = rng.integers(0, 11, size=(7, 4)).astype(np.int32)   # the last column is not summed
-    X = np.full((7, 9), np.nan)
-    embed_sum(Ex, rows, 3, X)
-    np.testing.assert_allclose(X[:, :5], Ex[:, rows[:, :3]].sum(axis=2).T, atol=1e-12)
-    assert np.isnan(X[:, 5:]).all()                           # the rest of x is the caller's
-    dX = rng.normal(size=(7, 9))
-    dEx = np.asfortranarray(np.ones_like(Ex))
-    embed_scatter(dX, rows, 3, dEx)
-    ref = np.ones_like(Ex)
-    for f in range(3):
-        np.add.at(ref.T, rows[:, f], dX[:, :5])
-    np.testing.assert_allclose(dEx, ref, atol=1e-12)
-
-
 def test_the_embedded_model_forward_equals_numpy():
     """Whole forward pass of a bidirectional LSTM with features and the char CNN against the
-    equations: x = [Σ Ex columns; c], the LSTM of tests/test_kernels_gated on Wax·x."""
-    from test_kernels_gated import numpy_lstm
-
+    equations: x = [Σ Ex columns; c], the LSTM of tests/kernel_refs on Wax·x."""
     from seqtag.config import TrainConfig
     from seqtag.corpus import Sentence
     from seqtag.model import RNNTagger, pack

@@ -1,4 +1,4 @@
-"""Numba kernels of the embedded input: embedding sums, and the character CNN of each spelling.
+"""Numba kernels of the character CNN of each spelling.
 
 For a word whose characters (begin marker, letters, end marker) have embeddings e<1..n> (rows of
 Ec) and a filter bank Wconv over windows of `width` characters:
@@ -6,19 +6,15 @@ Ec) and a filter bank Wconv over windows of `width` characters:
     h<p> = Wconv·[e<p>; e<p+1>; ...; e<p+width-1>] + bconv        (p = 1 .. n - width + 1)
     c    = tanh(max_p h<p>)                                            (max over positions, per filter)
 
-The vector c joins the word's embedded input x (embed_sum below), which each RNN direction
+The vector c joins the word's embedded input x (seqtag.kernels.embed), which each RNN direction
 reads through Wax·x.
 
 Words are given as spans of one flat array of character ids: word u of a batch is
 chars[starts[types[u]]:starts[types[u] + 1]], at least `width` long (padded by the caller).
-Like seqtag.kernels, nothing of seqtag is imported here.
 """
-
-from __future__ import annotations
 
 import numpy as np
 from numba import njit
-
 
 @njit(cache=True, fastmath=True, error_model="numpy")
 def charcnn_forward(Ec, Wconv, bconv, chars, starts, types, width, out, arg):
@@ -68,28 +64,3 @@ def charcnn_backward(Ec, Wconv, chars, starts, types, width, out, arg, dout, dEc
                 for d in range(dc):
                     dWconv[f, j * dc + d] += dh * Ec[ch, d]
                     dEc[ch, d] += dh * Wconv[f, j * dc + d]
-
-
-@njit(cache=True, fastmath=True, error_model="numpy")
-def embed_sum(Ex, rows, n_cols, X):
-    """X[u, :d] = Σ_{f < n_cols} Ex[:, rows[u, f]]: the embedded input of each distinct input
-    row (a word and its feature values) as the sum of their embedding columns."""
-    d = Ex.shape[0]
-    for u in range(rows.shape[0]):
-        for k in range(d):
-            X[u, k] = 0
-        for f in range(n_cols):
-            col = rows[u, f]
-            for k in range(d):
-                X[u, k] += Ex[k, col]
-
-
-@njit(cache=True, fastmath=True, error_model="numpy")
-def embed_scatter(dX, rows, n_cols, dEx):
-    """dEx[:, rows[u, f]] += dX[u, :d] for f < n_cols: the gradient of embed_sum."""
-    d = dEx.shape[0]
-    for u in range(rows.shape[0]):
-        for f in range(n_cols):
-            col = rows[u, f]
-            for k in range(d):
-                dEx[k, col] += dX[u, k]

@@ -1,5 +1,6 @@
-"""The gated-cell kernels (seqtag.kernels_gated) against plain-NumPy references written from the
-equations, and their gradients against central finite differences.
+"""The gated-cell kernels (seqtag.kernels.lstm, seqtag.kernels.gru) against plain-NumPy
+references written from the equations (tests/kernel_refs.py), and their gradients against central
+finite differences.
 
 LSTM, one direction over a sentence read left to right, or right to left when reverse:
   z<t> = Σf Wax[:, x<t>_f] + Waa·a<t-1> + ba;  [i; f; g; o] = [σ; σ; tanh; σ](z<t>)
@@ -14,10 +15,13 @@ import numpy as np
 import pytest
 
 from gradcheck import numeric_gradient
+from kernel_refs import cast, make_batch, numpy_gru, numpy_lstm
 
-from seqtag import kernels as K
-from seqtag import kernels_gated as KG
-from test_kernels import cast, make_batch  # the same packed batches as the Elman kernels' tests
+from seqtag.kernels.gru import gru_backward, gru_forward
+from seqtag.kernels.lstm import lstm_backward, lstm_forward
+from seqtag.kernels.matmul import linear_backward, linear_forward
+from seqtag.kernels.softmax import softmax_xent
+from seqtag.kernels.stepping import _GROUP, _WINDOW
 
 # --- data ----------------------------------------------------------------------------------
 
@@ -30,60 +34,11 @@ def make_direction(rng, gates, H, V, dtype=np.float64, scale=1.0):
     return [Wax, Waa, ba]
 
 
-def sigmoid(x):
-    return 1 / (1 + np.exp(-x))
-
-
-# --- NumPy references, from the equations --------------------------------------------------
-
-
-def numpy_lstm(Wax, Waa, ba, ids, offsets, reverse):
-    """a<t> (N, H) and [i | f | g | o | c<t>] (N, 5H) of every token, in float64."""
-    Wax, Waa, ba = (np.asarray(p, dtype=np.float64) for p in (Wax, Waa, ba))
-    H = Waa.shape[1]
-    A = np.zeros((len(ids), H))
-    C = np.zeros((len(ids), 5 * H))
-    for s in range(len(offsets) - 1):
-        tokens = range(offsets[s], offsets[s + 1])
-        a = np.zeros(H)
-        c = np.zeros(H)
-        for p in (reversed(tokens) if reverse else tokens):
-            z = Wax[:, ids[p]].sum(axis=1) + Waa @ a + ba
-            i, f, g, o = sigmoid(z[:H]), sigmoid(z[H:2 * H]), np.tanh(z[2 * H:3 * H]), \
-                sigmoid(z[3 * H:])
-            c = f * c + i * g
-            a = o * np.tanh(c)
-            A[p] = a
-            C[p] = np.concatenate([i, f, g, o, c])
-    return A, C
-
-
-def numpy_gru(Wax, Waa, ba, ids, offsets, reverse):
-    """a<t> (N, H) and [r | u | n | r ⊙ a<t-1>] (N, 4H) of every token, in float64."""
-    Wax, Waa, ba = (np.asarray(p, dtype=np.float64) for p in (Wax, Waa, ba))
-    H = Waa.shape[1]
-    A = np.zeros((len(ids), H))
-    C = np.zeros((len(ids), 4 * H))
-    for s in range(len(offsets) - 1):
-        tokens = range(offsets[s], offsets[s + 1])
-        a = np.zeros(H)
-        for p in (reversed(tokens) if reverse else tokens):
-            x = Wax[:, ids[p]].sum(axis=1) + ba
-            r = sigmoid(x[:H] + Waa[:H] @ a)
-            u = sigmoid(x[H:2 * H] + Waa[H:2 * H] @ a)
-            n = np.tanh(x[2 * H:] + Waa[2 * H:] @ (r * a))
-            C[p] = np.concatenate([r, u, n, r * a])
-            a = (1 - u) * n + u * a
-            A[p] = a
-    return A, C
-
-
 CELLS = {
     # name: (gates, columns of C per H, forward, backward, NumPy reference)
-    "lstm": (4, 5, KG.lstm_forward, KG.lstm_backward, numpy_lstm),
+    "lstm": (4, 5, lstm_forward, lstm_backward, numpy_lstm),
+    "gru": (3, 4, gru_forward, gru_backward, numpy_gru),
 }
-if hasattr(KG, "gru_forward"):
-    CELLS["gru"] = (3, 4, KG.gru_forward, KG.gru_backward, numpy_gru)
 
 
 # --- forward against NumPy -----------------------------------------------------------------
@@ -94,8 +49,8 @@ FORWARD_CASES = [
     (2, 5, 7, 3, [3, 1, 0, 5, 2]),
     (3, 33, 50, 3, [int(n) for n in np.random.default_rng(3).integers(1, 30, 40)] + [0, 1]),
     (4, 64, 100, 1, [17] * 20 + [1] * 3),
-    # More sentences than the kernels sort by length together (K._WINDOW).
-    (5, 8, 30, 2, [int(n) for n in np.random.default_rng(5).integers(0, 12, K._WINDOW + 45)]),
+    # More sentences than the kernels sort by length together (_WINDOW).
+    (5, 8, 30, 2, [int(n) for n in np.random.default_rng(5).integers(0, 12, _WINDOW + 45)]),
 ]
 
 
@@ -155,9 +110,9 @@ def kernel_loss(cell, directions, output, ids, offsets, labels, exact=True):
         forward(Wax, Waa, ba, ids, offsets, reverse, exact, A, half * H, C)
         caches.append(C)
     E = np.empty((N, output[0].shape[0]), dtype=dtype)
-    K.linear_forward(A, *output, E)
+    linear_forward(A, *output, E)
     dE = np.empty_like(E)
-    loss = K.softmax_xent(E, labels, exact, dE)
+    loss = softmax_xent(E, labels, exact, dE)
     return loss, A, caches, dE
 
 
@@ -168,7 +123,7 @@ def kernel_loss_and_grads(cell, directions, output, ids, offsets, labels, exact=
     H = directions[0][1].shape[1]
     d_output = [np.zeros_like(p) for p in output]
     dA = np.empty_like(A)
-    K.linear_backward(A, output[0], dE, dA, *d_output)
+    linear_backward(A, output[0], dE, dA, *d_output)
     d_directions = []
     for (Wax, Waa, ba), C, (reverse, half) in zip(directions, caches, DIRECTIONS):
         grads = [np.zeros_like(Wax, order="F"), np.zeros_like(Waa), np.zeros_like(ba)]
@@ -181,8 +136,8 @@ GRAD_CASES = [
     # (seed, hidden, vocabulary, features, labels, sentence lengths)
     (10, 3, 7, 2, 3, [3, 1, 5, 0, 2]),
     (11, 4, 6, 1, 3, [1]),
-    # More sentences than the kernels step together (K._GROUP), incl. empty ones.
-    (12, 3, 8, 3, 4, [i * 5 % 8 for i in range(2 * K._GROUP + 3)]),
+    # More sentences than the kernels step together (_GROUP), incl. empty ones.
+    (12, 3, 8, 3, 4, [i * 5 % 8 for i in range(2 * _GROUP + 3)]),
 ]
 PARAM_NAMES = ["Wax→", "Waa→", "ba→", "Wax←", "Waa←", "ba←", "Wya", "by"]
 

@@ -1,0 +1,40 @@
+"""Numba kernels of the recurrent taggers, one idea per module; this package imports none of them,
+so that importing one kernel module compiles (or loads from Numba's cache) only what it needs.
+
+  simd      LLVM intrinsics (prefetch, the register-blocked _acc_block), fast_tanh, fast_exp
+  matmul    _gemm (C += X·Y, every matrix product), linear_forward/backward (the output layer)
+  stepping  a group of sentences through time together: the set-up every cell shares
+  elman     rnn_forward/backward          lstm   lstm_forward/backward
+  gru       gru_forward/backward          softmax  softmax_xent, softmax_rows
+  crf       the linear-chain CRF: log Z, loss and gradients, marginals, Viterbi, n-best
+  charcnn   the character CNN of each spelling       embed  embedding sums and their gradient
+  optim     sgd_step, adam_step
+
+Shapes follow the equations: H hidden units per direction, V input features (words, word shapes,
+prefixes, ...), F feature ids per token, L labels, D = H (one direction) or 2H (two directions).
+  Wax (G·H, V)  stored column-major (Fortran order) so that Wax·x<t> = Σf Wax[:, x<t>_f] for the
+              multi-hot x<t> reads F contiguous columns; Waa (G·H, H), ba (G·H,), Wya (L, D),
+              by (L,) are C-contiguous. G is the number of gates stacked in the rows: 1 for the
+              Elman cell, 4 for the LSTM ([i; f; g; o]), 3 for the GRU ([r; u; n]).
+A batch of N tokens in n sentences is packed CSR-style: tokens offsets[s]..offsets[s+1]-1 are
+sentence s; row i of ids (N, F) holds token i's feature ids, row i of A (N, D) its states (a
+direction owns the H columns from ``col``), row i of E (N, L) its label scores. A training step is
+    rnn_forward → linear_forward → softmax_xent → linear_backward → rnn_backward
+(rnn_forward and rnn_backward once per direction, reverse=False into columns 0..H-1 of A and
+reverse=True into H..2H-1; the gated cells the same, with a per-token cache C passed from
+forward to backward). Every kernel works on float32 for speed and on float64 (with
+``exact=True``) for gradient checks against finite differences.
+
+Speed. The cells step a group of up to _GROUP sentences through time together (longest first
+within windows of _WINDOW sentences, so that the sentences still running at step t, the t-th
+token read in either direction, are always the first m of the group): the products with Waa
+become small matrix products. Every matrix product is _gemm: blocks of 4 rows × _PANEL SIMD
+vectors of the result are summed in registers by _acc_block, which broadcasts one entry of the
+left factor against a row of the right one (no sums across lanes, no transposed copies). The
+sums over all tokens of a batch (dWaa, dWya) are one such product each. In float32
+(``exact=False``) tanh and exp are rational/polynomial approximations that vectorise (fast_tanh,
+fast_exp); ``exact=True`` uses np.tanh and np.exp.
+
+The kernel modules import nothing of seqtag but one another, so that the kernels can be tested
+and benchmarked alone.
+"""

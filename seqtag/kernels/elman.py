@@ -1,0 +1,117 @@
+"""Numba kernels of the Elman cell: one direction of the textbook RNN over a packed batch, and its
+backpropagation through time.
+
+    a<0> = 0;  a<t> = tanh(Waa·a<t-1> + Σf Wax[:, x<t>_f] + ba)
+
+A training step is  rnn_forward → linear_forward → softmax_xent → linear_backward → rnn_backward
+(rnn_forward and rnn_backward once per direction, reverse=False into columns 0..H-1 of A and
+reverse=True into H..2H-1). A group of sentences steps through time together
+(seqtag.kernels.stepping), so that the products with Waa are small matrix products.
+"""
+
+import numpy as np
+from numba import njit
+
+from seqtag.kernels.matmul import _gemm, _transpose
+from seqtag.kernels.simd import _prefetch_column, fast_tanh
+from seqtag.kernels.stepping import (_GROUP, _add_input_grads, _backward_scratch, _group, _keep_dz,
+                                     _pad4, _plan, _running, _shrink, _step_inputs,
+                                     _sum_recurrent_grads, _token)
+
+@njit(cache=True, fastmath=True, error_model="numpy")
+def rnn_forward(Wax, Waa, ba, ids, offsets, reverse, exact, A, col):
+    """a<0> = 0;  a<t> = tanh(Waa·a<t-1> + Σf Wax[:, ids[t, f]] + ba);  A[t, col:col+H] = a<t>.
+
+    Over every sentence of the packed batch, left to right, or right to left when ``reverse``
+    (a<t-1> is then the state of the token to the right). A group of sentences goes through time
+    together, row g of Z being sentence g: step t computes, for the first m rows (the sentences
+    with ≥ t tokens), Z = [Σf Wax[:, x<t>_f] + ba] + A_prev·Waaᵀ, the last term one product.
+    """
+    H = Waa.shape[0]
+    dtype = Waa.dtype
+    n, lengths, order, rows = _plan(offsets)
+    WaaT = _transpose(Waa)  # (A_prev·Waaᵀ)[g] = Σn A_prev[g, n]·Waaᵀ[n]
+    S = np.zeros((2, rows, H), dtype=dtype)  # a<t-1> and a<t> of the group, alternately
+    tokens = np.empty(rows, dtype=np.int64)  # tokens[g]: the token of sentence g at step t
+    for first in range(0, n, _GROUP):
+        group, T = _group(lengths, order, first)
+        m = group.shape[0]
+        for t in range(1, T + 1):
+            # Rows m..m4-1 pad to the 4-row blocks of _gemm (input 0; their states go unused).
+            m, m4 = _shrink(lengths, group, m, t, rows)
+            A_prev = S[(t - 1) % 2]
+            Z = S[t % 2]
+            _step_inputs(Wax, ba, ids, offsets, group, lengths, m, m4, t, reverse, tokens, Z)
+            if t > 1:  # (a<0> = 0)
+                _gemm(A_prev, WaaT, Z, m4, H, H)
+            for g in range(m4):
+                z = Z[g]
+                if exact:
+                    for i in range(H):
+                        z[i] = np.tanh(z[i])
+                else:
+                    for i in range(H):
+                        z[i] = fast_tanh(z[i])
+                if g < m:
+                    a = A[tokens[g], col:col + H]
+                    for i in range(H):
+                        a[i] = z[i]
+
+
+@njit(cache=True, fastmath=True, error_model="numpy")
+def rnn_backward(Waa, ids, offsets, reverse, A, col, dA, dWax, dWaa, dba, exact):
+    """Backpropagation through time of one direction, given dA[t, col:col+H] = ∂L/∂a<t>:
+
+      da<t> = dA<t> + Waaᵀ·dz<t+1>   dz<t> = da<t> ⊙ (1 - a<t>²)        (dz<T+1> = 0)
+      dWaa += Σt dz<t>·a<t-1>ᵀ       dWax[:, ids[t, f]] += dz<t> for every f     dba += Σt dz<t>
+
+    with a<t> = A[t, col:col+H] from rnn_forward in the same direction (``reverse``). Adds into
+    dWax, dWaa and dba; A and dA are not modified; ``exact`` is unused (tanh' = 1 - a² either way).
+    A group of sentences goes backward through time together, DA = dA<t> + DZ·Waa being one
+    product for the group. dz<t> of every token is kept in a row of dZ (N, H) (0 for a<t-1> = a<0>),
+    so that dWaa is one product over the batch, of dZ with A shifted by a token:
+      forward:  dWaa += Σi dZ[i+1]ᵀ·A[i]      reverse:  dWaa += Σi dZ[i]ᵀ·A[i+1]
+    (a pair across two sentences meets the 0 row of the second one's first token read).
+    """
+    H = Waa.shape[0]
+    F = ids.shape[1]
+    N = ids.shape[0]
+    dtype = Waa.dtype
+    one = dtype.type(1)
+    n, lengths, order, rows = _plan(offsets)
+    DZ = np.zeros((rows, H), dtype=dtype)  # DZ[g] = dz<t+1> of sentence g, then dz<t>
+    DA = np.zeros((rows, H), dtype=dtype)  # DA[g] = da<t>
+    dZ = np.empty((N, H), dtype=dtype)  # dZ[i] = dz<t> of token i (0 where t = 1)
+    tokens, _, active = _backward_scratch(n, lengths, order, rows)
+    for first in range(0, n, _GROUP):
+        group, T = _group(lengths, order, first)
+        _running(lengths, group, T, active)
+        for t in range(T, 0, -1):
+            m = active[t]
+            m_next = active[t + 1]  # the rows of DZ that hold a dz<t+1> (the others: 0)
+            m4_next = _pad4(m_next, rows)
+            for g in range(m):
+                p = _token(offsets, group[g], t, reverse)
+                tokens[g] = p
+                da = DA[g]
+                for i in range(H):
+                    da[i] = dA[p, col + i]
+            for g in range(m_next, m4_next):
+                for i in range(H):
+                    DZ[g, i] = 0
+            for g in range(active[t - 1] if t > 1 else 0):  # the columns of dWax step t-1 adds to
+                p = _token(offsets, group[g], t - 1, reverse)
+                for f in range(F):
+                    _prefetch_column(dWax, ids[p, f])
+            if m_next > 0:
+                _gemm(DZ, Waa, DA, m4_next, H, H)  # da<t> = dA<t> + Waaᵀ·dz<t+1>
+            for g in range(m):
+                p = tokens[g]
+                a = A[p, col:col + H]
+                da = DA[g]
+                dz = DZ[g]
+                for i in range(H):
+                    dz[i] = da[i] * (one - a[i] * a[i])
+                _add_input_grads(dz, ids, p, dWax, dba)
+                _keep_dz(dZ, p, dz, t)
+    _sum_recurrent_grads(dZ, A, col, dWaa, reverse)

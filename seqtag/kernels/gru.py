@@ -1,0 +1,219 @@
+"""Numba kernels of the GRU cell in the form of Cho et al. (2014) (the reset gate multiplies
+a<t-1> before U_n), with the calling convention of seqtag.kernels.elman's rnn_forward /
+rnn_backward so that a model can swap cells.
+
+The 3 gates [r; u; n] are stacked in the rows of Wax (3H, V) (Fortran order: Wax·x<t> =
+Σf Wax[:, x<t>_f] reads F contiguous columns), Waa (3H, H) and ba (3H,), both C-contiguous.
+gru_forward also fills a per-token cache C (N, 4H) = [r | u | n | r ⊙ a<t-1>] with what
+gru_backward needs, so that backward does not recompute the forward pass. A training step per
+direction is  gru_forward → linear_forward → softmax_xent → linear_backward → gru_backward  as
+with the Elman kernels (A, col, dA, exact mean the same); the model only has to allocate C per
+direction and pass it from forward to backward.
+
+As in rnn_forward, a group of up to _GROUP sentences (longest first) goes through time together
+(seqtag.kernels.stepping), so that the products with Waa are small matrix products (_gemm), and
+the sums over all tokens of the batch (dWaa) are one product each. In float32 (``exact=False``)
+σ(x) = ½(1 + tanh(x/2)) and tanh use fast_tanh (|error| < 1e-6, vectorised); with
+``exact=True``, σ(x) = 1/(1 + exp(-x)) and np.tanh (float64 gradient checks). Every _gemm call
+has the operand layouts of rnn_forward's and rnn_backward's (contiguous scratch copies rather
+than column slices), and per-token index work is in small shared helpers, which keeps Numba's
+compile time (≈2 s per kernel and dtype) down.
+"""
+
+import numpy as np
+from numba import njit
+
+from seqtag.kernels.matmul import _gemm, _transpose
+from seqtag.kernels.simd import _sigmoid_in_place, _tanh_in_place
+from seqtag.kernels.stepping import (_GROUP, _add_input_grads, _backward_scratch, _group, _keep_dz,
+                                     _pad4, _plan, _prefetch_inputs, _running, _shrink,
+                                     _step_inputs, _step_tokens, _sum_recurrent_grads)
+
+
+@njit(cache=True, fastmath=True, error_model="numpy")
+def gru_forward(Wax, Waa, ba, ids, offsets, reverse, exact, A, col, C):
+    """One direction of a GRU in the form of Cho et al. (2014); gates stacked [r; u; n] in the rows
+    of Wax (3H, V), Waa = [U_r; U_u; U_n] (3H, H), ba (3H,):
+
+      r = σ(W_r·x<t> + U_r·a<t-1> + b_r)          u = σ(W_u·x<t> + U_u·a<t-1> + b_u)
+      n = tanh(W_n·x<t> + U_n·(r ⊙ a<t-1>) + b_n)  a<t> = (1 - u) ⊙ n + u ⊙ a<t-1>     a<0> = 0
+
+    with W·x<t> = Σf W[:, ids[t, f]] (multi-hot x<t>). (PyTorch's nn.GRU instead computes
+    n = tanh(W_n·x + b_in + r ⊙ (U_n·a<t-1> + b_hn)); it has a second bias and takes r after U_n.)
+    Over every sentence of the packed batch, left to right, or right to left when ``reverse``.
+    Writes a<t> into A[t, col:col+H] and C[t] = [r | u | n | r ⊙ a<t-1>] (C is (N, 4H)) for
+    gru_backward. Per step, for a group of sentences: Z = [Σf Wax[:, x<t>_f] + ba], then
+    Z[:, :2H] += A_prev·[U_r; U_u]ᵀ and Z[:, 2H:] += (R ⊙ A_prev)·U_nᵀ, two products.
+    """
+    H = Waa.shape[1]
+    G = Waa.shape[0]  # 3H
+    dtype = Waa.dtype
+    n, lengths, order, rows = _plan(offsets)
+    WaaT = _transpose(Waa)  # (H, 3H) = [U_rᵀ U_uᵀ U_nᵀ]
+    UnT = _transpose(Waa[2 * H:])  # (H, H)
+    S = np.zeros((rows, H), dtype=dtype)  # a<t-1>, then a<t>, of the group's sentences
+    RA = np.zeros((rows, H), dtype=dtype)  # r ⊙ a<t-1>
+    ZN = np.zeros((rows, H), dtype=dtype)  # (r ⊙ a<t-1>)·U_nᵀ
+    tokens = np.empty(rows, dtype=np.int64)  # tokens[g]: the token of sentence g at step t
+    Z = np.zeros((rows, G), dtype=dtype)  # z<t>, then [r | u | n]
+    for first in range(0, n, _GROUP):
+        group, T = _group(lengths, order, first)
+        m = group.shape[0]
+        for t in range(1, T + 1):
+            m, m4 = _shrink(lengths, group, m, t, rows)  # rows m..m4-1 pad to _gemm's 4-row blocks
+            _step_inputs(Wax, ba, ids, offsets, group, lengths, m, m4, t, reverse, tokens, Z)
+            if t > 1:  # (a<0> = 0)
+                _gemm(S, WaaT, Z, m4, 2 * H, H)  # Z[:, :2H] += A_prev·[U_r; U_u]ᵀ
+            for g in range(m):
+                z = Z[g]
+                _sigmoid_in_place(z[:2 * H], exact)  # r, u
+                ra = RA[g]
+                if t > 1:
+                    a = S[g]
+                    for j in range(H):
+                        ra[j] = z[j] * a[j]
+                else:
+                    for j in range(H):
+                        ra[j] = 0
+            if t > 1:
+                for g in range(m4):
+                    for j in range(H):
+                        ZN[g, j] = 0
+                _gemm(RA, UnT, ZN, m4, H, H)  # (contiguous operands: _gemm compiled once)
+            for g in range(m):
+                p = tokens[g]
+                z = Z[g]
+                a = S[g]
+                ra = RA[g]
+                if t > 1:
+                    zn = ZN[g]
+                    for j in range(H):
+                        z[2 * H + j] += zn[j]
+                _tanh_in_place(z[2 * H:], exact)  # n
+                if t == 1:
+                    for j in range(H):
+                        a[j] = 0
+                for j in range(H):
+                    u_ = z[H + j]
+                    n_ = z[2 * H + j]
+                    a[j] = n_ + u_ * (a[j] - n_)
+                cache = C[p]
+                for k in range(G):
+                    cache[k] = z[k]
+                for j in range(H):
+                    cache[G + j] = ra[j]
+                out = A[p, col:col + H]
+                for j in range(H):
+                    out[j] = a[j]
+
+
+@njit(cache=True, fastmath=True, error_model="numpy")
+def gru_backward(Waa, ids, offsets, reverse, A, col, C, dA, dWax, dWaa, dba, exact):
+    """Backpropagation through time of one GRU direction (gru_forward's form), given
+    dA[t, col:col+H] = ∂L/∂a<t> and A, C from gru_forward in the same direction (``reverse``):
+
+      da<t> = dA<t> + u<t+1> ⊙ da<t+1> + r<t+1> ⊙ U_nᵀ·dz_n<t+1> + U_rᵀ·dz_r<t+1> + U_uᵀ·dz_u<t+1>
+      dz_n = da ⊙ (1 - u) ⊙ (1 - n²)    dz_u = da ⊙ (a<t-1> - n) ⊙ u(1-u)
+      dz_r = (U_nᵀ·dz_n) ⊙ a<t-1> ⊙ r(1-r)                         (all terms of step T+1: 0)
+      d[U_r; U_u] += Σt dz_{r,u}<t>·a<t-1>ᵀ     dU_n += Σt dz_n<t>·(r ⊙ a<t-1>)ᵀ
+      dWax[:, ids[t, f]] += dz<t> for every f    dba += Σt dz<t>
+
+    Adds into dWax (3H, V), dWaa (3H, H) and dba (3H,); A, C and dA are not modified; ``exact`` is
+    unused (the derivatives are polynomials of the cached activations). Per step, for a group of
+    sentences, two products: U_nᵀ·dz_n<t> and [U_r; U_u]ᵀ·dz_{r,u}<t+1>; dWaa is two products over
+    the batch: of dZ = dz_{r,u} with A shifted by a token (as in rnn_backward), of dZN = dz_n with
+    C[:, 3H:] = r ⊙ a<t-1>. (Every product has the operand layouts of rnn_forward/rnn_backward's,
+    so that _gemm is compiled no more often.)
+    """
+    H = Waa.shape[1]
+    G = Waa.shape[0]
+    N = ids.shape[0]
+    dtype = Waa.dtype
+    one = dtype.type(1)
+    n, lengths, order, rows = _plan(offsets)
+    DZ = np.zeros((rows, G), dtype=dtype)  # DZ[g] = dz<t+1> of sentence g, then dz<t>
+    DA = np.zeros((rows, H), dtype=dtype)  # DA[g] = da<t>
+    DP = np.zeros((rows, H), dtype=dtype)  # DP[g] = u ⊙ da + r ⊙ U_nᵀ·dz_n of step t+1, then t
+    DZN = np.zeros((rows, H), dtype=dtype)  # dz_n<t> (a copy of DZ[:, 2H:], contiguous)
+    DRN = np.zeros((rows, H), dtype=dtype)  # U_nᵀ·dz_n<t>
+    dZ = np.empty((N, 2 * H), dtype=dtype)  # dZ[i] = dz_{r,u}<t> of token i (0 where t = 1)
+    dZN = np.empty((N, H), dtype=dtype)  # dZN[i] = dz_n<t> of token i
+    zero_row = np.zeros(H, dtype=dtype)
+    # tokens[g], previous[g]: the tokens of sentence g at steps t and t-1; active[t]: the
+    # sentences with ≥ t tokens
+    tokens, previous, active = _backward_scratch(n, lengths, order, rows)
+    for first in range(0, n, _GROUP):
+        group, T = _group(lengths, order, first)
+        _running(lengths, group, T, active)
+        for t in range(T, 0, -1):
+            m = active[t]
+            m_next = active[t + 1]  # the rows of DZ, DP that hold step t+1's (the others: 0)
+            m4 = _pad4(m, rows)
+            m4_next = _pad4(m_next, rows)
+            _step_tokens(offsets, group, m, t, reverse, tokens)
+            if t > 1:
+                _step_tokens(offsets, group, active[t - 1], t - 1, reverse, previous)
+            for g in range(m):
+                p = tokens[g]
+                da = DA[g]
+                if g < m_next:
+                    dp = DP[g]
+                    for j in range(H):
+                        da[j] = dA[p, col + j] + dp[j]
+                else:
+                    for j in range(H):
+                        da[j] = dA[p, col + j]
+            for g in range(m_next, m4_next):
+                for k in range(G):
+                    DZ[g, k] = 0
+            if t > 1:  # the columns of dWax step t-1 adds to
+                _prefetch_inputs(dWax, ids, previous, active[t - 1])
+            if m_next > 0:
+                _gemm(DZ, Waa, DA, m4_next, H, 2 * H)  # da<t> += [U_r; U_u]ᵀ·dz_{r,u}<t+1>
+            for g in range(m):
+                cache = C[tokens[g]]
+                da = DA[g]
+                dz = DZ[g]
+                dzn = DZN[g]
+                if t > 1:
+                    a_prev = A[previous[g], col:col + H]
+                else:
+                    a_prev = zero_row
+                for j in range(H):
+                    u_ = cache[H + j]
+                    n_ = cache[2 * H + j]
+                    dz[H + j] = da[j] * (a_prev[j] - n_) * u_ * (one - u_)
+                    dzn[j] = da[j] * (one - u_) * (one - n_ * n_)
+                    dz[2 * H + j] = dzn[j]
+            for g in range(m, m4):
+                for j in range(H):
+                    DZN[g, j] = 0
+            for g in range(m4):
+                for j in range(H):
+                    DRN[g, j] = 0
+            if t > 1:  # (at t = 1, a<t-1> = 0: dz_r = 0 and nothing flows further back)
+                _gemm(DZN, Waa[2 * H:], DRN, m4, H, H)  # U_nᵀ·dz_n<t>
+            for g in range(m):
+                p = tokens[g]
+                cache = C[p]
+                da = DA[g]
+                dz = DZ[g]
+                drn = DRN[g]
+                dp = DP[g]
+                if t > 1:
+                    a_prev = A[previous[g], col:col + H]
+                    for j in range(H):
+                        r_ = cache[j]
+                        dz[j] = drn[j] * a_prev[j] * r_ * (one - r_)
+                        dp[j] = cache[H + j] * da[j] + r_ * drn[j]
+                else:
+                    for j in range(H):
+                        dz[j] = 0
+                _add_input_grads(dz, ids, p, dWax, dba)
+                _keep_dz(dZ, p, dz, t)  # dz_r, dz_u: dZ holds 2H columns
+                dzn_token = dZN[p]
+                for j in range(H):
+                    dzn_token[j] = dz[2 * H + j]
+    _sum_recurrent_grads(dZ, A, col, dWaa, reverse)
+    if N > 0:
+        _gemm(dZN.T, C[:, 3 * H:], dWaa[2 * H:], H, H, N)  # dU_n += dZNᵀ·(R ⊙ A_prev)

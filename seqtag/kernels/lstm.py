@@ -1,0 +1,171 @@
+"""Numba kernels of the LSTM cell, with the calling convention of seqtag.kernels.elman's
+rnn_forward / rnn_backward so that a model can swap cells.
+
+The 4 gates [i; f; g; o] are stacked in the rows of Wax (4H, V) (Fortran order: Wax·x<t> =
+Σf Wax[:, x<t>_f] reads F contiguous columns), Waa (4H, H) and ba (4H,), both C-contiguous.
+lstm_forward also fills a per-token cache C (N, 5H) = [i | f | g | o | c<t>] with what
+lstm_backward needs, so that backward does not recompute the forward pass. A training step per
+direction is  lstm_forward → linear_forward → softmax_xent → linear_backward → lstm_backward  as
+with the Elman kernels (A, col, dA, exact mean the same); the model only has to allocate C per
+direction and pass it from forward to backward.
+
+As in rnn_forward, a group of up to _GROUP sentences (longest first) goes through time together
+(seqtag.kernels.stepping), so that the products with Waa are small matrix products (_gemm), and
+the sums over all tokens of the batch (dWaa) are one product each. In float32 (``exact=False``)
+σ(x) = ½(1 + tanh(x/2)) and tanh use fast_tanh (|error| < 1e-6, vectorised); with
+``exact=True``, σ(x) = 1/(1 + exp(-x)) and np.tanh (float64 gradient checks). Every _gemm call
+has the operand layouts of rnn_forward's and rnn_backward's (contiguous scratch copies rather
+than column slices), and per-token index work is in small shared helpers, which keeps Numba's
+compile time (≈2 s per kernel and dtype) down.
+"""
+
+import numpy as np
+from numba import njit
+
+from seqtag.kernels.matmul import _gemm, _transpose
+from seqtag.kernels.simd import _sigmoid_in_place, _tanh_in_place
+from seqtag.kernels.stepping import (_GROUP, _add_input_grads, _backward_scratch, _group, _keep_dz,
+                                     _pad4, _plan, _prefetch_inputs, _running, _shrink,
+                                     _step_inputs, _step_tokens, _sum_recurrent_grads)
+
+
+@njit(cache=True, fastmath=True, error_model="numpy")
+def lstm_forward(Wax, Waa, ba, ids, offsets, reverse, exact, A, col, C):
+    """One direction of an LSTM; gates stacked [i; f; g; o] in the rows of Wax (4H, V), Waa (4H, H),
+    ba (4H,):
+
+      z<t> = Σf Wax[:, ids[t, f]] + Waa·a<t-1> + ba
+      i = σ(z_i)   f = σ(z_f)   g = tanh(z_g)   o = σ(z_o)
+      c<t> = f ⊙ c<t-1> + i ⊙ g;   a<t> = o ⊙ tanh(c<t>);   a<0> = c<0> = 0
+
+    over every sentence of the packed batch, left to right, or right to left when ``reverse``.
+    Writes a<t> into A[t, col:col+H] and C[t] = [i | f | g | o | c<t>] (C is (N, 5H)) for
+    lstm_backward. A group of sentences goes through time together, row g of Z being sentence g:
+    Z = [Σf Wax[:, x<t>_f] + ba] + A_prev·Waaᵀ, the last term one product per step.
+    """
+    H = Waa.shape[1]
+    G = Waa.shape[0]  # 4H
+    dtype = Waa.dtype
+    n, lengths, order, rows = _plan(offsets)
+    WaaT = _transpose(Waa)  # (H, 4H): (A_prev·Waaᵀ)[g] = Σn A_prev[g, n]·Waaᵀ[n]
+    S = np.zeros((rows, H), dtype=dtype)  # a<t-1>, then a<t>, of the group's sentences
+    Cs = np.zeros((rows, H), dtype=dtype)  # c<t-1>, then c<t>
+    tokens = np.empty(rows, dtype=np.int64)  # tokens[g]: the token of sentence g at step t
+    Z = np.zeros((rows, G), dtype=dtype)  # z<t>
+    for first in range(0, n, _GROUP):
+        group, T = _group(lengths, order, first)
+        m = group.shape[0]
+        for t in range(1, T + 1):
+            m, m4 = _shrink(lengths, group, m, t, rows)  # rows m..m4-1 pad to _gemm's 4-row blocks
+            _step_inputs(Wax, ba, ids, offsets, group, lengths, m, m4, t, reverse, tokens, Z)
+            if t > 1:  # (a<0> = 0)
+                _gemm(S, WaaT, Z, m4, G, H)
+            for g in range(m):
+                p = tokens[g]
+                z = Z[g]
+                a = S[g]
+                c = Cs[g]
+                if t == 1:
+                    for j in range(H):
+                        c[j] = 0
+                _sigmoid_in_place(z[:2 * H], exact)  # i, f
+                _tanh_in_place(z[2 * H:3 * H], exact)  # g
+                _sigmoid_in_place(z[3 * H:], exact)  # o
+                for j in range(H):
+                    c[j] = z[H + j] * c[j] + z[j] * z[2 * H + j]
+                    a[j] = c[j]
+                _tanh_in_place(a, exact)
+                cache = C[p]
+                for k in range(G):
+                    cache[k] = z[k]
+                for j in range(H):
+                    a[j] *= z[3 * H + j]
+                    cache[G + j] = c[j]
+                out = A[p, col:col + H]
+                for j in range(H):
+                    out[j] = a[j]
+
+
+@njit(cache=True, fastmath=True, error_model="numpy")
+def lstm_backward(Waa, ids, offsets, reverse, A, col, C, dA, dWax, dWaa, dba, exact):
+    """Backpropagation through time of one LSTM direction, given dA[t, col:col+H] = ∂L/∂a<t> and
+    A, C from lstm_forward in the same direction (``reverse``):
+
+      da<t> = dA<t> + Waaᵀ·dz<t+1>
+      dc<t> = da<t> ⊙ o ⊙ (1 - tanh²c<t>) + dc<t+1> ⊙ f<t+1>          (dz<T+1> = dc<T+1> = 0)
+      dz_i = dc ⊙ g ⊙ i(1-i)   dz_f = dc ⊙ c<t-1> ⊙ f(1-f)   dz_g = dc ⊙ i ⊙ (1-g²)
+      dz_o = da ⊙ tanh(c<t>) ⊙ o(1-o)
+      dWaa += Σt dz<t>·a<t-1>ᵀ    dWax[:, ids[t, f]] += dz<t> for every f    dba += Σt dz<t>
+
+    Adds into dWax (4H, V), dWaa (4H, H) and dba (4H,); A, C and dA are not modified. tanh(c<t>)
+    is recomputed (np.tanh if ``exact``, else fast_tanh, as in lstm_forward). As in rnn_backward,
+    dz<t> of every token is kept in a row of dZ (N, 4H) (0 where t = 1), so that dWaa is one
+    product of dZ with A shifted by a token.
+    """
+    H = Waa.shape[1]
+    G = Waa.shape[0]
+    N = ids.shape[0]
+    dtype = Waa.dtype
+    one = dtype.type(1)
+    n, lengths, order, rows = _plan(offsets)
+    DZ = np.zeros((rows, G), dtype=dtype)  # DZ[g] = dz<t+1> of sentence g, then dz<t>
+    DA = np.zeros((rows, H), dtype=dtype)  # DA[g] = da<t>
+    DCF = np.zeros((rows, H), dtype=dtype)  # DCF[g] = dc<t+1> ⊙ f<t+1>, then dc<t> ⊙ f<t>
+    dZ = np.empty((N, G), dtype=dtype)  # dZ[i] = dz<t> of token i (0 where t = 1)
+    tc = np.empty(H, dtype=dtype)  # tanh(c<t>) of one token
+    zero_row = np.zeros(H, dtype=dtype)
+    # tokens[g], previous[g]: the tokens of sentence g at steps t and t-1; active[t]: the
+    # sentences with ≥ t tokens
+    tokens, previous, active = _backward_scratch(n, lengths, order, rows)
+    for first in range(0, n, _GROUP):
+        group, T = _group(lengths, order, first)
+        _running(lengths, group, T, active)
+        for t in range(T, 0, -1):
+            m = active[t]
+            m_next = active[t + 1]  # the rows of DZ, DCF that hold step t+1's (the others: 0)
+            m4_next = _pad4(m_next, rows)
+            _step_tokens(offsets, group, m, t, reverse, tokens)
+            if t > 1:
+                _step_tokens(offsets, group, active[t - 1], t - 1, reverse, previous)
+            for g in range(m):
+                p = tokens[g]
+                da = DA[g]
+                for j in range(H):
+                    da[j] = dA[p, col + j]
+            for g in range(m_next, m):
+                for j in range(H):
+                    DCF[g, j] = 0
+            for g in range(m_next, m4_next):
+                for k in range(G):
+                    DZ[g, k] = 0
+            if t > 1:  # the columns of dWax step t-1 adds to
+                _prefetch_inputs(dWax, ids, previous, active[t - 1])
+            if m_next > 0:
+                _gemm(DZ, Waa, DA, m4_next, H, G)  # da<t> = dA<t> + Waaᵀ·dz<t+1>
+            for g in range(m):
+                p = tokens[g]
+                cache = C[p]
+                da = DA[g]
+                dz = DZ[g]
+                dcf = DCF[g]
+                for j in range(H):
+                    tc[j] = cache[4 * H + j]
+                _tanh_in_place(tc, exact)
+                if t > 1:
+                    c_prev = C[previous[g], 4 * H:5 * H]
+                else:
+                    c_prev = zero_row  # c<0> = 0
+                for j in range(H):
+                    i_ = cache[j]
+                    f_ = cache[H + j]
+                    g_ = cache[2 * H + j]
+                    o_ = cache[3 * H + j]
+                    dc = da[j] * o_ * (one - tc[j] * tc[j]) + dcf[j]
+                    dz[j] = dc * g_ * i_ * (one - i_)
+                    dz[H + j] = dc * c_prev[j] * f_ * (one - f_)
+                    dz[2 * H + j] = dc * i_ * (one - g_ * g_)
+                    dz[3 * H + j] = da[j] * tc[j] * o_ * (one - o_)
+                    dcf[j] = dc * f_
+                _add_input_grads(dz, ids, p, dWax, dba)
+                _keep_dz(dZ, p, dz, t)
+    _sum_recurrent_grads(dZ, A, col, dWaa, reverse)
