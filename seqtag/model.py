@@ -468,10 +468,12 @@ class RNNTagger:
         U, trans, start, end = self._chain(E)
         log_z = np.zeros(1)
         crf_log_partition(U, offsets, trans, start, end, log_z)
-        m_start, m_trans, m_end = transition_mask(self.labels, self.scheme)
+        # -inf, not the finite mask: a valid path of a long sentence may score below any finite
+        # threshold, and only -inf tells the forbidden ones apart exactly.
+        m_start, m_trans, m_end = transition_mask(self.labels, self.scheme, -np.inf)
         paths, scores = nbest(U, trans + m_trans, start + m_start, end + m_end, k)
         return [([self.labels[j] for j in path], float(np.exp(score - log_z[0])))
-                for path, score in zip(paths, scores) if score > -1e3]
+                for path, score in zip(paths, scores) if score > -np.inf]
 
     def span_probabilities(self, tokens: Sequence[str], labels: Sequence[str]) -> list[float]:
         """For each entity (type, i, j) of the labelling ``labels`` (in schemes.spans order),
