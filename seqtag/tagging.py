@@ -24,9 +24,14 @@ FORMATS = ("conll", "inline", "jsonl")
 # The n-best output alone is N copies of the sentence and the k-best search keeps N scores and
 # back-pointers per label and token, so N × tokens bounds both its time and its memory (about
 # 16·L bytes per unit: 112 MB for the bundled model's 7 labels at the limit). A larger --nbest
-# would fail inside the search with an allocation error, or take minutes, long after the output
-# began.
+# would fail inside the search with an allocation error (N = 10⁹ on any sentence), or need
+# gigabytes, long after the output began.
 NBEST_LIMIT = 1_000_000
+
+# --scores computes one partition function over the whole sentence per entity: entities × tokens
+# steps of the forward algorithm (about a microsecond each with the bundled model), quadratic in
+# the length of a sentence whose entities grow with it. 10,000,000 is about ten seconds.
+SCORES_LIMIT = 10_000_000
 
 
 @dataclass
@@ -99,8 +104,16 @@ def _tag_batch(model: RNNTagger, token_lists: list[list[str]], proba: bool):
         yield [labels[k] for k in best], probs
 
 
-def _with_scores(model: RNNTagger, tagged: Tagged, scores: bool, nbest: int) -> Tagged:
+def _with_scores(model: RNNTagger, tagged: Tagged, scores: bool, nbest: int,
+                 name: str | None, line: int) -> Tagged:
     if scores:
+        n_spans, n_tokens = len(spans(tagged.labels)), len(tagged.tokens)
+        if n_spans * n_tokens > SCORES_LIMIT:
+            raise SeqtagError(
+                f"a sentence of {n_tokens:,} tokens with {n_spans:,} entities is too long for "
+                f"--scores (entities × tokens may be at most {SCORES_LIMIT:,})", path=name,
+                line=line if name is not None else None,
+                hint="split the text into sentences, or drop --scores")
         tagged.span_probs = model.span_probabilities(tagged.tokens, tagged.labels)
     if nbest > 1:
         tagged.nbest = model.nbest(tagged.tokens, nbest)
@@ -114,8 +127,9 @@ def tag_texts(model: RNNTagger, texts: Iterable[str], batch_size: int = 256, *,
     exact probability, with ``nbest`` > 1 the n best sequences are kept too; without ``probs``
     (and ``scores``) the labels' probabilities are not computed (Tagged.probs is None).
 
-    A text too long for its n-best search (NBEST_LIMIT) raises SeqtagError after the texts before
-    it are yielded; ``name`` names the input there, its texts counted as lines from 1."""
+    A text too long for its n-best search (NBEST_LIMIT) or its entities' scores (SCORES_LIMIT)
+    raises SeqtagError after the texts before it are yielded; ``name`` names the input there, its
+    texts counted as lines from 1."""
     done = 0
     for batch in _batches(texts, batch_size):
         toks = [tokenize(t) for t in batch]
@@ -124,10 +138,11 @@ def tag_texts(model: RNNTagger, texts: Iterable[str], batch_size: int = 256, *,
         if bad is not None:
             error = _nbest_error(len(token_lists[bad]), nbest, name, done + bad + 1)
             batch, toks, token_lists = batch[:bad], toks[:bad], token_lists[:bad]
-        for text, tk, words, (labels, p) in zip(
-                batch, toks, token_lists, _tag_batch(model, token_lists, probs or scores)):
+        for i, (text, tk, words, (labels, p)) in enumerate(zip(
+                batch, toks, token_lists, _tag_batch(model, token_lists, probs or scores))):
             yield _with_scores(model, Tagged(words, labels, p, text=text,
-                                             offsets=[(s, e) for _, s, e in tk]), scores, nbest)
+                                             offsets=[(s, e) for _, s, e in tk]), scores, nbest,
+                               name, done + i + 1)
         if bad is not None:
             raise error
         done += len(batch)
@@ -146,7 +161,7 @@ def tag_sentences(model: RNNTagger, sentences: Iterable[Sentence], batch_size: i
             batch, token_lists = batch[:bad], token_lists[:bad]
         for s, (labels, p) in zip(batch, _tag_batch(model, token_lists, probs or scores)):
             yield _with_scores(model, Tagged(s.tokens, labels, p, lines=s.lines),
-                               scores, nbest)
+                               scores, nbest, name, s.line_no)
         if bad is not None:
             raise error
 

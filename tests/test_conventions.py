@@ -16,6 +16,7 @@ import pytest
 
 import seqtag
 from seqtag import tagging
+from seqtag.corpus import Sentence
 from seqtag.errors import SeqtagError
 from seqtag.model import RNNTagger, init_params
 from seqtag.schemes import allowed_end, allowed_transitions
@@ -159,6 +160,26 @@ def test_nbest_limit_in_process(monkeypatch):
     assert "lower --nbest" in str(e.value)
     # The limit is on N × tokens: one best sequence of the same text is no n-best search.
     assert len(list(tagging.tag_texts(model, [over], nbest=1))) == 1
+
+
+def test_scores_limit_in_process(monkeypatch):
+    model = make_model(True)
+    long_text = " ".join(["Sam Li in Paris"] * 5)
+    (plain,) = tagging.tag_texts(model, [long_text])
+    n_spans = len(plain.entities())
+    assert n_spans > 0   # the seed's model finds entities, so the limit can bite
+    monkeypatch.setattr(tagging, "SCORES_LIMIT", n_spans * len(plain.tokens) - 1)
+    got = []
+    with pytest.raises(SeqtagError) as e:
+        for t in tagging.tag_sentences(model, [Sentence(["Sam"], None, ["Sam"], 4),
+                                               Sentence(plain.tokens, None, plain.tokens, 7)],
+                                       scores=True, name="in.tsv"):
+            got.append(t)
+    assert len(got) == 1 and got[0].span_probs is not None
+    assert str(e.value).startswith(f"in.tsv:7: a sentence of {len(plain.tokens)} tokens with "
+                                   f"{n_spans} entities is too long for --scores")
+    # Without --scores the same sentence is tagged.
+    assert len(list(tagging.tag_texts(model, [long_text], scores=False))) == 1
 
 
 def test_nbest_limit_in_a_real_process(model_file, tmp_path):
