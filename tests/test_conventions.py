@@ -194,6 +194,13 @@ def test_nbest_limit_in_a_real_process(model_file, tmp_path):
                   ok=False), says="too long for --nbest")
 
 
+def test_tag_help_states_the_limits():
+    # The help is written without importing tagging (numpy), so it spells the numbers out.
+    out = " ".join(run("tag", "--help").stdout.replace("│", " ").split())
+    assert f"at most {tagging.NBEST_LIMIT:,}" in out and f"at most {tagging.SCORES_LIMIT:,}" in out
+    assert "-i, --input" in out or "--input -i" in out
+
+
 def test_nbest_of_a_long_sentence_without_crf():
     """Every path of a long sentence scores far below zero; the valid ones must still come."""
     model = make_model(False, seed=2)

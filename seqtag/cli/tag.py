@@ -69,7 +69,8 @@ def tag(
         help="text (one text per line) or conll (column files; the label is appended)."),
     batch_size: int = typer.Option(256, "--batch-size", min=1, help="Sentences per batch."),
     scores: bool = typer.Option(
-        False, "--scores", help="Add each label's probability and each entity's (crf_test -v1)."),
+        False, "--scores", help="Add each label's probability and each entity's (crf_test -v1; "
+                                "a sentence's entities × tokens at most 10,000,000)."),
     nbest: int = typer.Option(1, "--nbest", "-n", min=1,
                               help="Print the N most probable label sequences (crf_test -n; "
                                    "-f conll or jsonl; N × a sentence's tokens at most "
