@@ -118,10 +118,13 @@ def nbest_paths(output, E: np.ndarray, masks, k: int) -> list[tuple[np.ndarray, 
     offsets = np.array([0, len(E)], dtype=np.int64)
     U, trans, start, end = output.chain(E, offsets)
     log_z = _log_partition(U, offsets, trans, start, end)
-    m_start, m_trans, m_end = masks
+    # -inf, not the finite mask: a valid path of a long sentence may score below any finite
+    # threshold, and only -inf tells the forbidden ones apart exactly.
+    m_start, m_trans, m_end = (np.where(m > _FORBIDDEN, m, -np.inf).astype(m.dtype)
+                               for m in masks)
     paths, scores = nbest(U, trans + m_trans, start + m_start, end + m_end, k)
     return [(path, float(np.exp(score - log_z)))
-            for path, score in zip(paths, scores) if score > -1e3]
+            for path, score in zip(paths, scores) if score > -np.inf]
 
 
 def span_probabilities(output, E: np.ndarray, label_names: Sequence[str],

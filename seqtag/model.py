@@ -125,7 +125,8 @@ class RNNTagger:
         """Everything tagging can show of each sentence, from one pass of the network: its
         best valid labels ("labels", indices), their probabilities ("probs", or None without
         ``proba``), with ``scores`` each entity's probability ("spans"), with ``nbest`` > 0 the
-        n best sequences and their probabilities ("nbest")."""
+        n best sequences and their probabilities ("nbest"), and its emissions ("emissions",
+        what span_probabilities can take instead of computing them again)."""
         from seqtag.decoding import decode_emissions, nbest_paths, span_probabilities
 
         if not sentences:
@@ -136,7 +137,8 @@ class RNNTagger:
         out = []
         for i in range(len(sentences)):
             lo, hi = offsets[i], offsets[i + 1]
-            r = {"labels": best[lo:hi], "probs": None if P is None or not proba else P[lo:hi]}
+            r = {"labels": best[lo:hi], "probs": None if P is None or not proba else P[lo:hi],
+                 "emissions": E[lo:hi]}
             if scores:
                 r["spans"] = span_probabilities(output, E[lo:hi], self.labels,
                                                 [self.labels[k] for k in best[lo:hi]])
@@ -164,12 +166,14 @@ class RNNTagger:
             return [([], 1.0)]
         return self.analyse([tokens], proba=False, nbest=k)[0]["nbest"]
 
-    def span_probabilities(self, tokens: Sequence[str], labels: Sequence[str]) -> list[float]:
+    def span_probabilities(self, tokens: Sequence[str], labels: Sequence[str],
+                           emissions: np.ndarray | None = None) -> list[float]:
         """For each entity of the labelling ``labels`` (in schemes.spans order), the
-        probability that exactly it is there (seqtag.decoding.span_probabilities)."""
+        probability that exactly it is there (seqtag.decoding.span_probabilities); from the
+        sentence's ``emissions`` when analyse gave them."""
         from seqtag.decoding import span_probabilities
 
-        E, _ = self.emissions([tokens])
+        E = emissions if emissions is not None else self.emissions([tokens])[0]
         return span_probabilities(self.network.output, E, self.labels, list(labels))
 
     # -- file ------------------------------------------------------------------------------

@@ -13,10 +13,24 @@ from typing import Iterable, Iterator
 
 import numpy as np
 
-from seqtag.corpus import Sentence
+from seqtag.corpus import Sentence, _lines, _open
+from seqtag.errors import SeqtagError
 from seqtag.model import RNNTagger
 from seqtag.schemes import spans
 from seqtag.tokenizer import tokenize
+
+# The n-best output alone is N copies of the sentence and the k-best search keeps N scores and
+# back-pointers per label and token, so N × tokens bounds both its time and its memory (about
+# 16·L bytes per unit: 112 MB for the bundled model's 7 labels at the limit). A larger --nbest
+# would fail inside the search with an allocation error (N = 10⁹ on any sentence), or need
+# gigabytes, long after the output began.
+NBEST_LIMIT = 1_000_000
+
+# --scores computes one partition function over the whole sentence per entity: entities × tokens
+# steps of the forward algorithm (about a microsecond each with the bundled model), quadratic in
+# the length of a sentence whose entities grow with it. 10,000,000 is about ten seconds.
+SCORES_LIMIT = 10_000_000
+
 
 @dataclass
 class Tagged:
@@ -56,39 +70,103 @@ def _batches(items: Iterable, size: int) -> Iterator[list]:
         yield batch
 
 
-def _tag_batch(model: RNNTagger, token_lists: list[list[str]], proba: bool, scores: bool,
-               nbest: int) -> Iterator[tuple[list[str], np.ndarray | None, dict]]:
-    """Labels, their probabilities, and with ``scores``/``nbest`` the entity probabilities and
-    n-best lists, from one pass of the network over the batch."""
+def read_texts(source: str) -> Iterator[str]:
+    """One text per line of a file, or of stdin for ``"-"``; decoded strictly, so that a bad byte
+    is reported with its file and line, not guessed."""
+    name = "<stdin>" if source == "-" else source
+    with _open(source, name) as stream:
+        for _, text in _lines(stream, name, None):
+            yield text
+
+
+def _too_long_for_nbest(token_lists: list[list[str]], nbest: int) -> int | None:
+    """The index of the first sentence whose n-best search would pass NBEST_LIMIT, if any."""
+    if nbest > 1:
+        for i, tokens in enumerate(token_lists):
+            if nbest * len(tokens) > NBEST_LIMIT:
+                return i
+    return None
+
+
+def _nbest_error(n_tokens: int, nbest: int, name: str | None, line: int | None) -> SeqtagError:
+    return SeqtagError(
+        f"a sentence of {n_tokens:,} tokens is too long for --nbest {nbest} "
+        f"(N × tokens may be at most {NBEST_LIMIT:,})", path=name,
+        line=line if name is not None else None,
+        hint="split the text into sentences, or lower --nbest")
+
+
+def _tag_batch(model: RNNTagger, token_lists: list[list[str]], proba: bool, nbest: int):
+    """(labels, their probabilities, the analysis) of each sentence, from one pass of the
+    network over the batch (RNNTagger.analyse: n-best lists and the emissions the entity scores
+    are computed from)."""
     labels = model.labels
-    for r in model.analyse(token_lists, proba or scores, scores, nbest if nbest > 1 else 0):
-        extra = {"span_probs": r.get("spans"), "nbest": r.get("nbest")}
-        yield [labels[k] for k in r["labels"]], r["probs"], extra
+    for r in model.analyse(token_lists, proba, nbest=nbest if nbest > 1 else 0):
+        yield [labels[k] for k in r["labels"]], r["probs"], r
+
+
+def _with_scores(model: RNNTagger, tagged: Tagged, analysis: dict, scores: bool,
+                 name: str | None, line: int) -> Tagged:
+    if scores:
+        n_spans, n_tokens = len(spans(tagged.labels)), len(tagged.tokens)
+        if n_spans * n_tokens > SCORES_LIMIT:
+            raise SeqtagError(
+                f"a sentence of {n_tokens:,} tokens with {n_spans:,} entities is too long for "
+                f"--scores (entities × tokens may be at most {SCORES_LIMIT:,})", path=name,
+                line=line if name is not None else None,
+                hint="split the text into sentences, or drop --scores")
+        tagged.span_probs = model.span_probabilities(tagged.tokens, tagged.labels,
+                                                     analysis["emissions"])
+    tagged.nbest = analysis.get("nbest")
+    return tagged
 
 
 def tag_texts(model: RNNTagger, texts: Iterable[str], batch_size: int = 256, *,
-              scores: bool = False, nbest: int = 1, probs: bool = True) -> Iterator[Tagged]:
+              scores: bool = False, nbest: int = 1, probs: bool = True,
+              name: str | None = None) -> Iterator[Tagged]:
     """Tokenize and tag each text (one sequence per text); with ``scores`` each entity gets its
     exact probability, with ``nbest`` > 1 the n best sequences are kept too; without ``probs``
-    (and ``scores``) the labels' probabilities are not computed (Tagged.probs is None)."""
+    (and ``scores``) the labels' probabilities are not computed (Tagged.probs is None).
+
+    A text too long for its n-best search (NBEST_LIMIT) or its entities' scores (SCORES_LIMIT)
+    raises SeqtagError after the texts before it are yielded; ``name`` names the input there, its
+    texts counted as lines from 1."""
+    done = 0
     for batch in _batches(texts, batch_size):
         toks = [tokenize(t) for t in batch]
         token_lists = [[w for w, _, _ in tk] for tk in toks]
-        for text, tk, words, (labels, p, extra) in zip(
-                batch, toks, token_lists, _tag_batch(model, token_lists, probs, scores, nbest)):
-            yield Tagged(words, labels, p, text=text, offsets=[(s, e) for _, s, e in tk],
-                         **extra)
+        bad = _too_long_for_nbest(token_lists, nbest)
+        if bad is not None:
+            error = _nbest_error(len(token_lists[bad]), nbest, name, done + bad + 1)
+            batch, toks, token_lists = batch[:bad], toks[:bad], token_lists[:bad]
+        for i, (text, tk, words, (labels, p, r)) in enumerate(zip(
+                batch, toks, token_lists,
+                _tag_batch(model, token_lists, probs or scores, nbest))):
+            yield _with_scores(model, Tagged(words, labels, p, text=text,
+                                             offsets=[(s, e) for _, s, e in tk]), r, scores,
+                               name, done + i + 1)
+        if bad is not None:
+            raise error
+        done += len(batch)
 
 
 def tag_sentences(model: RNNTagger, sentences: Iterable[Sentence], batch_size: int = 256, *,
-                  scores: bool = False, nbest: int = 1, probs: bool = True) -> Iterator[Tagged]:
+                  scores: bool = False, nbest: int = 1, probs: bool = True,
+                  name: str | None = None) -> Iterator[Tagged]:
     """Tag sentences read from a column file, keeping their lines for crf_test-style output
-    (``probs`` as for tag_texts)."""
+    (``probs``, ``nbest`` and ``name``, the file's name for errors, as for tag_texts)."""
     for batch in _batches(sentences, batch_size):
         token_lists = [s.tokens for s in batch]
-        for s, (labels, p, extra) in zip(
-                batch, _tag_batch(model, token_lists, probs, scores, nbest)):
-            yield Tagged(s.tokens, labels, p, lines=s.lines, **extra)
+        bad = _too_long_for_nbest(token_lists, nbest)
+        if bad is not None:
+            error = _nbest_error(len(token_lists[bad]), nbest, name, batch[bad].line_no)
+            batch, token_lists = batch[:bad], token_lists[:bad]
+        for s, (labels, p, r) in zip(batch, _tag_batch(model, token_lists, probs or scores,
+                                                       nbest)):
+            yield _with_scores(model, Tagged(s.tokens, labels, p, lines=s.lines), r, scores,
+                               name, s.line_no)
+        if bad is not None:
+            raise error
 
 
 def format_conll(t: Tagged, scores: bool = False) -> str:

@@ -17,11 +17,27 @@ app = typer.Typer(
     name="seqtag",
     help="Fast recurrent sequence labeling on the CPU: train on CoNLL column files, tag text "
          "and column files in pipelines, score with conlleval's rules.",
-    add_completion=False,
+    add_completion=True,
     no_args_is_help=True,
     pretty_exceptions_enable=False,
     context_settings={"help_option_names": ["-h", "--help"]},
 )
+
+
+def _print_version(value: bool) -> None:
+    if value:
+        from seqtag import __version__
+
+        typer.echo(f"seqtag {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _root(version: bool = typer.Option(False, "--version", callback=_print_version,
+                                       is_eager=True, help="Print seqtag's version and exit.")
+          ) -> None:
+    pass
+
 
 # Progress and messages go to stderr; stdout carries only results.
 # soft_wrap: a long line stays one line in logs and pipes (grep), not cut at 80 columns.

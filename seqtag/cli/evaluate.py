@@ -4,12 +4,15 @@ from __future__ import annotations
 
 import json
 import sys
+from itertools import islice
 from pathlib import Path
 from typing import Optional
 
 import typer
 
-from seqtag.cli._app import app, default_model_path, fail, user_errors
+from seqtag.cli._app import app, default_model_path, err, fail, user_errors
+from seqtag.corpus import _open, read_sentences, split_columns
+from seqtag.errors import SeqtagError
 
 
 @app.command("eval")
@@ -27,28 +30,135 @@ def evaluate_cmd(
 ) -> None:
     """Token accuracy and entity precision/recall/F1 by conlleval's rules (IOB1, IOB2, IOBES)."""
     with user_errors():
-        from seqtag.corpus import read_sentences
         from seqtag.metrics import evaluate, format_report, scores_to_dict
 
-        if tagged:
-            if model_path is not None:
-                fail("--tagged scores the file's own predictions; drop -m or --tagged")
-            sents = list(read_sentences(gold, labels="required", pred_col=-1))
-            gold_labels = [s.labels for s in sents]
-            predicted = [s.predicted for s in sents]
-        else:
-            from seqtag.model import RNNTagger
-            from seqtag.tagging import tag_sentences
+        if tagged and model_path is not None:
+            fail("--tagged scores the file's own predictions; drop -m or --tagged")
+        name = "<stdin>" if gold == "-" else gold
+        with _open(gold, name) as stream:
+            head = _Head(stream, name)
+            sents = _first_checked(
+                read_sentences(head, labels="auto", pred_col=-1 if tagged else None),
+                head, tagged)
+            model = None
+            if tagged:
+                sents = list(sents)
+                gold_labels = [s.labels for s in sents]
+                predicted = [s.predicted for s in sents]
+            else:
+                from seqtag.model import RNNTagger
+                from seqtag.tagging import tag_sentences
 
-            model = RNNTagger.load(model_path or default_model_path())
-            gold_labels: list = []
-            sents = _keep(read_sentences(gold, labels="required"), gold_labels)
-            predicted = [t.labels for t in tag_sentences(model, sents, batch_size)]
+                model = RNNTagger.load(model_path or default_model_path())
+                gold_labels: list = []
+                sents = _keep(sents, gold_labels)
+                predicted = [t.labels for t in tag_sentences(model, sents, batch_size,
+                                                             name=name)]
+        if model is not None:
+            seen = {lab for labels in gold_labels for lab in labels}
+            if seen and not seen & set(model.labels):
+                # Not an error: a model may be scored on another tag set (accuracy 0), but
+                # usually the file's last column is not its gold label.
+                err.print(f"note: no gold label of {name} is a label of the model (gold: "
+                          f"{_some(seen)}; model: {_some(model.labels)}); the gold label is the "
+                          "last column", markup=False)
         scores = evaluate(gold_labels, predicted)
         if as_json:
             sys.stdout.write(json.dumps(scores_to_dict(scores), indent=2) + "\n")
         else:
             sys.stdout.write(format_report(scores) + "\n")
+
+
+def _some(labels, n: int = 5) -> str:
+    labels = sorted(labels)
+    return ", ".join(labels[:n]) + (", ..." if len(labels) > n else "")
+
+
+class _Head:
+    """A binary stream that keeps its first lines, to tell what went wrong with the input."""
+
+    KEEP = 100
+
+    def __init__(self, stream, name: str):
+        self.stream, self.name, self.lines = stream, name, []
+
+    def readline(self) -> bytes:
+        raw = self.stream.readline()
+        if raw and len(self.lines) < self.KEEP:
+            self.lines.append(raw)
+        return raw
+
+
+def _first_checked(sentences, head: _Head, tagged: bool):
+    """The sentences; a first sentence that shows the input is not what eval scores becomes an
+    error that says what the input is and what to do."""
+    first = True
+    try:
+        for s in sentences:
+            if first:
+                first = False
+                ncols = len(split_columns(s.lines[0]))
+                if tagged and (s.labels is None or ncols < 3):
+                    raise _tagged_error(head.name, s.line_no, ncols)
+                if s.labels is None:
+                    raise SeqtagError(
+                        "has no gold label column (one token per line and nothing else)",
+                        path=head.name, line=s.line_no,
+                        hint="eval needs token<TAB>gold label lines; to only tag it use "
+                             f"seqtag tag --input-format conll {_quote(head.name)}")
+            yield s
+    except SeqtagError as e:
+        if not first or e.line is None or e.path != head.name:
+            raise
+        # Failing anyway: a few more lines make the diagnosis surer.
+        raws = head.lines + list(islice(iter(head.stream.readline, b""), 20))
+        try:
+            lines = [raw.decode("utf-8").rstrip("\r\n") for raw in raws]
+        except UnicodeDecodeError:
+            lines = None
+        if lines is None or any("\0" in line for line in lines):
+            raise  # not text at all (a bad byte, a binary file): the reader's message says so
+        text = _plain_text(lines)
+        if text is not None:
+            raise SeqtagError(
+                f"looks like plain text, not a column file (line {text[0]} has {text[1]} words, "
+                f"line {text[2]} has {text[3]})", path=head.name, line=e.line,
+                hint="eval scores one token per line with its gold label"
+                     + (" and the prediction" if tagged else "") + " as the last column"
+                     + ("s" if tagged else "")
+                     + f"; to tag text use seqtag tag -i {_quote(head.name)}") from None
+        token_lines = [t for t in lines if t.strip()]
+        if tagged and token_lines and len(split_columns(token_lines[0])) < 3:
+            raise _tagged_error(head.name, e.line, len(split_columns(token_lines[0]))) from None
+        raise
+
+
+def _plain_text(lines: list[str]):
+    """(line a, its words, line b, its words) if these lines read as running text, else None:
+    no TAB, and the lines' numbers of words vary (in a column file with one ragged line, most
+    lines still agree)."""
+    counts = [(no, len(text.split())) for no, text in enumerate(lines, 1) if text.strip()]
+    if not counts or any("\t" in text for text in lines):
+        return None
+    most = max(sum(n == m for _, m in counts) for _, n in counts)
+    differ = next(((a, b) for a, b in zip(counts, counts[1:]) if a[1] != b[1]), None)
+    if differ is None or most >= 0.8 * len(counts):
+        return None
+    return (*differ[0], *differ[1])
+
+
+def _tagged_error(name: str, line: int, ncols: int) -> SeqtagError:
+    return SeqtagError(
+        f"--tagged needs a gold label and a predicted label after the token (3 columns or "
+        f"more), but the line has {ncols}", path=name, line=line,
+        hint="to tag a gold file and score it: seqtag eval FILE -m MODEL; or append "
+             "predictions: seqtag tag --input-format conll FILE | seqtag eval --tagged -")
+
+
+def _quote(name: str) -> str:
+    import shlex
+
+    return "-" if name == "<stdin>" else shlex.quote(name)
 
 
 def _keep(sentences, gold_labels):

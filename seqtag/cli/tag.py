@@ -2,38 +2,32 @@
 
 from __future__ import annotations
 
+import shlex
 import sys
+from itertools import chain
 from pathlib import Path
-from typing import Iterator, List, Optional
+from typing import List, Optional
 
 import typer
 
-from seqtag.cli._app import app, default_model_path, fail, user_errors
-from seqtag.errors import SeqtagError
+from seqtag.cli._app import app, default_model_path, err, fail, user_errors
 
 _COLOURS = ("cyan", "magenta", "green", "yellow", "blue", "red")
 
 
-def stdin_texts() -> Iterator[str]:
-    """One text per line of stdin, decoded strictly so a bad byte is reported, not guessed."""
-    offset = 0
-    for no, raw in enumerate(iter(sys.stdin.buffer.readline, b""), 1):
-        try:
-            text = raw.decode("utf-8")
-        except UnicodeDecodeError as e:
-            raise SeqtagError(f"invalid UTF-8 at byte offset {offset + e.start}", path="<stdin>",
-                              line=no, hint="seqtag reads UTF-8 text") from None
-        offset += len(raw)
-        yield text.rstrip("\r\n")
-
-
 def render_pretty(tagged, console) -> None:
-    """Entities highlighted in the text, their type after them; other labels as token/label."""
+    """Entities highlighted in the text, their type after them; other labels as token/label.
+    User text goes in as Text, never as markup: a token such as "[/]" is printed as it is."""
     from rich.text import Text
 
     ents = tagged.entities()
     if tagged.text is None or not ents and any(lab != "O" for lab in tagged.labels):
-        console.print(" ".join(f"{t}[dim]/{lab}[/]" for t, lab in zip(tagged.tokens, tagged.labels)))
+        out = Text()
+        for n, (tok, lab) in enumerate(zip(tagged.tokens, tagged.labels)):
+            out.append(" " if n else "")
+            out.append(tok)
+            out.append(f"/{lab}", style="dim")
+        console.print(out)
         return
     out, pos = Text(), 0
     types = sorted({e["label"] for e in ents})
@@ -47,11 +41,22 @@ def render_pretty(tagged, console) -> None:
     console.print(out)
 
 
+def _is_file(arg: str) -> bool:
+    try:
+        return Path(arg).is_file()
+    except (OSError, ValueError):  # a text too long for a path, or with a NUL byte
+        return False
+
+
 @app.command("tag")
 def tag(
     inputs: Optional[List[str]] = typer.Argument(
         None, help="Texts to tag (or, with --input-format conll, column files); "
-                   "none or '-' reads stdin."),
+                   "'-' reads stdin, as does giving no text and no -i."),
+    files: Optional[List[str]] = typer.Option(
+        None, "-i", "--input", metavar="FILE",
+        help="Tag the contents of FILE ('-' for stdin): one text per line, or a column file "
+             "with --input-format conll. Repeatable; read after the texts given as arguments."),
     model_path: Optional[Path] = typer.Option(None, "-m", "--model",
                                               help="Model file.",
                                               show_default="the bundled model"),
@@ -64,14 +69,16 @@ def tag(
         help="text (one text per line) or conll (column files; the label is appended)."),
     batch_size: int = typer.Option(256, "--batch-size", min=1, help="Sentences per batch."),
     scores: bool = typer.Option(
-        False, "--scores", help="Add each label's probability and each entity's (crf_test -v1)."),
+        False, "--scores", help="Add each label's probability and each entity's (crf_test -v1; "
+                                "a sentence's entities × tokens at most 10,000,000)."),
     nbest: int = typer.Option(1, "--nbest", "-n", min=1,
-                              help="Print the N most probable label sequences (crf_test -n)."),
+                              help="Print the N most probable label sequences (crf_test -n; "
+                                   "-f conll or jsonl; N × a sentence's tokens at most "
+                                   "1,000,000)."),
 ) -> None:
     """Tag texts or column files; labels go to stdout, one stable format into a pipe."""
     with user_errors():
-        from seqtag.model import RNNTagger
-        from seqtag.tagging import FORMATTERS, tag_sentences, tag_texts
+        from seqtag.tagging import FORMATTERS, read_texts, tag_sentences, tag_texts
 
         if input_format not in ("text", "conll"):
             fail(f"unknown --input-format {input_format!r} (use text or conll)")
@@ -79,27 +86,55 @@ def tag(
             fmt = "pretty" if sys.stdout.isatty() and input_format == "text" else "conll"
         if fmt not in (*FORMATTERS, "pretty"):
             fail(f"unknown --format {fmt!r} (use conll, inline, jsonl or pretty)")
+        # Refused before the model loads: a format that would silently drop what was asked for.
+        if nbest > 1 and fmt in ("inline", "pretty"):
+            fail(f"-f {fmt} shows one label sequence per text, not --nbest {nbest} "
+                 "(use -f conll or -f jsonl, or drop --nbest)")
+        if nbest > 1 and scores and fmt == "conll":
+            fail("-f conll cannot show --scores with --nbest: its n-best blocks have no "
+                 "probability column (use -f jsonl for both, or drop one)")
+        inputs, files = inputs or [], files or []
+        if not inputs and not files:
+            inputs = ["-"]
+        if input_format == "text":
+            named = next((a for a in inputs if a != "-" and _is_file(a)), None)
+            if named is not None:
+                err.print(f"note: {named!r} is a file; to tag its contents use: "
+                          f"seqtag tag -i {shlex.quote(named)}", markup=False)
+
+        from seqtag.model import RNNTagger
+
         model = RNNTagger.load(model_path or default_model_path())
         # Plain conll and inline output print labels only: no label probabilities needed.
-        probs = scores or fmt in ("jsonl", "pretty")
-        inputs = inputs or ["-"]
-        if input_format == "conll":
-            from seqtag.corpus import read_sentences
+        options = dict(batch_size=batch_size, scores=scores, nbest=nbest,
+                       probs=scores or fmt in ("jsonl", "pretty"))
 
-            def sentences():
-                for path in inputs:
-                    yield from read_sentences(path, labels="auto")
-            stream = tag_sentences(model, sentences(), batch_size, scores=scores, nbest=nbest,
-                                   probs=probs)
-        else:
-            def texts():
-                for item in inputs:
-                    if item == "-":
-                        yield from stdin_texts()
-                    else:
-                        yield item
-            stream = tag_texts(model, texts(), batch_size, scores=scores, nbest=nbest,
-                               probs=probs)
+        def streams():
+            if input_format == "conll":
+                from seqtag.corpus import read_sentences
+
+                for path in [*inputs, *files]:
+                    name = "<stdin>" if path == "-" else path
+                    yield tag_sentences(model, read_sentences(path, labels="auto"), name=name,
+                                        **options)
+                return
+            # Texts given as arguments are batched together, up to a '-' among them.
+            texts: list[str] = []
+            for item in inputs:
+                if item != "-":
+                    texts.append(item)
+                    continue
+                if texts:
+                    yield tag_texts(model, texts, **options)
+                    texts = []
+                yield tag_texts(model, read_texts("-"), name="<stdin>", **options)
+            if texts:
+                yield tag_texts(model, texts, **options)
+            for path in files:
+                yield tag_texts(model, read_texts(path), name="<stdin>" if path == "-" else path,
+                                **options)
+
+        stream = chain.from_iterable(streams())
         if fmt == "pretty":
             from rich.console import Console
             console = Console(highlight=False)
