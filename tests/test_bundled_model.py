@@ -9,17 +9,13 @@ import subprocess
 import sys
 from pathlib import Path
 
-from seqtag.cli._app import default_model_path
-from seqtag.model import RNNTagger
-
-REPO = Path(__file__).resolve().parents[1]
 
 
-def test_bundled_model_loads_and_is_trained_on_samples_only():
-    model = RNNTagger.load(default_model_path())
+def test_bundled_model_loads_and_is_trained_on_samples_only(bundled_model, samples):
+    model = bundled_model
     corpora = model.meta["corpus"] + [model.meta["dev_corpus"]]
     shipped = {p.name: hashlib.sha256(p.read_bytes()).hexdigest()
-               for p in (REPO / "samples").iterdir() if p.is_file()}
+               for p in samples.iterdir() if p.is_file()}
     for c in corpora:
         name = Path(c["name"]).name
         # Only freely licensed files from samples/, byte for byte, and never a test split.
@@ -37,11 +33,9 @@ def test_demo_sentence_marks_the_persons():
         [("Sam Li", "PER"), ("Tom", "PER")]
 
 
-def test_bundled_model_has_the_default_configuration():
+def test_bundled_model_has_the_default_configuration(bundled_model):
     # `make model` trains with no options but the seed: a change of the defaults must retrain it.
-    from dataclasses import asdict
-
+    from seqtag.build import hyperparameters
     from seqtag.config import TrainConfig
 
-    model = RNNTagger.load(default_model_path())
-    assert model.meta["hyperparameters"] == asdict(TrainConfig())
+    assert bundled_model.meta["hyperparameters"] == hyperparameters(TrainConfig())

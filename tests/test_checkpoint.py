@@ -17,7 +17,6 @@ import numpy as np
 import pytest
 
 from seqtag.config import TrainConfig
-from seqtag.corpus import read_corpus
 from seqtag.errors import SeqtagError
 from seqtag.modelfile import load_model
 from seqtag.training import Trainer, split_dev
@@ -101,8 +100,8 @@ def test_sigterm_saves_the_best_epoch_so_far_and_exits_143(corpus, tmp_path):
     assert ckpt.exists()                         # kept, so that --resume can go on
 
 
-def test_resume_refuses_a_checkpoint_of_other_options(tmp_path):
-    train, _ = read_corpus(str(SAMPLES / "tiny.tsv"))
+def test_resume_refuses_a_checkpoint_of_other_options(tmp_path, tiny):
+    train = tiny
     ckpt = tmp_path / "c.ckpt.npz"
     small = dict(hidden=4, epochs=2, embed_dim=4, char_filters=2, char_dim=2)
     Trainer(TrainConfig(**small), checkpoint=ckpt).fit(train)
@@ -113,10 +112,10 @@ def test_resume_refuses_a_checkpoint_of_other_options(tmp_path):
         Trainer(TrainConfig(**small), checkpoint=tmp_path / "none.npz").fit(train, resume=True)
 
 
-def test_resuming_in_process_after_each_epoch_gives_the_same_weights(tmp_path):
+def test_resuming_in_process_after_each_epoch_gives_the_same_weights(tmp_path, tiny):
     """A k-epoch run's checkpoint, resumed to 3 epochs (epochs may change on resume), ends with
     the weights, history and kept epoch of the 3-epoch run, with averaging on."""
-    train, _ = read_corpus(str(SAMPLES / "tiny.tsv"))
+    train = tiny
     small = dict(hidden=4, embed_dim=4, char_filters=2, char_dim=2, average=0.5, patience=0)
     whole = Trainer(TrainConfig(**small, epochs=3)).fit(train, train[:4])
     for k in (1, 2):
@@ -130,8 +129,8 @@ def test_resuming_in_process_after_each_epoch_gives_the_same_weights(tmp_path):
             np.testing.assert_array_equal(resumed.model_.params[name], w, err_msg=name)
 
 
-def test_split_dev_holds_out_a_seeded_tenth_in_corpus_order():
-    train, _ = read_corpus(str(SAMPLES / "tiny.tsv"))
+def test_split_dev_holds_out_a_seeded_tenth_in_corpus_order(tiny):
+    train = tiny
     rest, dev = split_dev(train, 0.1, seed=3)
     assert len(dev) == round(0.1 * len(train)) and len(rest) + len(dev) == len(train)
     assert [s.line_no for s in rest + dev] != [s.line_no for s in train] or len(dev) == 0
