@@ -17,6 +17,7 @@ from itertools import chain
 from typing import BinaryIO, Iterator
 
 from seqtag.errors import SeqtagError
+from seqtag.schemes import split_label
 
 FORMATS = ("auto", "conll", "conllu", "indexed")
 LABEL_MODES = ("auto", "required", "none")
@@ -92,33 +93,92 @@ def _open(source, name: str):
         yield f
 
 
-def _lines(stream: BinaryIO, name: str, digest: _Digest | None) -> Iterator[tuple[int, str]]:
-    """(line number, text without line end), checking encoding line by line as it streams."""
-    offset = 0
-    for no, raw in enumerate(iter(stream.readline, b""), 1):
-        if not isinstance(raw, bytes):
+# CR, LF and CRLF all end a line: files from old Mac tools and from Windows read like UNIX ones.
+_BREAK = re.compile(rb"\r\n?|\n")
+# Big enough to read a file in few calls, small enough that NUL-filled input (a device, a
+# binary file without newlines) is refused before it fills the memory.
+_CHUNK = 1 << 16
+
+
+def read_lines(stream: BinaryIO, name: str, digest: _Digest | None = None
+               ) -> Iterator[tuple[int, str]]:
+    """(line number, text without its line end) of a binary stream, as it streams.
+
+    Lines end at CR, LF or CRLF. The bytes are checked as they come: a NUL byte (a binary
+    file), invalid UTF-8 and a byte order mark anywhere but at the very start are errors naming
+    the line and the byte offset in the whole stream.
+    """
+    # read1 returns what a pipe holds without waiting for a full chunk, so each line is yielded
+    # as soon as it has arrived (``seqtag tag`` on an endless pipe).
+    read1 = getattr(stream, "read1", None)
+    chunks = iter(lambda: read1(_CHUNK), b"") if read1 is not None else iter(stream.readline, b"")
+    no, offset, line_start = 1, 0, 0
+    parts: list[bytes] = []
+    # A CR ends its line at once (no waiting for the next chunk); an LF right after it, at the
+    # start of the next chunk, is then the second half of a CRLF, not an empty line.
+    after_cr = False
+    for chunk in chunks:
+        if not isinstance(chunk, bytes):
             raise TypeError("read_sentences needs a binary file object (open(path, 'rb'))")
         if digest is not None:
-            digest.update(raw)
-        nul = raw.find(b"\0")
-        if nul >= 0:
-            raise SeqtagError(f"looks like a binary file (NUL byte at byte offset {offset + nul})",
-                              path=name, line=no,
-                              hint="seqtag reads UTF-8 text; UTF-16 files also hold NUL bytes, "
-                                   "convert them with iconv -f utf-16 -t utf-8")
-        skip = 3 if no == 1 and raw.startswith(_BOM) else 0
-        body = raw[skip:].rstrip(b"\n")
-        if body.endswith(b"\r"):
-            body = body[:-1]
-        try:
-            text = body.decode("utf-8")
-        except UnicodeDecodeError as e:
-            raise SeqtagError(f"invalid UTF-8 at byte offset {offset + skip + e.start}",
-                              path=name, line=no,
-                              hint="seqtag reads UTF-8; convert the file, "
-                                   "e.g. iconv -f latin1 -t utf-8") from None
-        offset += len(raw)
-        yield no, text
+            digest.update(chunk)
+        pos = 0
+        if after_cr and chunk[:1] == b"\n":
+            pos, line_start = 1, line_start + 1
+        after_cr = False
+        while True:
+            m = _BREAK.search(chunk, pos)
+            piece = chunk[pos:m.start() if m else len(chunk)]
+            nul = piece.find(b"\0")
+            if nul >= 0:
+                raise SeqtagError(f"looks like a binary file (NUL byte at byte offset "
+                                  f"{offset + pos + nul})", path=name, line=no,
+                                  hint="seqtag reads UTF-8 text; UTF-16 files also hold NUL "
+                                       "bytes, convert them with iconv -f utf-16 -t utf-8")
+            parts.append(piece)
+            if m is None:
+                break
+            yield no, _decode(b"".join(parts), line_start, name, no)
+            pos = m.end()
+            after_cr = m.group() == b"\r" and pos == len(chunk)
+            no, line_start, parts = no + 1, offset + pos, []
+        offset += len(chunk)
+    if any(parts):
+        yield no, _decode(b"".join(parts), line_start, name, no)
+
+
+def _decode(body: bytes, start: int, name: str, no: int) -> str:
+    """A line's text; ``start`` is its byte offset in the stream (0: it may begin with a BOM)."""
+    skip = len(_BOM) if start == 0 and body.startswith(_BOM) else 0
+    try:
+        text = body[skip:].decode("utf-8")
+    except UnicodeDecodeError as e:
+        raise SeqtagError(f"invalid UTF-8 at byte offset {start + skip + e.start}",
+                          path=name, line=no,
+                          hint="seqtag reads UTF-8; convert the file, "
+                               "e.g. iconv -f latin1 -t utf-8") from None
+    bom = text.find("\ufeff")
+    if bom >= 0:
+        # Files joined with cat keep each part's BOM; glued to a token it would make a new word.
+        at = start + skip + len(text[:bom].encode("utf-8"))
+        raise SeqtagError(f"byte order mark (U+FEFF) at byte offset {at}, which is only "
+                          f"allowed at the very start of a file", path=name, line=no,
+                          hint="remove it, e.g. sed -i 's/\\xEF\\xBB\\xBF//g' FILE")
+    return text
+
+
+def check_label(label: str, what: str, name: str, no: int) -> str:
+    """``label`` if the tag schemes can read it; an empty one or a chunk prefix without a type
+    ("B-") is an error, since it would silently train (or score) as a label of its own."""
+    if not label:
+        raise SeqtagError(f"empty {what}", path=name, line=no,
+                          hint=f"give every token line a {what}, e.g. O or B-PER")
+    prefix, type_ = split_label(label)
+    if prefix in ("B", "I", "E", "S") and not type_ and label.endswith("-"):
+        raise SeqtagError(f"{what} {label!r} has a chunk prefix but no type after the '-'",
+                          path=name, line=no, hint=f"write e.g. {label}PER, or {label[:-1]} "
+                                                   "for chunks without types")
+    return label
 
 
 def split_columns(text: str) -> list[str]:
@@ -186,7 +246,7 @@ def _sentences(source, name: str, fmt: str, token_col: int | None, label_col: in
                labels: str, digest: _Digest | None, pred_col: int | None = None
                ) -> Iterator[Sentence]:
     with _open(source, name) as stream:
-        lines = _lines(stream, name, digest)
+        lines = read_lines(stream, name, digest)
         if fmt == "auto":
             if _display_name(source, None).endswith(".conllu"):
                 fmt = "conllu"
@@ -230,7 +290,9 @@ def _sentences(source, name: str, fmt: str, token_col: int | None, label_col: in
                                   hint="every line of a sentence needs the same columns")
             if pred_col is not None:
                 cols = list(cols)
-                preds.append(_column(cols, pred_col, "predicted label", name, no).strip(_BLANK))
+                preds.append(check_label(
+                    _column(cols, pred_col, "predicted label", name, no).strip(_BLANK),
+                    "predicted label", name, no))
                 del cols[pred_col]
             if want is None:
                 want = len(cols) >= 2
@@ -246,7 +308,8 @@ def _sentences(source, name: str, fmt: str, token_col: int | None, label_col: in
                                       "sentence has labels", path=name, line=no,
                                       hint="give every line a label column, or none")
                 # Stray spaces around a label would make it a different label.
-                labs.append(_column(cols, lcol, "label", name, no).strip(_BLANK))
+                labs.append(check_label(_column(cols, lcol, "label", name, no).strip(_BLANK),
+                                        "label", name, no))
         if tokens:
             yield Sentence(tokens, labs if want else None, texts, start,
                            preds if pred_col is not None else None)

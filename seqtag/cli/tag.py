@@ -15,16 +15,11 @@ _COLOURS = ("cyan", "magenta", "green", "yellow", "blue", "red")
 
 
 def stdin_texts() -> Iterator[str]:
-    """One text per line of stdin, decoded strictly so a bad byte is reported, not guessed."""
-    offset = 0
-    for no, raw in enumerate(iter(sys.stdin.buffer.readline, b""), 1):
-        try:
-            text = raw.decode("utf-8")
-        except UnicodeDecodeError as e:
-            raise SeqtagError(f"invalid UTF-8 at byte offset {offset + e.start}", path="<stdin>",
-                              line=no, hint="seqtag reads UTF-8 text") from None
-        offset += len(raw)
-        yield text.rstrip("\r\n")
+    """One text per line of stdin (CR, LF or CRLF), decoded strictly so a bad byte is reported."""
+    from seqtag.corpus import read_lines
+
+    for _, text in read_lines(sys.stdin.buffer, "<stdin>"):
+        yield text
 
 
 def render_pretty(tagged, console) -> None:
