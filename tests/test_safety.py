@@ -1,0 +1,211 @@
+"""Odd input a new user may give: line ends, labels, BOMs, adversarial text, odd write targets,
+odd environments, odd files, vocabularies and embeddings that lie, memory that is not there.
+
+Each case ends in a correct result or in exactly one ``ERROR: file:line: what (what to do)``
+line and a non-zero exit, never a traceback. Command-line cases run as real processes (the CLI's
+entry point, where the environment is checked, only runs there), several at a time.
+"""
+
+from __future__ import annotations
+
+import io
+import os
+import signal
+import subprocess
+import sys
+import time
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import pytest
+
+from seqtag import memory
+from seqtag.corpus import read_corpus, read_lines, read_sentences
+from seqtag.errors import SeqtagError
+
+REPO = Path(__file__).resolve().parents[1]
+TINY = REPO / "samples" / "tiny.tsv"
+SEQTAG = [sys.executable, "-m", "seqtag"]
+
+
+class Result:
+    def __init__(self, proc: subprocess.CompletedProcess):
+        self.returncode = proc.returncode
+        self.stdout = proc.stdout.decode("utf-8", "replace")
+        self.stderr = proc.stderr.decode("utf-8", "replace")
+
+    def __repr__(self) -> str:
+        return (f"<exit {self.returncode}>\n--- stdout ---\n{self.stdout[:2000]}\n"
+                f"--- stderr ---\n{self.stderr[:2000]}")
+
+
+def run(*args, input: bytes | str | None = None, env: dict | None = None,
+        unset: tuple[str, ...] = (), cwd: Path | None = None) -> Result:
+    """A real ``python -m seqtag`` process; ``env`` adds to (``unset`` removes from) ours."""
+    environ = {k: v for k, v in os.environ.items() if k not in unset}
+    environ.update(env or {})
+    if isinstance(input, str):
+        input = input.encode("utf-8")
+    proc = subprocess.run([*SEQTAG, *map(str, args)], input=input, capture_output=True,
+                          timeout=300, env=environ, cwd=cwd)
+    return Result(proc)
+
+
+def run_parallel(jobs: dict) -> dict:
+    """{key: kwargs of run()} -> {key: Result}, a few processes at a time."""
+    with ThreadPoolExecutor(max_workers=(os.cpu_count() or 2) + 1) as pool:
+        futures = {key: pool.submit(run, *job.pop("args"), **job) for key, job in jobs.items()}
+        return {key: f.result() for key, f in futures.items()}
+
+
+def assert_error(res: Result, path=None, line: int | None = None, says: str = "") -> str:
+    """One ERROR line (all of stderr) naming ``path`` (and ``line``); nothing on stdout."""
+    assert res.returncode != 0, res
+    assert "Traceback" not in res.stderr, res
+    lines = res.stderr.splitlines()
+    assert len(lines) == 1 and lines[0].startswith("ERROR: "), res
+    if path is not None:
+        where = f"ERROR: {path}:{line}: " if line is not None else f"ERROR: {path}: "
+        assert lines[0].startswith(where), (where, res)
+    assert says in lines[0], (says, res)
+    assert res.stdout == "", res
+    return lines[0]
+
+
+def corpus_error(data: bytes, **kw) -> SeqtagError:
+    with pytest.raises(SeqtagError) as info:
+        list(read_sentences(io.BytesIO(data), name="c.tsv", **kw))
+    return info.value
+
+
+class Chunks:
+    """A stream that hands out the given chunks one read at a time, as a pipe does."""
+
+    def __init__(self, *chunks: bytes):
+        self.chunks = list(chunks)
+
+    def read1(self, n: int) -> bytes:
+        return self.chunks.pop(0) if self.chunks else b""
+
+
+# -- 1. line ends ------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("end", [b"\n", b"\r\n", b"\r"])
+def test_cr_lf_and_crlf_end_lines_alike(end):
+    data = end.join([b"Sam\tB-PER", b"visited\tO", b"", b"Paris\tB-LOC", b""])
+    sents, info = read_corpus(io.BytesIO(data), name="c.tsv")
+    assert [s.tokens for s in sents] == [["Sam", "visited"], ["Paris"]]
+    assert [s.labels for s in sents] == [["B-PER", "O"], ["B-LOC"]]
+    assert [s.line_no for s in sents] == [1, 4]
+    assert info.bytes == len(data)
+
+
+def test_crlf_split_between_two_reads_is_one_line_break():
+    lines = list(read_lines(Chunks(b"a\r", b"\nb\r", b"\r\n", b"c\r\n\r", b"\n"), "x"))
+    assert lines == [(1, "a"), (2, "b"), (3, ""), (4, "c"), (5, "")]
+    # A CR that ends a read is yielded at once, not held back until the next read.
+    reader = read_lines(Chunks(b"a\r"), "x")
+    assert next(reader) == (1, "a")
+
+
+def test_cr_only_file_trains_on_its_sentences(tmp_path):
+    cr = tmp_path / "cr.tsv"
+    cr.write_bytes(TINY.read_bytes().replace(b"\n", b"\r"))
+    res = run("build-vocab", cr)
+    assert res.returncode == 0, res
+    expected = run("build-vocab", TINY)
+    assert res.stdout == expected.stdout and res.stderr == expected.stderr.replace(
+        str(TINY), str(cr))
+
+
+def test_tag_reads_cr_separated_texts_from_stdin():
+    res = run("tag", "-f", "inline", input=b"Sam visited Paris .\rMaria works\r\nBye")
+    assert res.returncode == 0, res
+    assert [line.split(" ")[0].split("/")[0] for line in res.stdout.splitlines()] == \
+        ["Sam", "Maria", "Bye"]
+
+
+# -- 2. labels outside the tag scheme's grammar -------------------------------------------------
+
+@pytest.mark.parametrize("label, says", [(b"", "empty label"), (b" ", "empty label"),
+                                         (b"B-", "'B-' has a chunk prefix but no type"),
+                                         (b"I-", "'I-'"), (b"E-", "'E-'"), (b"S-", "'S-'")])
+def test_label_without_type_is_an_error_naming_the_line(label, says):
+    e = corpus_error(b"Sam\tB-PER\n\nvisited\t" + label + b"\nParis\tO\n")
+    assert (e.path, e.line) == ("c.tsv", 3)
+    assert says in str(e)
+
+
+def test_predicted_label_column_is_checked_too():
+    e = corpus_error(b"Sam\tB-PER\tB-PER\nvisited\tO\tI-\n", pred_col=-1)
+    assert e.line == 2 and "predicted label 'I-'" in str(e)
+
+
+def test_labels_the_schemes_read_are_kept():
+    data = b"a\tB\nb\tI\nc\tO\nd\tNN\ne\tB-X-Y\nf\tU-LOC\n"
+    (sent,) = read_sentences(io.BytesIO(data), name="c.tsv")
+    assert sent.labels == ["B", "I", "O", "NN", "B-X-Y", "U-LOC"]
+
+
+# -- 3. byte order marks -----------------------------------------------------------------------
+
+def test_bom_only_at_the_very_start():
+    (sent,) = read_sentences(io.BytesIO(b"\xef\xbb\xbfSam\tO\n"), name="c.tsv")
+    assert sent.tokens == ["Sam"]
+    e = corpus_error(b"Sam\tO\n\n\xef\xbb\xbfParis\tO\n")
+    assert e.line == 3 and "byte order mark (U+FEFF) at byte offset 7" in str(e)
+    e = corpus_error(b"Sam\tO\nParis\xef\xbb\xbf\tO\n")
+    assert e.line == 2 and "byte offset 11" in str(e)
+    # A second BOM at the start (a file whose BOM was doubled) is not the start any more.
+    e = corpus_error(b"\xef\xbb\xbf\xef\xbb\xbfSam\tO\n")
+    assert e.line == 1 and "byte offset 3" in str(e)
+
+
+def test_bom_in_cat_joined_files_through_the_cli(tmp_path):
+    joined = tmp_path / "joined.tsv"
+    joined.write_bytes(b"\xef\xbb\xbfSam\tB-PER\n\n\xef\xbb\xbfParis\tB-LOC\n")
+    assert_error(run("build-vocab", joined), joined, 3, "byte order mark")
+    res = run("tag", "-f", "conll", input=b"\xef\xbb\xbfSam\nand\xef\xbb\xbfTom\n")
+    assert res.returncode != 0 and "Traceback" not in res.stderr, res
+    assert res.stderr.startswith("ERROR: <stdin>:2: byte order mark"), res
+
+
+# -- 12. memory --------------------------------------------------------------------------------
+
+def fake_files(monkeypatch, tmp_path, meminfo: str | None, limit: str | None,
+               current: str | None) -> None:
+    for attr, text in (("MEMINFO", meminfo), ("CGROUP_MAX", limit), ("CGROUP_CURRENT", current)):
+        path = tmp_path / attr
+        if text is not None:
+            path.write_text(text)
+        monkeypatch.setattr(memory, attr, str(path))
+
+
+MEMINFO = "MemTotal:       16000000 kB\nMemFree:  100 kB\nMemAvailable:    8000000 kB\n"
+
+
+@pytest.mark.parametrize("meminfo, limit, current, expected", [
+    (MEMINFO, None, None, 8_000_000 * 1024),
+    (MEMINFO, "max\n", "123\n", 8_000_000 * 1024),                  # no cgroup limit
+    (MEMINFO, "1000000000\n", "400000000\n", 600_000_000),          # the cgroup is tighter
+    (MEMINFO, "1000000000000\n", "0\n", 8_000_000 * 1024),          # the machine is tighter
+    (None, "1000\n", "1500\n", 0),                                  # over the limit already
+    (None, None, None, memory.UNKNOWN),
+    ("garbage\n", "max\n", "0\n", memory.UNKNOWN),
+])
+def test_available_bytes(monkeypatch, tmp_path, meminfo, limit, current, expected):
+    fake_files(monkeypatch, tmp_path, meminfo, limit, current)
+    assert memory.available_bytes() == expected
+
+
+def test_ensure_memory_names_what_how_much_and_what_to_lower(monkeypatch):
+    monkeypatch.setattr(memory, "available_bytes", lambda: 3 << 30)
+    memory.ensure_memory(3 << 30, "the weights", "lower --hidden")  # exactly enough
+    with pytest.raises(SeqtagError) as info:
+        memory.ensure_memory(5 << 40, "the weights", "lower --hidden")
+    assert str(info.value) == ("the weights would need 5.0 TB of memory, but only 3.0 GB is "
+                               "available (lower --hidden)")
+
+
+def test_available_bytes_of_this_machine_is_plausible():
+    assert 0 <= memory.available_bytes() <= memory.UNKNOWN
