@@ -209,3 +209,104 @@ def test_ensure_memory_names_what_how_much_and_what_to_lower(monkeypatch):
 
 def test_available_bytes_of_this_machine_is_plausible():
     assert 0 <= memory.available_bytes() <= memory.UNKNOWN
+
+
+# -- 6.-8. the environment ---------------------------------------------------------------------
+
+BAD_EPOCHS = ["abc", "", "1.5", "-1", "99999999999999999999999", "300000000000", " 17"]
+
+
+@pytest.fixture(scope="module")
+def env_runs(tmp_path_factory):
+    """Every command under each odd environment, as real processes: {key: Result}."""
+    d = tmp_path_factory.mktemp("env")
+    jobs = {}
+    model = d / "m.npz"
+    train = ["train", TINY, "--textbook", "--hidden", 4, "--epochs", 1, "-o", model]
+    # The model the other commands read, written under a malformed SOURCE_DATE_EPOCH.
+    first = run(*train, env={"SOURCE_DATE_EPOCH": "abc"})
+    for value in BAD_EPOCHS:
+        env = {"SOURCE_DATE_EPOCH": value}
+        jobs[("epoch", value, "tag")] = dict(args=["tag", "-m", model, "Sam"], env=env)
+    env = {"SOURCE_DATE_EPOCH": "abc"}
+    jobs[("epoch", "abc", "build-vocab")] = dict(args=["build-vocab", TINY], env=env)
+    jobs[("epoch", "abc", "eval")] = dict(args=["eval", TINY, "-m", model], env=env)
+    jobs[("epoch", "abc", "inspect")] = dict(args=["inspect", model, "--json"], env=env)
+    text = "Sam Müller visited Zürich ☃ ."
+    for key, env in {"ascii": {"PYTHONIOENCODING": "ascii"},
+                     "C": {"LANG": "C", "LC_ALL": "C"}}.items():
+        jobs[("locale", key, "tag")] = dict(args=["tag", "-f", "inline", text], env=env)
+        jobs[("locale", key, "help")] = dict(args=["train", "--help"], env=env)
+        jobs[("locale", key, "error")] = dict(args=["build-vocab", d / "Zürich.tsv"], env=env)
+    jobs[("jit", "1")] = dict(args=["tag", "Sam"], env={"NUMBA_DISABLE_JIT": "1"})
+    jobs[("jit", "abc")] = dict(args=["tag", "Sam"], env={"NUMBA_DISABLE_JIT": "abc"})
+    jobs[("jit", "0")] = dict(args=["tag", "Sam"], env={"NUMBA_DISABLE_JIT": "0"})
+    (d / "a-file").write_text("x")
+    for key, value in {"file": d / "a-file", "under-file": d / "a-file" / "cache",
+                       "proc": "/proc/no-such-dir"}.items():
+        jobs[("cache", key)] = dict(args=["tag", "Sam"], env={"NUMBA_CACHE_DIR": str(value)})
+    jobs[("home-unset",)] = dict(args=["tag", "Sam"], unset=("HOME",))
+    results = run_parallel(jobs)
+    results["first"] = first
+    return results
+
+
+@pytest.mark.parametrize("value", BAD_EPOCHS)
+def test_malformed_source_date_epoch_is_ignored_with_one_warning(value, env_runs):
+    res = env_runs[("epoch", value, "tag")]
+    assert res.returncode == 0 and res.stdout.startswith("Sam\t"), res
+    if value:
+        assert res.stderr.splitlines() == [
+            f"WARNING: SOURCE_DATE_EPOCH={value!r} is not a time (whole seconds since 1970, "
+            "before the year 10000); ignored, so a model records the current time"], res
+    else:
+        assert res.stderr == "", res  # an empty value is an unset one
+
+
+def test_every_command_runs_under_a_malformed_source_date_epoch(env_runs):
+    import json
+    from datetime import datetime, timezone
+
+    first = env_runs["first"]
+    assert first.returncode == 0 and "Traceback" not in first.stderr, first
+    for command in ("build-vocab", "eval", "inspect"):
+        res = env_runs[("epoch", "abc", command)]
+        assert res.returncode == 0 and res.stderr.startswith("WARNING: SOURCE_DATE_EPOCH"), res
+        assert "Traceback" not in res.stderr, res
+    created = json.loads(env_runs[("epoch", "abc", "inspect")].stdout)["created"]
+    # The ignored value gives the clock's time, not the epoch or a value made of "abc".
+    age = datetime.now(timezone.utc) - datetime.fromisoformat(created)
+    assert 0 <= age.total_seconds() < 600, created
+
+
+@pytest.mark.parametrize("locale", ["ascii", "C"])
+def test_non_ascii_output_under_an_ascii_locale(locale, env_runs):
+    res = env_runs[("locale", locale, "tag")]
+    assert res.returncode == 0 and res.stderr == "", res
+    tokens = [pair.rsplit("/", 1)[0] for pair in res.stdout.split()]
+    assert tokens == ["Sam", "Müller", "visited", "Zürich", "☃", "."]  # UTF-8, exactly
+    res = env_runs[("locale", locale, "help")]
+    assert res.returncode == 0 and "--word-dropout" in res.stdout and res.stderr == "", res
+    res = env_runs[("locale", locale, "error")]
+    message = assert_error(res, says="no such file")
+    assert "Zürich.tsv" in message or "Z\\xfcrich.tsv" in message
+
+
+def test_numba_disable_jit_is_refused_in_one_line(env_runs):
+    res = env_runs[("jit", "1")]
+    assert_error(res)
+    assert res.stderr == ("ERROR: NUMBA_DISABLE_JIT is set: seqtag's kernels need Numba's "
+                          "compiler (unset it)\n")
+    res = env_runs[("jit", "abc")]
+    assert res.returncode == 0 and res.stdout.startswith("Sam\t"), res
+    assert res.stderr == "WARNING: NUMBA_DISABLE_JIT='abc' is not a number; ignored\n", res
+    res = env_runs[("jit", "0")]
+    assert res.returncode == 0 and res.stdout.startswith("Sam\t") and res.stderr == "", res
+
+
+@pytest.mark.parametrize("key", [("cache", "file"), ("cache", "under-file"), ("cache", "proc"),
+                                 ("home-unset",)], ids=str)
+def test_odd_cache_dir_and_no_home_still_tag(key, env_runs):
+    res = env_runs[key]
+    assert res.returncode == 0 and res.stdout.startswith("Sam\t"), res
+    assert "Traceback" not in res.stderr, res
