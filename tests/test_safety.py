@@ -310,3 +310,67 @@ def test_odd_cache_dir_and_no_home_still_tag(key, env_runs):
     res = env_runs[key]
     assert res.returncode == 0 and res.stdout.startswith("Sam\t"), res
     assert "Traceback" not in res.stderr, res
+
+
+# -- 4. the tokenizer runs in linear time -------------------------------------------------------
+
+ADVERSARIAL = {
+    # name: (head, unit repeated to the line's length, tail)
+    "url-then-punctuation": ("see http://x.org/a", ".", "b"),
+    "url-then-quotes-and-dots": ("https://a.b/", ".'", "x"),
+    "url-then-emoticons": ("http://x.y/", ":)", "b"),
+    "e-mail-local-part-run": ("", "a+", "."),
+    "signed-numbers": ("", "-1", "x"),
+    "one-letter-run": ("", "a", ""),
+    "one-punctuation-run": ("", ".", "a"),
+    "alternating-letter-dot": ("", "a.", "1"),
+    "combining-marks": ("", "a\u0301", "."),
+    "number-groups": ("", "1.", "'1"),
+}
+
+
+def _cpu_seconds(text: str, repeat: int) -> float:
+    from seqtag.tokenizer import tokenize
+
+    best = float("inf")
+    for _ in range(repeat):
+        start = time.process_time()
+        tokenize(text)
+        best = min(best, time.process_time() - start)
+    return best
+
+
+@pytest.mark.parametrize("shape", list(ADVERSARIAL))
+def test_tokenizer_time_grows_linearly_on_adversarial_lines(shape):
+    from seqtag.tokenizer import tokenize
+
+    head, unit, tail = ADVERSARIAL[shape]
+    small, big = (head + unit * (n // len(unit)) + tail for n in (100_000, 1_000_000))
+    assert "".join(t for t, _, _ in tokenize(small)) == "".join(small.split())
+    t_small = _cpu_seconds(small, 3)
+    # Only a guard against waiting minutes for the big line if the time were quadratic (it was:
+    # 25 s for a 60 KB line); the test itself is the ratio below.
+    assert t_small < 10, t_small
+    t_big = _cpu_seconds(big, 1)
+    # Linear is about 10 (up to 20 when the small line's work fits in the CPU's cache and the
+    # big one's does not), quadratic about 100; the floor keeps the timer noise of a line that
+    # takes microseconds from deciding.
+    assert t_big / max(t_small, 1e-3) < 25, (t_small, t_big)
+
+
+def test_tokenizer_cuts_urls_and_e_mails_as_before():
+    from seqtag.tokenizer import tokenize
+
+    cases = {
+        "see http://x.org/a.": ["see", "http://x.org/a", "."],
+        "(www.x.org/a?b=1)!": ["(", "www.x.org/a?b=1", ")", "!"],
+        "http://...": ["http://.", ".."],
+        "mailto:a@b.c).": ["mailto:a@b.c", ")", "."],
+        ".a@b.com": [".", "a@b.com"],
+        "x+.a@b.com": ["x+.a@b.com"],
+        "a+a+a": ["a", "+", "a", "+", "a"],
+        "a+b+c@d.e": ["a+b+c@d.e"],
+        "ka\u0301ra\u0301": ["ka\u0301ra\u0301"],
+    }
+    for text, expected in cases.items():
+        assert [t for t, _, _ in tokenize(text)] == expected, text
