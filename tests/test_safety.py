@@ -374,3 +374,136 @@ def test_tokenizer_cuts_urls_and_e_mails_as_before():
     }
     for text, expected in cases.items():
         assert [t for t, _, _ in tokenize(text)] == expected, text
+
+
+# -- 5. writes ---------------------------------------------------------------------------------
+
+from seqtag import atomic  # noqa: E402  (kept beside the tests that use it)
+
+
+def _odd_targets(tmp_path: Path) -> dict[str, Path]:
+    real = tmp_path / "real.npz"
+    real.write_bytes(b"keep me")
+    targets = {"symlink": tmp_path / "link.npz", "dangling-symlink": tmp_path / "dangling.npz",
+               "directory": tmp_path / "dir.npz", "fifo": tmp_path / "fifo.npz"}
+    targets["symlink"].symlink_to(real)
+    targets["dangling-symlink"].symlink_to(tmp_path / "nowhere.npz")
+    targets["directory"].mkdir()
+    os.mkfifo(targets["fifo"])
+    try:
+        os.mknod(tmp_path / "null.npz", 0o666 | __import__("stat").S_IFCHR, os.makedev(1, 3))
+        targets["device"] = tmp_path / "null.npz"
+    except (PermissionError, OSError):
+        pass  # no mknod in this container: the other kinds still run
+    return targets
+
+
+def _listing(directory: Path) -> dict[str, object]:
+    return {p.name: (p.read_bytes() if p.is_file() and not p.is_symlink() else os.readlink(p)
+                     if p.is_symlink() else "other") for p in directory.iterdir()}
+
+
+def test_atomic_write_refuses_anything_but_a_regular_file(tmp_path):
+    targets = _odd_targets(tmp_path)
+    before = _listing(tmp_path)
+    for kind, target in targets.items():
+        with pytest.raises(SeqtagError) as info:
+            atomic.write_bytes_atomic(target, b"new")
+        assert info.value.path == str(target), kind
+        assert "only replaces regular files" in str(info.value), kind
+    assert _listing(tmp_path) == before  # nothing written, nothing left behind
+    atomic.write_bytes_atomic(tmp_path / "real.npz", b"new")
+    assert (tmp_path / "real.npz").read_bytes() == b"new"
+
+
+def test_build_vocab_refuses_odd_targets_and_long_names(tmp_path):
+    targets = _odd_targets(tmp_path)
+    targets["too-long-name"] = tmp_path / ("v" * 300)
+    before = _listing(tmp_path)
+    results = run_parallel({kind: dict(args=["build-vocab", TINY, "-o", target])
+                            for kind, target in targets.items()})
+    for kind, res in results.items():
+        says = "File name too long" if kind == "too-long-name" else "only replaces regular"
+        assert_error(res, targets[kind], says=says)
+    assert _listing(tmp_path) == before
+
+
+SLOW_WRITER = """
+import sys, time
+from seqtag.atomic import write_bytes_atomic
+
+def writer(f):
+    f.write(b"partial")
+    f.flush()
+    print("writing", flush=True)
+    sys.stdin.readline()          # hold the write open until the test says go
+    f.write(b" and the rest")
+
+write_bytes_atomic(sys.argv[1], writer=writer)
+print("done", flush=True)
+"""
+
+
+def _start_slow_writer(target: Path) -> subprocess.Popen:
+    proc = subprocess.Popen([sys.executable, "-c", SLOW_WRITER, str(target)],
+                            stdin=subprocess.PIPE, stdout=subprocess.PIPE, cwd=REPO)
+    assert proc.stdout.readline() == b"writing\n"
+    return proc
+
+
+def _temporaries(directory: Path) -> list[str]:
+    return sorted(p.name for p in directory.iterdir() if p.name.endswith(".tmp"))
+
+
+def test_a_killed_writers_temporary_file_is_removed_by_the_next_write(tmp_path):
+    target = tmp_path / "model.npz"
+    target.write_bytes(b"old")
+    proc = _start_slow_writer(target)
+    (tmp,) = _temporaries(tmp_path)
+    assert tmp.startswith(f".model.npz.seqtag-{proc.pid}-")
+    proc.send_signal(signal.SIGKILL)
+    proc.wait(timeout=30)
+    assert target.read_bytes() == b"old"          # the old file is whole
+    assert _temporaries(tmp_path) == [tmp]        # and the dead writer's file is left over
+    atomic.write_bytes_atomic(target, b"new")
+    assert target.read_bytes() == b"new" and _temporaries(tmp_path) == []
+
+
+def test_a_live_concurrent_writers_temporary_file_is_kept(tmp_path):
+    target = tmp_path / "model.npz"
+    proc = _start_slow_writer(target)
+    try:
+        (tmp,) = _temporaries(tmp_path)
+        atomic.write_bytes_atomic(target, b"mine")
+        assert _temporaries(tmp_path) == [tmp]
+        assert target.read_bytes() == b"mine"
+    finally:
+        out, _ = proc.communicate(b"go\n", timeout=60)
+    assert proc.returncode == 0 and out == b"done\n"
+    assert target.read_bytes() == b"partial and the rest" and _temporaries(tmp_path) == []
+
+
+def test_stale_temporaries_of_other_targets_and_odd_files_are_left_alone(tmp_path):
+    target = tmp_path / "m.npz"
+    dead = 2 ** 22 + 12345  # above the usual pid_max: no such process
+    old = tmp_path / f".m.npz.seqtag-{os.getpid()}-abc.tmp"   # a live pid, but an hour old
+    planted = {
+        "dead": tmp_path / f".m.npz.seqtag-{dead}-x1.tmp",
+        "old": old,
+        "other-target": tmp_path / f".other.npz.seqtag-{dead}-x2.tmp",
+        "young-live": tmp_path / f".m.npz.seqtag-{os.getpid()}-x3.tmp",
+        "not-ours": tmp_path / ".m.npz.backup.tmp",
+    }
+    for p in planted.values():
+        p.write_bytes(b"x")
+    os.utime(old, (time.time() - 3600, time.time() - 3600))
+    (tmp_path / f".m.npz.seqtag-{dead}-dir.tmp").mkdir()      # not a regular file: kept
+    removed = atomic.remove_stale_temporaries(target)
+    assert sorted(removed) == sorted([planted["dead"], planted["old"]])
+    assert all(p.exists() for k, p in planted.items() if k not in ("dead", "old"))
+
+
+def test_temporary_name_of_a_long_target_name_fits(tmp_path):
+    target = tmp_path / ("m" * 240 + ".npz")
+    atomic.write_bytes_atomic(target, b"ok")
+    assert target.read_bytes() == b"ok" and _temporaries(tmp_path) == []
