@@ -10,14 +10,13 @@ from __future__ import annotations
 import hashlib
 import os
 import re
-import sys
-from contextlib import contextmanager
 from dataclasses import dataclass
 from itertools import chain
-from typing import BinaryIO, Iterator
+from typing import Iterator
 
 from seqtag.errors import SeqtagError
 from seqtag.schemes import split_label
+from seqtag.textfile import open_input, read_lines
 
 FORMATS = ("auto", "conll", "conllu", "indexed")
 LABEL_MODES = ("auto", "required", "none")
@@ -26,7 +25,6 @@ LABEL_MODES = ("auto", "required", "none")
 # occur inside real tokens (tweets, web text) and would silently shift the columns.
 _BLANK = " \t\r\f\v"
 _SPACES = re.compile(r"[ \f\v\r]+")
-_BOM = b"\xef\xbb\xbf"
 # "# key = value", "# newdoc", "# newpar" without a TAB: the CoNLL-U comment shapes. "#word<TAB>O"
 # is not one: BTC-style files start lines with hashtag tokens.
 _CONLLU_COMMENT = re.compile(r"# (?:newdoc|newpar)\b[^\t]*$|# [^\t=]+=[^\t]*$")
@@ -67,104 +65,6 @@ def _display_name(source, name: str | None) -> str:
         return "<stdin>" if str(source) == "-" else str(source)
     given = getattr(source, "name", None)
     return given if isinstance(given, str) else "<stream>"
-
-
-@contextmanager
-def _open(source, name: str):
-    if not isinstance(source, (str, os.PathLike)):
-        yield source  # the caller owns the file object, so it is not closed here
-        return
-    if str(source) == "-":
-        yield sys.stdin.buffer
-        return
-    try:
-        f = open(source, "rb")
-    except FileNotFoundError:
-        raise SeqtagError("no such file", path=name, hint="check the path") from None
-    except IsADirectoryError:
-        raise SeqtagError("is a directory, not a file", path=name,
-                          hint="give the path of a corpus file inside it") from None
-    except PermissionError:
-        raise SeqtagError("cannot be read (permission denied)", path=name,
-                          hint="check the file's permissions") from None
-    except OSError as e:
-        raise SeqtagError(f"cannot be opened ({e.strerror})", path=name) from None
-    with f:
-        yield f
-
-
-# CR, LF and CRLF all end a line: files from old Mac tools and from Windows read like UNIX ones.
-_BREAK = re.compile(rb"\r\n?|\n")
-# Big enough to read a file in few calls, small enough that NUL-filled input (a device, a
-# binary file without newlines) is refused before it fills the memory.
-_CHUNK = 1 << 16
-
-
-def read_lines(stream: BinaryIO, name: str, digest: _Digest | None = None
-               ) -> Iterator[tuple[int, str]]:
-    """(line number, text without its line end) of a binary stream, as it streams.
-
-    Lines end at CR, LF or CRLF. The bytes are checked as they come: a NUL byte (a binary
-    file), invalid UTF-8 and a byte order mark anywhere but at the very start are errors naming
-    the line and the byte offset in the whole stream.
-    """
-    # read1 returns what a pipe holds without waiting for a full chunk, so each line is yielded
-    # as soon as it has arrived (``seqtag tag`` on an endless pipe).
-    read1 = getattr(stream, "read1", None)
-    chunks = iter(lambda: read1(_CHUNK), b"") if read1 is not None else iter(stream.readline, b"")
-    no, offset, line_start = 1, 0, 0
-    parts: list[bytes] = []
-    # A CR ends its line at once (no waiting for the next chunk); an LF right after it, at the
-    # start of the next chunk, is then the second half of a CRLF, not an empty line.
-    after_cr = False
-    for chunk in chunks:
-        if not isinstance(chunk, bytes):
-            raise TypeError("read_sentences needs a binary file object (open(path, 'rb'))")
-        if digest is not None:
-            digest.update(chunk)
-        pos = 0
-        if after_cr and chunk[:1] == b"\n":
-            pos, line_start = 1, line_start + 1
-        after_cr = False
-        while True:
-            m = _BREAK.search(chunk, pos)
-            piece = chunk[pos:m.start() if m else len(chunk)]
-            nul = piece.find(b"\0")
-            if nul >= 0:
-                raise SeqtagError(f"looks like a binary file (NUL byte at byte offset "
-                                  f"{offset + pos + nul})", path=name, line=no,
-                                  hint="seqtag reads UTF-8 text; UTF-16 files also hold NUL "
-                                       "bytes, convert them with iconv -f utf-16 -t utf-8")
-            parts.append(piece)
-            if m is None:
-                break
-            yield no, _decode(b"".join(parts), line_start, name, no)
-            pos = m.end()
-            after_cr = m.group() == b"\r" and pos == len(chunk)
-            no, line_start, parts = no + 1, offset + pos, []
-        offset += len(chunk)
-    if any(parts):
-        yield no, _decode(b"".join(parts), line_start, name, no)
-
-
-def _decode(body: bytes, start: int, name: str, no: int) -> str:
-    """A line's text; ``start`` is its byte offset in the stream (0: it may begin with a BOM)."""
-    skip = len(_BOM) if start == 0 and body.startswith(_BOM) else 0
-    try:
-        text = body[skip:].decode("utf-8")
-    except UnicodeDecodeError as e:
-        raise SeqtagError(f"invalid UTF-8 at byte offset {start + skip + e.start}",
-                          path=name, line=no,
-                          hint="seqtag reads UTF-8; convert the file, "
-                               "e.g. iconv -f latin1 -t utf-8") from None
-    bom = text.find("\ufeff")
-    if bom >= 0:
-        # Files joined with cat keep each part's BOM; glued to a token it would make a new word.
-        at = start + skip + len(text[:bom].encode("utf-8"))
-        raise SeqtagError(f"byte order mark (U+FEFF) at byte offset {at}, which is only "
-                          f"allowed at the very start of a file", path=name, line=no,
-                          hint="remove it, e.g. sed -i 's/\\xEF\\xBB\\xBF//g' FILE")
-    return text
 
 
 def check_label(label: str, what: str, name: str, no: int) -> str:
@@ -245,7 +145,7 @@ def read_sentences(source, *, name: str | None = None, fmt: str = "auto",
 def _sentences(source, name: str, fmt: str, token_col: int | None, label_col: int | None,
                labels: str, digest: _Digest | None, pred_col: int | None = None
                ) -> Iterator[Sentence]:
-    with _open(source, name) as stream:
+    with open_input(source, name) as stream:
         lines = read_lines(stream, name, digest)
         if fmt == "auto":
             if _display_name(source, None).endswith(".conllu"):

@@ -20,8 +20,9 @@ from pathlib import Path
 import pytest
 
 from seqtag import memory
-from seqtag.corpus import read_corpus, read_lines, read_sentences
+from seqtag.corpus import read_corpus, read_sentences
 from seqtag.errors import SeqtagError
+from seqtag.textfile import read_lines
 
 REPO = Path(__file__).resolve().parents[1]
 TINY = REPO / "samples" / "tiny.tsv"

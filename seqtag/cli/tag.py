@@ -16,7 +16,7 @@ _COLOURS = ("cyan", "magenta", "green", "yellow", "blue", "red")
 
 def stdin_texts() -> Iterator[str]:
     """One text per line of stdin (CR, LF or CRLF), decoded strictly so a bad byte is reported."""
-    from seqtag.corpus import read_lines
+    from seqtag.textfile import read_lines
 
     for _, text in read_lines(sys.stdin.buffer, "<stdin>"):
         yield text
