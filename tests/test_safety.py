@@ -68,7 +68,7 @@ def assert_error(res: Result, path=None, line: int | None = None, says: str = ""
     if path is not None:
         where = f"ERROR: {path}:{line}: " if line is not None else f"ERROR: {path}: "
         assert lines[0].startswith(where), (where, res)
-    assert says in lines[0], (says, res)
+    assert says.lower() in lines[0].lower(), (says, res)
     assert res.stdout == "", res
     return lines[0]
 
@@ -508,3 +508,158 @@ def test_temporary_name_of_a_long_target_name_fits(tmp_path):
     target = tmp_path / ("m" * 240 + ".npz")
     atomic.write_bytes_atomic(target, b"ok")
     assert target.read_bytes() == b"ok" and _temporaries(tmp_path) == []
+
+
+# -- 9. odd files given to every command that reads one ---------------------------------------
+
+def _reading_commands(f, out: Path) -> dict[str, list]:
+    train = ["train", TINY, "--textbook", "--hidden", 4, "--epochs", 1, "-o", out]
+    return {"train": ["train", f, *train[2:]], "tag": ["tag", "--input-format", "conll", f],
+            "eval": ["eval", f], "build-vocab": ["build-vocab", f],
+            "--vocab": [*train, "--vocab", f], "--embeddings": [*train, "--embeddings", f],
+            "--dev": [*train, "--dev", f]}
+
+
+@pytest.fixture(scope="module")
+def odd_file_runs(tmp_path_factory):
+    d = tmp_path_factory.mktemp("odd")
+    (d / "dir").mkdir()
+    (d / "eio").symlink_to("/proc/self/mem")   # opens, then every read fails with EIO
+    odd = {"too-long-name": (d / ("a" * 300), None, "File name too long"),
+           "missing": (d / "missing.tsv", None, "no such"),
+           "directory": (d / "dir", None, "directory"),
+           "zero-device": (Path("/dev/zero"), 1, "NUL byte at byte offset 0"),
+           "null-device": (Path("/dev/null"), None, ""),
+           "read-error": (d / "eio", 1, "cannot be read (Input/output error)")}
+    jobs, expect = {}, {}
+    for kind, (f, line, says) in odd.items():
+        for command, args in _reading_commands(f, d / "out.npz").items():
+            jobs[(kind, command)] = dict(args=args)
+            expect[(kind, command)] = (f, line, says)
+    results = run_parallel(jobs)
+    assert not (d / "out.npz").exists()
+    return {key: (results[key], *expect[key]) for key in jobs}
+
+
+ODD_KINDS = ["too-long-name", "missing", "directory", "zero-device", "null-device", "read-error"]
+READERS = ["train", "tag", "eval", "build-vocab", "--vocab", "--embeddings", "--dev"]
+
+
+@pytest.mark.parametrize("command", READERS)
+@pytest.mark.parametrize("kind", ODD_KINDS)
+def test_odd_file_gives_one_error_line(kind, command, odd_file_runs):
+    res, f, line, says = odd_file_runs[(kind, command)]
+    message = assert_error(res, f, line, says)
+    assert "training on" not in res.stderr
+    if kind == "null-device":
+        assert "empty" in message or "no vectors" in message
+
+
+def test_fifo_inputs_are_read_as_streams(tmp_path):
+    """Process substitution, seqtag train <(zcat corpus.gz), hands over a pipe: it is read."""
+    fifo = tmp_path / "corpus.fifo"
+    os.mkfifo(fifo)
+    proc = subprocess.Popen([*SEQTAG, "build-vocab", str(fifo)], stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE)
+    with open(fifo, "wb") as w:     # blocks until seqtag opens it, as for cat
+        w.write(TINY.read_bytes())
+    out, err = proc.communicate(timeout=120)
+    assert proc.returncode == 0, err
+    assert out.decode() == run("build-vocab", TINY).stdout
+
+
+# -- 10. vocabulary and embeddings files that lie ------------------------------------------------
+
+VOCAB_HEAD = "<pad>\t0\n<unk>\t1\nthe\t3\n"
+BAD_VOCABS = {
+    # name: (text, line, words in the message)
+    "count-2**63": (VOCAB_HEAD + f"of\t{2 ** 63}\n\nO\t1\n", 4, "too large"),
+    "count-2**64": (VOCAB_HEAD + f"of\t{2 ** 64 + 5}\n\nO\t1\n", 4, "too large"),
+    "negative": (VOCAB_HEAD + "of\t-2\n\nO\t1\n", 4, "'-2' is not a whole number"),
+    "fraction": (VOCAB_HEAD + "of\t1.5\n\nO\t1\n", 4, "'1.5' is not a whole number"),
+    "underscore": (VOCAB_HEAD + "of\t1_000\n\nO\t1\n", 4, "not a whole number"),
+    "duplicate-word": (VOCAB_HEAD + "of\t2\nthe\t1\n\nO\t1\n", 5,
+                       "word 'the' is listed twice (lines 3 and 5)"),
+    "duplicate-label": (VOCAB_HEAD + "\nO\t1\nB-X\t1\nO\t2\n", 7,
+                        "label 'O' is listed twice (lines 5 and 7)"),
+    "no-blank-line": (VOCAB_HEAD + "O\t1\nB-X\t1\n", 5, "without the blank line"),
+    "third-section": (VOCAB_HEAD + "\nO\t1\n\nB-X\t1\n", 7, "third section"),
+    "cr-line-ends": (VOCAB_HEAD.replace("\n", "\r") + "\rO\t1\rO\t1\r", 6, "listed twice"),
+}
+
+
+@pytest.mark.parametrize("case", list(BAD_VOCABS))
+def test_bad_vocabulary_names_file_and_line(case, tmp_path):
+    from seqtag.vocab import Vocabulary
+
+    text, line, says = BAD_VOCABS[case]
+    path = tmp_path / "v.txt"
+    path.write_text(text, encoding="utf-8")
+    with pytest.raises(SeqtagError) as info:
+        Vocabulary.load(path)
+    assert (info.value.path, info.value.line) == (str(path), line), str(info.value)
+    assert says in str(info.value)
+
+
+def test_vocabulary_with_big_counts_and_crlf_loads(tmp_path):
+    from seqtag.vocab import Vocabulary
+
+    path = tmp_path / "v.txt"
+    path.write_bytes(f"<pad>\t0\r\n<unk>\t1\r\nthe\t{2 ** 63 - 1}\r\n\r\nO\t1\r\n".encode())
+    v = Vocabulary.load(path)
+    assert v.words == ["<pad>", "<unk>", "the"] and int(v.word_counts[2]) == 2 ** 63 - 1
+
+
+VECTOR_LINE = "the 0.1 0.2 0.3\n"
+BAD_VECTORS = {
+    # name: (text, line, words in the message)
+    "ragged": (VECTOR_LINE + "a 1 2\n", 2, "has 2 numbers where the file's vectors have 3"),
+    "non-numeric": (VECTOR_LINE + "a 1 x 2\n", 2, "holds 'x', which is not a number"),
+    "nan": (VECTOR_LINE + "a 1 nan 2\n", 2, "'nan', which is not a finite number"),
+    "inf": (VECTOR_LINE + "a 1 2 -inf\n", 2, "'-inf', which is not a finite number"),
+    "float32-overflow": (VECTOR_LINE + "a 1 2 1e39\n", 2, "'1e39', which is not a finite"),
+    "header-dim-lies": ("2 4\n" + VECTOR_LINE + "a 1 2 3\n", 2, "the header (line 1) says 4"),
+    "header-count-too-small": ("1 3\n" + VECTOR_LINE + "a 1 2 3\n", 3,
+                               "vector 2, but the header (line 1) says the file has 1"),
+    "header-count-10**12": (f"{10 ** 12} 3\n" + VECTOR_LINE + "a 1 2 3\n", 1,
+                            "the header says 1,000,000,000,000 vectors, but the file has 2"),
+    "10-MB-line": (VECTOR_LINE + "a" + " 1" * 5_000_000 + "\n", 2, "line is longer than"),
+    "mid-file-bom": (VECTOR_LINE + "\ufeffa 1 2 3\n", 2, "byte order mark"),
+}
+
+
+@pytest.mark.parametrize("case", list(BAD_VECTORS))
+def test_bad_embeddings_name_file_and_line(case, tmp_path):
+    from seqtag.embeddings import read_vectors
+
+    text, line, says = BAD_VECTORS[case]
+    path = tmp_path / "vec.txt"
+    path.write_text(text, encoding="utf-8")
+    with pytest.raises(SeqtagError) as info:
+        read_vectors(path, ["the", "a"])
+    assert (info.value.path, info.value.line) == (str(path), line), str(info.value)
+    assert says in str(info.value)
+
+
+def test_embeddings_that_need_more_memory_than_there_is(tmp_path, monkeypatch):
+    from seqtag.embeddings import read_vectors
+
+    path = tmp_path / "vec.txt"
+    path.write_text(VECTOR_LINE)
+    monkeypatch.setattr(memory, "available_bytes", lambda: 1000)
+    with pytest.raises(SeqtagError, match=r"pretrained vectors of 3 numbers for 100 words "
+                                          r"would need 3\.5 KB of memory, but only 1000 bytes"):
+        read_vectors(path, [f"w{i}" for i in range(100)])
+
+
+def test_bad_vocabulary_and_embeddings_through_the_cli(tmp_path):
+    vocab, vectors = tmp_path / "v.txt", tmp_path / "vec.txt"
+    vocab.write_text(BAD_VOCABS["count-2**64"][0])
+    vectors.write_text(BAD_VECTORS["nan"][0].replace("a 1", "Paris 1"))
+    train = ["train", TINY, "--textbook", "--hidden", 4, "--epochs", 1, "-o", tmp_path / "m.npz"]
+    results = run_parallel({"vocab": dict(args=[*train, "--vocab", vocab]),
+                            "vectors": dict(args=[*train, "--embeddings", vectors])})
+    assert_error(results["vocab"], vocab, 4, "too large")
+    assert_error(results["vectors"], vectors, 2, "not a finite number")
+    assert "training on" not in results["vectors"].stderr
+    assert not (tmp_path / "m.npz").exists()
