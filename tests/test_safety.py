@@ -663,3 +663,19 @@ def test_bad_vocabulary_and_embeddings_through_the_cli(tmp_path):
     assert_error(results["vectors"], vectors, 2, "not a finite number")
     assert "training on" not in results["vectors"].stderr
     assert not (tmp_path / "m.npz").exists()
+
+
+# -- 13. user text reaches the terminal literally ------------------------------------------------
+
+def test_paths_with_markup_and_emoji_codes_are_printed_literally(tmp_path):
+    odd = tmp_path / ":thumbs_up: [bold red]x["
+    odd.mkdir()
+    # The "/" between directory and file closes a tag: "...x[/]:smile:.tsv".
+    missing, out = odd / "]:smile:.tsv", odd / "][b]v.txt"
+    assert "[/]" in str(missing)
+    results = run_parallel({"error": dict(args=["build-vocab", missing]),
+                            "wrote": dict(args=["build-vocab", TINY, "-o", out])})
+    assert_error(results["error"], missing, says="no such file")
+    res = results["wrote"]
+    assert res.returncode == 0 and res.stderr.splitlines()[-1] == f"wrote {out}", res
+    assert out.exists()
