@@ -92,8 +92,7 @@ def check_target(path: str | os.PathLike) -> None:
             else "a device" if stat.S_ISCHR(mode) or stat.S_ISBLK(mode) else "not a regular file")
     raise SeqtagError(f"is {kind}; seqtag only replaces regular files", path=name,
                       hint="give the path of a new or regular file"
-                           + (" (the link's target, if that is meant)"
-                              if stat.S_ISLNK(mode) else ""))
+                           + (", e.g. the link's target" if stat.S_ISLNK(mode) else ""))
 
 
 def write_text_atomic(path: str | os.PathLike, text: str) -> None:
