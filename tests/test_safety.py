@@ -679,3 +679,42 @@ def test_paths_with_markup_and_emoji_codes_are_printed_literally(tmp_path):
     res = results["wrote"]
     assert res.returncode == 0 and res.stderr.splitlines()[-1] == f"wrote {out}", res
     assert out.exists()
+
+
+# -- closed and full standard streams ------------------------------------------------------------
+
+def _run_with_fds(args: list, stdin=None, stdout=None) -> Result:
+    """Like run(), but stdin or stdout may be "closed" in the child, or a given file."""
+    def closer(fds):
+        return lambda: [os.close(fd) for fd in fds]
+    closed = [fd for fd, how in ((0, stdin), (1, stdout)) if how == "closed"]
+    proc = subprocess.run([*SEQTAG, *map(str, args)], preexec_fn=closer(closed),
+                          stdin=None if stdin == "closed" else stdin,
+                          stdout=subprocess.DEVNULL if stdout == "closed" else
+                          (stdout or subprocess.PIPE), stderr=subprocess.PIPE, timeout=300)
+    proc.stdout = proc.stdout or b""
+    return Result(proc)
+
+
+@pytest.mark.skipif(not Path("/dev/full").exists(), reason="needs /dev/full")
+def test_closed_or_full_streams_give_one_error_line(tmp_path):
+    model = tmp_path / "m.npz"
+    assert run("train", TINY, "--textbook", "--hidden", 4, "--epochs", 1, "-o",
+               model).returncode == 0
+    with ThreadPoolExecutor(max_workers=3) as pool:
+        jobs = {
+            "stdin-closed": pool.submit(_run_with_fds, ["tag", "-m", model], stdin="closed"),
+            "stdout-closed": pool.submit(_run_with_fds, ["tag", "-m", model, "Sam"],
+                                         stdout="closed"),
+        }
+        with open("/dev/full", "wb") as full:
+            for command in (["tag", "-m", model, "Sam"], ["tag", "-f", "pretty", "-m", model, "x"],
+                            ["build-vocab", TINY], ["eval", TINY, "-m", model],
+                            ["inspect", model, "--json"]):
+                jobs[f"full-{' '.join(map(str, command[:2]))}"] = pool.submit(
+                    _run_with_fds, command, stdout=full)
+            results = {key: f.result() for key, f in jobs.items()}
+    assert_error(results.pop("stdin-closed"), "<stdin>", says="is closed")
+    assert_error(results.pop("stdout-closed"), "<stdout>", says="cannot write the output")
+    for key, res in results.items():
+        assert_error(res, "<stdout>", says="cannot write the output (No space left on device)")

@@ -12,11 +12,12 @@ def main() -> None:
 
     # Before any command runs (and imports Numba): see seqtag.cli._environment.
     setup_streams()
+    say = sys.stderr.write if sys.stderr is not None else (lambda text: None)
     try:
         warnings = check_environment()
     except SeqtagError as e:
-        sys.stderr.write(f"ERROR: {e}\n")
+        say(f"ERROR: {e}\n")
         sys.exit(2)
     for warning in warnings:
-        sys.stderr.write(warning + "\n")
+        say(warning + "\n")
     app()

@@ -7,6 +7,7 @@ with a traceback from deep inside an import.
 
 from __future__ import annotations
 
+import errno
 import os
 import sys
 from datetime import datetime, timezone
@@ -56,8 +57,70 @@ def check_environment(environ: MutableMapping[str, str] = os.environ) -> list[st
     return warnings
 
 
+class _ClosedStdin:
+    """Stands in for a closed stdin (``seqtag tag <&-``): reading it is an ERROR line."""
+
+    def __init__(self):
+        self.buffer = self
+
+    def _closed(self, *args):
+        raise SeqtagError("is closed", path="<stdin>",
+                          hint="give the input as files, or redirect stdin from one")
+
+    read = read1 = readline = _closed
+
+    def isatty(self) -> bool:
+        return False
+
+
+class _GuardedStdout:
+    """stdout whose write errors (a full disk, /dev/full, a closed descriptor) become one ERROR
+    line, not a traceback; a broken pipe still stops quietly (seqtag.cli._app.user_errors)."""
+
+    def __init__(self, stream):
+        self._stream = stream
+
+    def __getattr__(self, name):
+        if self._stream is None:
+            self._failed(OSError(9, "stdout is closed"))
+        return getattr(self._stream, name)
+
+    def _failed(self, e: OSError):
+        if self._stream is not None:
+            # What is still buffered cannot be written either; point the descriptor at
+            # /dev/null so that the flush at exit does not report it again.
+            try:
+                os.dup2(os.open(os.devnull, os.O_WRONLY), self._stream.fileno())
+            except (OSError, ValueError):
+                pass
+        raise SeqtagError(f"cannot write the output ({e.strerror})", path="<stdout>",
+                          hint="free some space, or send the output elsewhere"
+                          if e.errno == errno.ENOSPC else "send the output to a file or a pipe"
+                          ) from None
+
+    def write(self, text: str) -> int:
+        try:
+            return self._stream.write(text)
+        except BrokenPipeError:
+            raise
+        except (OSError, AttributeError) as e:
+            self._failed(e if isinstance(e, OSError) else OSError(9, "stdout is closed"))
+
+    def flush(self) -> None:
+        try:
+            if self._stream is not None:
+                self._stream.flush()
+        except BrokenPipeError:
+            raise
+        except OSError as e:
+            self._failed(e)
+
+    def isatty(self) -> bool:
+        return self._stream is not None and self._stream.isatty()
+
+
 def setup_streams() -> None:
-    """Make stdout and stderr unable to fail on a character, whatever the locale says.
+    """Make the standard streams unable to end a command with a traceback.
 
     stdout carries data (tags, CoNLL lines) that the next program reads as seqtag's input is
     read, as UTF-8; like crf_test, which passes its input's bytes through, it is written in
@@ -65,9 +128,13 @@ def setup_streams() -> None:
     in (surrogateescape gives back an undecodable byte of a command-line argument as itself).
     stderr is for people: it keeps the terminal's encoding, and a character the terminal cannot
     show becomes an escape such as \\xfc rather than a crash in the middle of an error message.
+    A closed stdin or stdout, or a stdout that cannot be written, is an ERROR line when used.
     """
     out, err = sys.stdout, sys.stderr
     if out is not None and hasattr(out, "reconfigure"):
         out.reconfigure(encoding="utf-8", errors="surrogateescape")
     if err is not None and hasattr(err, "reconfigure"):
         err.reconfigure(errors="backslashreplace")
+    if sys.stdin is None:
+        sys.stdin = _ClosedStdin()
+    sys.stdout = _GuardedStdout(out)
