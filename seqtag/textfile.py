@@ -9,7 +9,6 @@ endless line into memory.
 from __future__ import annotations
 
 import os
-import re
 import sys
 from contextlib import contextmanager
 from typing import BinaryIO, Iterator
@@ -45,28 +44,28 @@ def open_input(source, name: str, what: str = "file") -> Iterator[BinaryIO]:
         yield f
 
 
-# CR, LF and CRLF all end a line: files from old Mac tools and from Windows read like UNIX ones.
-_BREAK = re.compile(rb"\r\n?|\n")
 # Big enough to read a file in few calls, small enough that NUL-filled input (a device, a
 # binary file without newlines) is refused before it fills the memory.
 _CHUNK = 1 << 16
+_NUL_HINT = ("seqtag reads UTF-8 text; UTF-16 files also hold NUL bytes, convert them with "
+             "iconv -f utf-16 -t utf-8")
 
 
 def read_lines(stream: BinaryIO, name: str, digest=None, *, max_line: int | None = None,
                hint: str = "") -> Iterator[tuple[int, str]]:
     """(line number, text without its line end) of a binary stream, as it streams.
 
-    Lines end at CR, LF or CRLF. The bytes are checked as they come: a NUL byte (a binary
-    file), invalid UTF-8 and a byte order mark anywhere but at the very start are errors naming
-    the line and the byte offset in the whole stream; so is a line longer than ``max_line``
-    bytes (``hint`` says what such a file's lines should look like). ``digest.update`` (when
-    given) sees every byte read.
+    Lines end at CR, LF or CRLF (files from old Mac tools and from Windows read like UNIX ones).
+    The bytes are checked as they come: a NUL byte (a binary file), invalid UTF-8 and a byte
+    order mark anywhere but at the very start are errors naming the line and the byte offset
+    in the whole stream; so is a line longer than ``max_line`` bytes (``hint`` says what such a
+    file's lines should look like). ``digest.update`` (when given) sees every byte read.
     """
     # read1 returns what a pipe holds without waiting for a full chunk, so each line is yielded
     # as soon as it has arrived (``seqtag tag`` on an endless pipe).
     read1 = getattr(stream, "read1", None)
     read = (lambda: read1(_CHUNK)) if read1 is not None else stream.readline
-    no, offset, line_start, length = 1, 0, 0, 0
+    no, offset, line_start, pending = 1, 0, 0, 0
     parts: list[bytes] = []
     # A CR ends its line at once (no waiting for the next chunk); an LF right after it, at the
     # start of the next chunk, is then the second half of a CRLF, not an empty line.
@@ -86,28 +85,32 @@ def read_lines(stream: BinaryIO, name: str, digest=None, *, max_line: int | None
         if after_cr and chunk[:1] == b"\n":
             pos, line_start = 1, line_start + 1
         after_cr = False
-        while True:
-            m = _BREAK.search(chunk, pos)
-            piece = chunk[pos:m.start() if m else len(chunk)]
-            nul = piece.find(b"\0")
-            if nul >= 0:
+        nul = chunk.find(b"\0", pos)
+        # bytes.splitlines breaks at exactly LF, CR and CRLF (str.splitlines would also break
+        # at form feeds and U+2028, which are text inside a token).
+        for piece in chunk[pos:].splitlines(True):
+            end = pos + len(piece)
+            if 0 <= nul < end:
                 raise SeqtagError(f"looks like a binary file (NUL byte at byte offset "
-                                  f"{offset + pos + nul})", path=name, line=no,
-                                  hint="seqtag reads UTF-8 text; UTF-16 files also hold NUL "
-                                       "bytes, convert them with iconv -f utf-16 -t utf-8")
-            parts.append(piece)
-            length += len(piece)
-            if max_line is not None and length > max_line:
+                                  f"{offset + nul})", path=name, line=no, hint=_NUL_HINT)
+            last = piece[-1:]
+            cut = (2 if piece[-2:] == b"\r\n" else 1) if last in (b"\n", b"\r") else 0
+            if max_line is not None and pending + len(piece) - cut > max_line:
                 raise SeqtagError(f"line is longer than {max_line:,} bytes", path=name,
                                   line=no, hint=hint or "is this the right file?")
-            if m is None:
+            if not cut:   # the line goes on in the next chunk
+                parts.append(piece)
+                pending += len(piece)
                 break
-            yield no, _decode(b"".join(parts), line_start, name, no)
-            pos = m.end()
-            after_cr = m.group() == b"\r" and pos == len(chunk)
-            no, line_start, parts, length = no + 1, offset + pos, [], 0
+            body = piece[:-cut]
+            if parts:
+                body = b"".join(parts) + body
+                parts, pending = [], 0
+            yield no, _decode(body, line_start, name, no)
+            no, line_start, pos = no + 1, offset + end, end
+            after_cr = last == b"\r" and end == len(chunk)
         offset += len(chunk)
-    if any(parts):
+    if parts:
         yield no, _decode(b"".join(parts), line_start, name, no)
 
 
