@@ -1,15 +1,16 @@
 """Atomic file writes: a model or vocabulary file is either the old one or the whole new one.
 
 The new content goes to a temporary file beside the target, named
-``.NAME.seqtag-PID-XXXXXXXX.tmp``, which is then renamed over the target. A process killed in
-between (kill -9, a power cut) leaves that file behind; its name says whose it was, so the next
-write to the same target removes it once its writer is gone.
+``.NAME.seqtag-HOST-PID-XXXXXXXX.tmp``, which is then renamed over the target. A process killed
+in between (kill -9, a power cut) leaves that file behind; its name says whose it was, so the
+next write to the same target removes it once its writer is gone.
 """
 
 from __future__ import annotations
 
 import os
 import re
+import socket
 import stat
 import tempfile
 import time
@@ -17,16 +18,22 @@ from pathlib import Path
 
 from seqtag.errors import SeqtagError
 
-# A temporary file whose writer's pid is still alive is left alone unless it is this old: pids
-# are reused, and a file on a shared disk may be another machine's (whose pids mean nothing here).
+# A temporary file whose writer is still alive is left alone unless it is this old (pids are
+# reused); one written from another machine (a shared disk), whose pid means nothing here, is
+# left alone until then too.
 STALE_AFTER_SECONDS = 30 * 60
 _TAG = ".seqtag-"
-# Keeps ".NAME.seqtag-PID-XXXXXXXX.tmp" within the usual 255-byte limit of a file name.
+# Keeps ".NAME.seqtag-HOST-PID-XXXXXXXX.tmp" within the usual 255-byte limit of a file name.
 _NAME_CHARS = 120
 
 
 def _temp_prefix(path: Path) -> str:
     return f".{path.name[:_NAME_CHARS]}{_TAG}"
+
+
+def _host() -> str:
+    # No "-" in it, so that the name splits back into host and pid.
+    return re.sub(r"[^A-Za-z0-9.]", "_", socket.gethostname())[:64] or "_"
 
 
 def _alive(pid: int) -> bool:
@@ -45,7 +52,8 @@ def remove_stale_temporaries(path: str | os.PathLike, *, now: float | None = Non
     path = Path(path)
     directory = path.parent if str(path.parent) else Path(".")
     prefix = _temp_prefix(path)
-    shape = re.compile(re.escape(prefix) + r"(\d+)-[^/]*\.tmp\Z")
+    shape = re.compile(re.escape(prefix) + r"([A-Za-z0-9._]+)-(\d+)-[^/]*\.tmp\Z")
+    host = _host()
     now = time.time() if now is None else now
     removed = []
     try:
@@ -61,7 +69,8 @@ def remove_stale_temporaries(path: str | os.PathLike, *, now: float | None = Non
             info = candidate.lstat()
             if not stat.S_ISREG(info.st_mode):
                 continue
-            if _alive(int(m.group(1))) and now - info.st_mtime < STALE_AFTER_SECONDS:
+            young = now - info.st_mtime < STALE_AFTER_SECONDS
+            if young and (m.group(1) != host or _alive(int(m.group(2)))):
                 continue
             candidate.unlink()
         except OSError:
@@ -108,8 +117,8 @@ def write_bytes_atomic(path: str | os.PathLike, data: bytes | None = None, *, wr
     remove_stale_temporaries(path)
     directory = path.parent if str(path.parent) else Path(".")
     try:
-        fd, tmp = tempfile.mkstemp(prefix=f"{_temp_prefix(path)}{os.getpid()}-", suffix=".tmp",
-                                   dir=directory)
+        fd, tmp = tempfile.mkstemp(prefix=f"{_temp_prefix(path)}{_host()}-{os.getpid()}-",
+                                   suffix=".tmp", dir=directory)
     except OSError as e:
         raise SeqtagError(f"cannot write here ({e.strerror})", path=str(path),
                           hint="choose a writable output path") from None

@@ -461,7 +461,7 @@ def test_a_killed_writers_temporary_file_is_removed_by_the_next_write(tmp_path):
     target.write_bytes(b"old")
     proc = _start_slow_writer(target)
     (tmp,) = _temporaries(tmp_path)
-    assert tmp.startswith(f".model.npz.seqtag-{proc.pid}-")
+    assert tmp.startswith(f".model.npz.seqtag-{atomic._host()}-{proc.pid}-")
     proc.send_signal(signal.SIGKILL)
     proc.wait(timeout=30)
     assert target.read_bytes() == b"old"          # the old file is whole
@@ -486,22 +486,26 @@ def test_a_live_concurrent_writers_temporary_file_is_kept(tmp_path):
 
 def test_stale_temporaries_of_other_targets_and_odd_files_are_left_alone(tmp_path):
     target = tmp_path / "m.npz"
+    here, live = atomic._host(), os.getpid()
     dead = 2 ** 22 + 12345  # above the usual pid_max: no such process
-    old = tmp_path / f".m.npz.seqtag-{os.getpid()}-abc.tmp"   # a live pid, but an hour old
     planted = {
-        "dead": tmp_path / f".m.npz.seqtag-{dead}-x1.tmp",
-        "old": old,
-        "other-target": tmp_path / f".other.npz.seqtag-{dead}-x2.tmp",
-        "young-live": tmp_path / f".m.npz.seqtag-{os.getpid()}-x3.tmp",
+        "dead": tmp_path / f".m.npz.seqtag-{here}-{dead}-x1.tmp",
+        "old": tmp_path / f".m.npz.seqtag-{here}-{live}-x2.tmp",    # alive, but an hour old
+        "old-elsewhere": tmp_path / f".m.npz.seqtag-otherhost-{dead}-x3.tmp",
+        "young-elsewhere": tmp_path / f".m.npz.seqtag-otherhost-{dead}-x4.tmp",
+        "other-target": tmp_path / f".other.npz.seqtag-{here}-{dead}-x5.tmp",
+        "young-live": tmp_path / f".m.npz.seqtag-{here}-{live}-x6.tmp",
         "not-ours": tmp_path / ".m.npz.backup.tmp",
     }
     for p in planted.values():
         p.write_bytes(b"x")
-    os.utime(old, (time.time() - 3600, time.time() - 3600))
-    (tmp_path / f".m.npz.seqtag-{dead}-dir.tmp").mkdir()      # not a regular file: kept
+    for key in ("old", "old-elsewhere"):
+        os.utime(planted[key], (time.time() - 3600, time.time() - 3600))
+    (tmp_path / f".m.npz.seqtag-{here}-{dead}-dir.tmp").mkdir()   # not a regular file: kept
     removed = atomic.remove_stale_temporaries(target)
-    assert sorted(removed) == sorted([planted["dead"], planted["old"]])
-    assert all(p.exists() for k, p in planted.items() if k not in ("dead", "old"))
+    gone = ("dead", "old", "old-elsewhere")
+    assert sorted(removed) == sorted(planted[k] for k in gone)
+    assert all(p.exists() for k, p in planted.items() if k not in gone)
 
 
 def test_temporary_name_of_a_long_target_name_fits(tmp_path):
