@@ -19,8 +19,8 @@ from pathlib import Path
 from seqtag.errors import SeqtagError
 
 # A temporary file whose writer is still alive is left alone unless it is this old (pids are
-# reused); one written from another machine (a shared disk), whose pid means nothing here, is
-# left alone until then too.
+# reused; a writer still writing keeps its file's mtime fresh); so is one from another machine
+# (a shared disk), whose pid means nothing here.
 STALE_AFTER_SECONDS = 30 * 60
 _TAG = ".seqtag-"
 # Keeps ".NAME.seqtag-HOST-PID-XXXXXXXX.tmp" within the usual 255-byte limit of a file name.

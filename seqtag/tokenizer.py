@@ -77,11 +77,12 @@ def _next_token(text: str, pos: int, end: int, no_email_before: list[int]
     m = _EMOJI_TOKEN.match(text, pos, end)
     if m:
         return m.group(), m.end(), None
-    if _URL.match(text, pos, end):
+    m = _URL.match(text, pos, end)
+    if m:
         # A URL runs to the chunk's end less its trailing punctuation (at least one character
         # after the scheme). A lazy \S+? with a lookahead for that punctuation rescanned it
         # from every position: quadratic in a URL followed by a long run of punctuation.
-        scheme = _URL.match(text, pos, end).end() - 1  # the first character after it
+        scheme = m.end() - 1  # the first character after the scheme
         stop = scheme + max(1, len(text[scheme:end].rstrip(_URL_TRAIL)))
         return text[pos:stop], stop, None
     if pos >= no_email_before[0]:
