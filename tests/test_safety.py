@@ -722,3 +722,24 @@ def test_closed_or_full_streams_give_one_error_line(tmp_path):
     assert_error(results.pop("stdout-closed"), "<stdout>", says="cannot write the output")
     for key, res in results.items():
         assert_error(res, "<stdout>", says="cannot write the output (No space left on device)")
+
+
+# -- Typer's own usage errors --------------------------------------------------------------------
+
+def test_usage_errors_are_one_error_line():
+    cases = {
+        "not-a-number": (["train", TINY, "--hidden", "abc"], "Invalid value for '--hidden'"),
+        "below-minimum": (["train", TINY, "--hidden", "0"], "Invalid value for '--hidden'"),
+        "unknown-command": (["tagg"], "No such command 'tagg'"),
+        "unknown-option": (["tag", "--nosuch"], "No such option: --nosuch"),
+        "missing-argument": (["train"], "Missing argument"),
+    }
+    results = run_parallel({k: dict(args=args) for k, (args, _) in cases.items()})
+    for key, (args, says) in cases.items():
+        message = assert_error(results[key], says=says)
+        assert results[key].returncode == 2 and message.endswith(" --help')"), results[key]
+    res = run("--help")
+    assert res.returncode == 0 and "Usage:" in res.stdout and res.stderr == "", res
+    res = run()   # no arguments: the help, and the usage error's exit code
+    assert res.returncode == 2 and "Usage:" in res.stdout + res.stderr, res
+    assert "ERROR" not in res.stderr, res

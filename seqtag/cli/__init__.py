@@ -20,4 +20,21 @@ def main() -> None:
         sys.exit(2)
     for warning in warnings:
         say(warning + "\n")
-    app()
+    try:
+        code = app(standalone_mode=False)
+    except Exception as e:
+        # Typer's own usage errors (an option's value that is not a number, an unknown
+        # command) would be drawn as a box over several lines: one ERROR line, as for the rest.
+        if type(e).__name__ == "NoArgsIsHelpError":
+            sys.exit(e.exit_code)   # the help has been shown
+        if type(e).__name__ == "Abort":
+            say("ERROR: aborted\n")
+            sys.exit(1)
+        if not (hasattr(e, "format_message") and hasattr(e, "exit_code")):
+            raise
+        ctx = getattr(e, "ctx", None)
+        see = f" (see '{ctx.command_path} --help')" if ctx is not None else ""
+        message = " ".join(part.strip() for part in e.format_message().splitlines())
+        say(f"ERROR: {message.strip()}{see}\n")
+        sys.exit(e.exit_code)
+    sys.exit(code if isinstance(code, int) else 0)
