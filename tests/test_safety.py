@@ -743,3 +743,19 @@ def test_usage_errors_are_one_error_line():
     res = run()   # no arguments: the help, and the usage error's exit code
     assert res.returncode == 2 and "Usage:" in res.stdout + res.stderr, res
     assert "ERROR" not in res.stderr, res
+
+
+def test_eval_reads_cr_files_and_refuses_typeless_labels(tmp_path):
+    cr = tmp_path / "cr.tsv"
+    cr.write_bytes(TINY.read_bytes().replace(b"\n", b"\r"))
+    gold = tmp_path / "gold.tsv"
+    gold.write_text("Sam\tB-PER\nvisited\tB-\n")
+    tagged = tmp_path / "tagged.tsv"
+    tagged.write_text("Sam\tB-PER\tB-PER\n\nParis\tB-LOC\tI-\n")
+    results = run_parallel({"lf": dict(args=["eval", TINY, "--json"]),
+                            "cr": dict(args=["eval", cr, "--json"]),
+                            "gold": dict(args=["eval", gold]),
+                            "tagged": dict(args=["eval", "--tagged", tagged])})
+    assert results["cr"].returncode == 0 and results["cr"].stdout == results["lf"].stdout
+    assert_error(results["gold"], gold, 2, "label 'B-' has a chunk prefix but no type")
+    assert_error(results["tagged"], tagged, 3, "predicted label 'I-'")
