@@ -353,6 +353,8 @@ def test_tokenizer_time_grows_linearly_on_adversarial_lines(shape):
     # 25 s for a 60 KB line); the test itself is the ratio below.
     assert t_small < 10, t_small
     t_big = _cpu_seconds(big, 1)
+    if t_big / max(t_small, 1e-3) >= 25:
+        t_big = min(t_big, _cpu_seconds(big, 1))  # once more, in case another process got in
     # Linear is about 10 (up to 20 when the small line's work fits in the CPU's cache and the
     # big one's does not), quadratic about 100; the floor keeps the timer noise of a line that
     # takes microseconds from deciding.
