@@ -17,6 +17,7 @@ from seqtag.errors import SeqtagError
 from seqtag.features import FeatureSet, parse_features
 from seqtag.layers.charcnn import CHAR_WIDTH
 from seqtag.layers.recurrent import GATES
+from seqtag.memory import ensure_memory
 from seqtag.model import RNNTagger
 from seqtag.network import Architecture
 from seqtag.schemes import detect_scheme
@@ -116,6 +117,13 @@ def build_model(cfg: TrainConfig, train: Sequence[Sentence], rng: np.random.Gene
     n_inputs = vocab.n_words + (sum(features.sizes) if features else 0)
     chars = CharVocab.build(t for s in train for t in s.tokens) if cfg.char_filters else None
     n_real = 1 + len(names)   # input columns summed into x (then the word type)
+    lengths = np.sort([len(s.tokens) for s in train])
+    ensure_memory(training_bytes(cfg, n_inputs, vocab.n_labels, len(chars) if chars else 0,
+                                 int(lengths[-cfg.batch_size:].sum()), int(lengths.sum()),
+                                 n_real + (chars is not None)),
+                  "training this model",
+                  "lower --hidden, --embed-dim, --char-filters or --batch-size, or shrink the "
+                  "vocabulary with --min-count or --max-size")
     params = init_params(n_inputs, vocab.n_labels, cfg.hidden, rng, cfg.bidirectional,
                          cfg.crf, cfg.cell,
                          (len(chars), cfg.char_dim, cfg.char_filters) if chars else None,
@@ -134,6 +142,30 @@ def build_model(cfg: TrainConfig, train: Sequence[Sentence], rng: np.random.Gene
     meta = {"architecture": architecture.as_meta(),
             "label_scheme": detect_scheme([s.labels for s in train])}
     return RNNTagger(vocab, params, meta, features=features, chars=chars), pretrained
+
+
+def training_bytes(cfg: TrainConfig, n_inputs: int, n_labels: int, n_chars: int,
+                   max_tokens: int, n_tokens: int, n_cols: int) -> int:
+    """About how many bytes a training run allocates: the parameters with their gradients,
+    Adam's moments and the kept copies (best epoch, average), the largest batch's scratch
+    arrays, and the corpus as arrays (an epoch's shuffled copy included). Estimated before
+    anything is allocated: Linux overcommits, so an allocation too large for the machine kills
+    the process later instead of failing now."""
+    H, L = cfg.hidden, n_labels
+    cell = getattr(cfg.cell, "value", cfg.cell)
+    G, dirs = GATES[cell] * H, 2 if cfg.bidirectional else 1
+    chars = cfg.char_filters if cfg.embed_dim and n_chars else 0
+    n_x = cfg.embed_dim + chars if cfg.embed_dim else n_inputs
+    weights = dirs * G * (n_x + H + 1) + L * (dirs * H + 1) + (L * L + 2 * L if cfg.crf else 0) \
+        + (n_chars * cfg.char_dim + chars * (CHAR_WIDTH * cfg.char_dim + 1) if chars else 0) \
+        + cfg.embed_dim * n_inputs
+    copies = 2 + (2 if getattr(cfg.optimizer, "value", cfg.optimizer) == "adam" else 0) + 1 \
+        + (cfg.average > 0)
+    rows = max(max_tokens, 256)
+    scratch = max_tokens * (2 * dirs * H + 2 * L + dirs * 5 * H) + \
+        (dirs * 2 * G * rows + rows * n_x if cfg.embed_dim else 0)
+    corpus = n_tokens * (n_cols * 4 * 3 + 8 * 4)
+    return 4 * (weights * copies + scratch) + corpus
 
 
 def hyperparameters(cfg: TrainConfig) -> dict:

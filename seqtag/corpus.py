@@ -10,13 +10,13 @@ from __future__ import annotations
 import hashlib
 import os
 import re
-import sys
-from contextlib import contextmanager
 from dataclasses import dataclass
 from itertools import chain
-from typing import BinaryIO, Iterator
+from typing import Iterator
 
 from seqtag.errors import SeqtagError
+from seqtag.schemes import split_label
+from seqtag.textfile import open_input, read_lines
 
 FORMATS = ("auto", "conll", "conllu", "indexed")
 LABEL_MODES = ("auto", "required", "none")
@@ -25,7 +25,6 @@ LABEL_MODES = ("auto", "required", "none")
 # occur inside real tokens (tweets, web text) and would silently shift the columns.
 _BLANK = " \t\r\f\v"
 _SPACES = re.compile(r"[ \f\v\r]+")
-_BOM = b"\xef\xbb\xbf"
 # "# key = value", "# newdoc", "# newpar" without a TAB: the CoNLL-U comment shapes. "#word<TAB>O"
 # is not one: BTC-style files start lines with hashtag tokens.
 _CONLLU_COMMENT = re.compile(r"# (?:newdoc|newpar)\b[^\t]*$|# [^\t=]+=[^\t]*$")
@@ -68,57 +67,18 @@ def _display_name(source, name: str | None) -> str:
     return given if isinstance(given, str) else "<stream>"
 
 
-@contextmanager
-def _open(source, name: str):
-    if not isinstance(source, (str, os.PathLike)):
-        yield source  # the caller owns the file object, so it is not closed here
-        return
-    if str(source) == "-":
-        yield sys.stdin.buffer
-        return
-    try:
-        f = open(source, "rb")
-    except FileNotFoundError:
-        raise SeqtagError("no such file", path=name, hint="check the path") from None
-    except IsADirectoryError:
-        raise SeqtagError("is a directory, not a file", path=name,
-                          hint="give the path of a corpus file inside it") from None
-    except PermissionError:
-        raise SeqtagError("cannot be read (permission denied)", path=name,
-                          hint="check the file's permissions") from None
-    except OSError as e:
-        raise SeqtagError(f"cannot be opened ({e.strerror})", path=name) from None
-    with f:
-        yield f
-
-
-def _lines(stream: BinaryIO, name: str, digest: _Digest | None) -> Iterator[tuple[int, str]]:
-    """(line number, text without line end), checking encoding line by line as it streams."""
-    offset = 0
-    for no, raw in enumerate(iter(stream.readline, b""), 1):
-        if not isinstance(raw, bytes):
-            raise TypeError("read_sentences needs a binary file object (open(path, 'rb'))")
-        if digest is not None:
-            digest.update(raw)
-        nul = raw.find(b"\0")
-        if nul >= 0:
-            raise SeqtagError(f"looks like a binary file (NUL byte at byte offset {offset + nul})",
-                              path=name, line=no,
-                              hint="seqtag reads UTF-8 text; UTF-16 files also hold NUL bytes, "
-                                   "convert them with iconv -f utf-16 -t utf-8")
-        skip = 3 if no == 1 and raw.startswith(_BOM) else 0
-        body = raw[skip:].rstrip(b"\n")
-        if body.endswith(b"\r"):
-            body = body[:-1]
-        try:
-            text = body.decode("utf-8")
-        except UnicodeDecodeError as e:
-            raise SeqtagError(f"invalid UTF-8 at byte offset {offset + skip + e.start}",
-                              path=name, line=no,
-                              hint="seqtag reads UTF-8; convert the file, "
-                                   "e.g. iconv -f latin1 -t utf-8") from None
-        offset += len(raw)
-        yield no, text
+def check_label(label: str, what: str, name: str, no: int) -> str:
+    """``label`` if the tag schemes can read it; an empty one or a chunk prefix without a type
+    ("B-") is an error, since it would silently train (or score) as a label of its own."""
+    if not label:
+        raise SeqtagError(f"empty {what}", path=name, line=no,
+                          hint=f"give every token line a {what}, e.g. O or B-PER")
+    prefix, type_ = split_label(label)
+    if prefix in ("B", "I", "E", "S") and not type_ and label.endswith("-"):
+        raise SeqtagError(f"{what} {label!r} has a chunk prefix but no type after the '-'",
+                          path=name, line=no, hint=f"write e.g. {label}PER, or {label[:-1]} "
+                                                   "for chunks without types")
+    return label
 
 
 def split_columns(text: str) -> list[str]:
@@ -185,8 +145,8 @@ def read_sentences(source, *, name: str | None = None, fmt: str = "auto",
 def _sentences(source, name: str, fmt: str, token_col: int | None, label_col: int | None,
                labels: str, digest: _Digest | None, pred_col: int | None = None
                ) -> Iterator[Sentence]:
-    with _open(source, name) as stream:
-        lines = _lines(stream, name, digest)
+    with open_input(source, name) as stream:
+        lines = read_lines(stream, name, digest)
         if fmt == "auto":
             if _display_name(source, None).endswith(".conllu"):
                 fmt = "conllu"
@@ -230,7 +190,9 @@ def _sentences(source, name: str, fmt: str, token_col: int | None, label_col: in
                                   hint="every line of a sentence needs the same columns")
             if pred_col is not None:
                 cols = list(cols)
-                preds.append(_column(cols, pred_col, "predicted label", name, no).strip(_BLANK))
+                preds.append(check_label(
+                    _column(cols, pred_col, "predicted label", name, no).strip(_BLANK),
+                    "predicted label", name, no))
                 del cols[pred_col]
             if want is None:
                 want = len(cols) >= 2
@@ -246,7 +208,8 @@ def _sentences(source, name: str, fmt: str, token_col: int | None, label_col: in
                                       "sentence has labels", path=name, line=no,
                                       hint="give every line a label column, or none")
                 # Stray spaces around a label would make it a different label.
-                labs.append(_column(cols, lcol, "label", name, no).strip(_BLANK))
+                labs.append(check_label(_column(cols, lcol, "label", name, no).strip(_BLANK),
+                                        "label", name, no))
         if tokens:
             yield Sentence(tokens, labs if want else None, texts, start,
                            preds if pred_col is not None else None)

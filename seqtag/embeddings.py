@@ -14,6 +14,14 @@ from typing import Iterable
 import numpy as np
 
 from seqtag.errors import SeqtagError
+from seqtag.memory import ensure_memory
+from seqtag.textfile import read_lines
+
+
+# Real word vectors have tens to a few thousand numbers; a line far longer than the longest of
+# those is not a vector file (or would need more memory than the projection can have).
+MAX_LINE_BYTES = 1 << 20
+_FORMAT = "expected 'word v1 v2 ... vd' per line, after an optional 'count dim' header"
 
 
 def read_vectors(path: str | os.PathLike, wanted: Iterable[str]) -> tuple[dict[str, np.ndarray], int]:
@@ -28,40 +36,47 @@ def read_vectors(path: str | os.PathLike, wanted: Iterable[str]) -> tuple[dict[s
     found: dict[str, np.ndarray] = {}
     exact: set[str] = set()
     dim = None
+    header: tuple[int, int] | None = None
+    rows = last = 0
     try:
         f = open(path, "rb")
     except OSError as e:
         raise SeqtagError(f"cannot read the embeddings ({e.strerror})", path=name) from None
     with f:
-        for no, raw in enumerate(f, 1):
-            try:
-                line = raw.decode("utf-8").rstrip("\r\n")
-            except UnicodeDecodeError as e:
-                raise SeqtagError(f"invalid UTF-8 at byte {e.start} of the line", path=name,
-                                  line=no, hint="embeddings files are UTF-8 text") from None
+        for no, line in read_lines(f, name, max_line=MAX_LINE_BYTES, hint=_FORMAT):
+            last = no
             parts = line.rstrip(" ").split(" ")
-            if no == 1 and len(parts) == 2 and all(p.isdigit() for p in parts):
-                continue  # word2vec's "count dim" header
+            if no == 1 and len(parts) == 2 and all(p.isascii() and p.isdigit() for p in parts):
+                header = (int(parts[0]), int(parts[1]))  # word2vec's "count dim"
+                continue
             if not line.strip():
                 continue
             word, values = parts[0], parts[1:]
+            rows += 1
+            if header is not None and rows > header[0]:
+                raise SeqtagError(f"vector {rows:,}, but the header (line 1) says the file has "
+                                  f"{header[0]:,}", path=name, line=no,
+                                  hint="fix the header's count, or remove the header")
             if dim is None:
                 dim = len(values)
                 if dim == 0:
-                    raise SeqtagError("a word without numbers", path=name, line=no,
-                                      hint="expected 'word v1 v2 ... vd' per line")
+                    raise SeqtagError("a word without numbers", path=name, line=no, hint=_FORMAT)
+                if header is not None and dim != header[1]:
+                    raise SeqtagError(f"has {dim} numbers, but the header (line 1) says "
+                                      f"{header[1]}", path=name, line=no,
+                                      hint="fix the header's dimension, or remove the header")
+                # The vectors kept, and the float64 copies project_into makes of them.
+                ensure_memory(len(want) * dim * 12, f"pretrained vectors of {dim:,} numbers "
+                              f"for {len(want):,} words", "use vectors with fewer dimensions, or "
+                              "a smaller vocabulary (--min-count, --max-size)")
             if len(values) != dim:
                 raise SeqtagError(f"has {len(values)} numbers where the file's vectors have {dim}",
                                   path=name, line=no, hint="every vector needs the same length")
             targets = [word] if word in want else []
             targets += [w for w in lower.get(word.lower(), ()) if w not in exact and w != word]
             if not targets:
-                continue
-            try:
-                vec = np.array(values, dtype=np.float32)
-            except ValueError:
-                raise SeqtagError("holds a value that is not a number", path=name, line=no,
-                                  hint="expected 'word v1 v2 ... vd' per line") from None
+                continue  # not parsed: a big file is mostly words the corpus never uses
+            vec = _numbers(values, name, no)
             for w in targets:
                 if w == word:
                     exact.add(w)
@@ -71,7 +86,36 @@ def read_vectors(path: str | os.PathLike, wanted: Iterable[str]) -> tuple[dict[s
     if dim is None:
         raise SeqtagError("holds no vectors", path=name,
                           hint="give a word2vec or GloVe text file")
+    if header is not None and rows != header[0]:
+        raise SeqtagError(f"the header says {header[0]:,} vectors, but the file has {rows:,} "
+                          f"(it ends at line {last})", path=name, line=1,
+                          hint="fix the header's count, or the file may be cut short")
     return found, dim
+
+
+def _numbers(values: list[str], name: str, no: int) -> np.ndarray:
+    try:
+        vec = np.array([float(v) for v in values], dtype=np.float64)
+    except ValueError:
+        bad = next(v for v in values if not _is_float(v))
+        raise SeqtagError(f"holds {bad!r}, which is not a number", path=name, line=no,
+                          hint=_FORMAT) from None
+    # float() takes "nan" and "inf", and float32 turns 1e39 into inf: none can start a weight.
+    with np.errstate(over="ignore"):
+        vec32 = vec.astype(np.float32)
+    if not np.isfinite(vec32).all():
+        bad = values[int(np.flatnonzero(~np.isfinite(vec32))[0])]
+        raise SeqtagError(f"holds {bad!r}, which is not a finite number (of float32 range)",
+                          path=name, line=no, hint="every value must be a finite number")
+    return vec32
+
+
+def _is_float(text: str) -> bool:
+    try:
+        float(text)
+    except ValueError:
+        return False
+    return True
 
 
 def project_into(Wax: np.ndarray, words: list[str], vectors: dict[str, np.ndarray], dim: int,

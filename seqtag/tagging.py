@@ -13,7 +13,7 @@ from typing import Iterable, Iterator
 
 import numpy as np
 
-from seqtag.corpus import Sentence, _lines, _open
+from seqtag.corpus import Sentence
 from seqtag.errors import SeqtagError
 from seqtag.model import RNNTagger
 from seqtag.schemes import spans
@@ -74,8 +74,10 @@ def read_texts(source: str) -> Iterator[str]:
     """One text per line of a file, or of stdin for ``"-"``; decoded strictly, so that a bad byte
     is reported with its file and line, not guessed."""
     name = "<stdin>" if source == "-" else source
-    with _open(source, name) as stream:
-        for _, text in _lines(stream, name, None):
+    from seqtag.textfile import open_input, read_lines
+
+    with open_input(source, name) as stream:
+        for _, text in read_lines(stream, name):
             yield text
 
 

@@ -40,13 +40,19 @@ _EMOJI = (rf"[\U0001f1e6-\U0001f1ff]{{2}}|[#*0-9]\ufe0f?\u20e3"
           rf"(?:\u200d[{_PICTO}][\ufe0e\ufe0f\U0001f3fb-\U0001f3ff]*)*")
 _HYPHENATED = r"(?:-[^\W\d_]\w*(?:-\w+)*)?"  # "18,000-person" is one word
 _SIGN = r"(?:(?<!\w)[-+])?"  # "-2" but "13-17" splits
-_END = r"""[.,;:!?'"’”)\]}>]*(?:\s|$)"""  # trailing punctuation a URL must give back
+# Trailing punctuation a URL gives back ("see http://x.org/a." ends with ".").
+_URL_TRAIL = ".,;:!?'\"’”)]}>"
+
+# The first alternatives of one ordered choice, tried in turn at each position; they are three
+# patterns, not one, so that the two that would rescan a long run from every position of it
+# (quadratic time: 25 s for a 60 KB line) are handled in linear time by tokenize() below.
+_URL = re.compile(r"(?:https?://|ftp://|mailto:|www\.)\S")   # the URL's end: in tokenize()
+_EMAIL = re.compile(r"\w[\w.+-]*@\w[\w-]*(?:\.\w[\w-]*)*")   # EWT has "name...@host.com"
+_EMAIL_LOCAL = re.compile(r"\w[\w.+-]*")
+_EMOJI_TOKEN = re.compile(_EMOJI)
 
 _TOKEN = re.compile(rf"""
-    {_EMOJI}
-  | (?:https?://|ftp://|mailto:|www\.)\S+?(?={_END})   # URL, minus trailing punctuation
-  | \w[\w.+-]*@\w[\w-]*(?:\.\w[\w-]*)*               # e-mail; EWT has "name...@host.com"
-  | @\w+(?:\.\w+)*                                   # @mention
+    @\w+(?:\.\w+)*                                   # @mention
   | \#(?=\w*[^\W\d_])\w+(?:['’]s)?                   # #hashtag; "#1" is a number sign
   | (?<!\w)[:;=][-o^']?[dDpP3](?!\w)|(?<![\w<])<3     # emoticons: a letter mouth needs space
   | [:;][-o^']?[()\[\]/\\|*]|(?<!\w)=[-o^']?[()\[\]/\\|*]   # around it, ":)" may touch a word
@@ -62,6 +68,35 @@ _TOKEN = re.compile(rf"""
   | [.!?]{{2,}}|[-=]{{2,}}|(?P<run>[^\w\s])(?P=run)+  # "...", "?!", "--", "**"
   | [^\w\s]
 """, re.VERBOSE)
+
+
+def _next_token(text: str, pos: int, end: int, no_email_before: list[int]
+                ) -> tuple[str, int, str | None]:
+    """(token, its end, the name of the pattern's group that matched) at ``pos`` of the
+    whitespace-free chunk ``text[:end]``."""
+    m = _EMOJI_TOKEN.match(text, pos, end)
+    if m:
+        return m.group(), m.end(), None
+    m = _URL.match(text, pos, end)
+    if m:
+        # A URL runs to the chunk's end less its trailing punctuation (at least one character
+        # after the scheme). A lazy \S+? with a lookahead for that punctuation rescanned it
+        # from every position: quadratic in a URL followed by a long run of punctuation.
+        scheme = m.end() - 1  # the first character after the scheme
+        stop = scheme + max(1, len(text[scheme:end].rstrip(_URL_TRAIL)))
+        return text[pos:stop], stop, None
+    if pos >= no_email_before[0]:
+        m = _EMAIL.match(text, pos, end)
+        if m:
+            return m.group(), m.end(), None
+        # The attempt failed where the local part's run ends; any later start inside the same
+        # run would scan to the same place and fail the same way ("a+a+a+..." rescanned).
+        run = _EMAIL_LOCAL.match(text, pos, end)
+        if run:
+            no_email_before[0] = run.end()
+    m = _TOKEN.match(text, pos, end)
+    return m.group(), m.end(), m.lastgroup
+
 
 # PTB splits clitics off the word they lean on; digits keep theirs ("70's" is a decade).
 _CLITIC = re.compile(r"(?i)(?<=\D)(n['’]t|['’](?:s|m|d|ll|re|ve))$")
@@ -88,20 +123,24 @@ def _is_mark(char: str) -> bool:
 
 def tokenize(text: str) -> list[tuple[str, int, int]]:
     """Return ``(token, start, end)`` triples with ``text[start:end] == token``."""
-    tokens: list[tuple[str, int, int]] = []
+    tokens: list[tuple[str | None, int, int]] = []
+    glued = False
     for chunk in re.finditer(r"\S+", text):
         pos, end = chunk.start(), chunk.end()
+        no_email_before = [pos]
         while pos < end:
-            m = _TOKEN.match(text, pos, end)
-            tok = m.group()
-            # \w excludes combining marks (Indic vowel signs, virama), so glue them back
+            tok, stop, kind = _next_token(text, pos, end, no_email_before)
+            # \w excludes combining marks (Indic vowel signs, virama), so glue them back; the
+            # glued token's text is cut once at the end (appending to it would copy it each time).
             if tokens and tokens[-1][2] == pos and (_is_mark(tok[0]) or (
-                    _is_mark(tokens[-1][0][-1]) and m.lastgroup == "word")):
-                prev = tokens.pop()
-                tokens.append((prev[0] + tok, prev[1], m.end()))
-            elif m.lastgroup == "word":
+                    _is_mark(text[pos - 1]) and kind == "word")):
+                tokens[-1] = (None, tokens[-1][1], stop)
+                glued = True
+            elif kind == "word":
                 tokens.extend(_split_word(tok, pos))
             else:
-                tokens.append((tok, pos, m.end()))
-            pos = m.end()
+                tokens.append((tok, pos, stop))
+            pos = stop
+    if glued:
+        tokens = [(text[a:b] if tok is None else tok, a, b) for tok, a, b in tokens]
     return tokens

@@ -10,13 +10,13 @@ from __future__ import annotations
 import os
 from collections import Counter
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Iterable, Sequence
 
 import numpy as np
 
 from seqtag.atomic import write_text_atomic
 from seqtag.errors import SeqtagError
+from seqtag.textfile import open_input, read_lines
 
 PAD = "<pad>"
 UNK = "<unk>"
@@ -124,33 +124,60 @@ class Vocabulary:
 
     @classmethod
     def load(cls, path: str | os.PathLike) -> "Vocabulary":
+        """Read a vocabulary file; every problem is a SeqtagError naming the file and line."""
         name = str(path)
-        try:
-            text = Path(path).read_bytes().decode("utf-8")
-        except FileNotFoundError:
-            raise SeqtagError("no such vocabulary file", path=name) from None
-        except (IsADirectoryError, PermissionError) as e:
-            raise SeqtagError(f"cannot read the vocabulary ({e.strerror})", path=name) from None
-        except UnicodeDecodeError as e:
-            raise SeqtagError(f"invalid UTF-8 at byte offset {e.start}", path=name,
-                              hint="a vocabulary is written by 'seqtag build-vocab'") from None
-        sections: list[list[tuple[str, int]]] = [[]]
-        for n, line in enumerate(text.split("\n")[:-1] if text.endswith("\n") else
-                                 text.split("\n"), start=1):
-            line = line.rstrip("\r")
-            if line == "":
-                sections.append([])
-                continue
-            word, sep, count = line.rpartition("\t")
-            if not sep or not (count.isascii() and count.isdigit()):
-                raise SeqtagError("expected 'entry<TAB>count'", path=name, line=n,
-                                  hint="a vocabulary is written by 'seqtag build-vocab'")
-            sections[-1].append((word, int(count)))
-        sections = [s for s in sections if s]
-        if len(sections) != 2 or [w for w, _ in sections[0][:2]] != [PAD, UNK]:
-            raise SeqtagError("is not a seqtag vocabulary (words starting with <pad> and <unk>, "
-                              "a blank line, then labels)", path=name,
+        sections: list[list[tuple[str, int]]] = [[], []]
+        section, last, seen = 0, 0, [{}, {}]
+        with open_input(path, name, "vocabulary file") as f:
+            for no, line in read_lines(f, name, max_line=_MAX_LINE, hint=_WRITTEN_BY):
+                last = no
+                if not line:
+                    if sections[section]:
+                        section += 1   # the blank line after the words; more are harmless
+                    continue
+                if section == 2:
+                    raise SeqtagError("a third section (entries after a second blank line); a "
+                                      "vocabulary is words, a blank line, labels", path=name,
+                                      line=no, hint=_WRITTEN_BY)
+                entry, count = _entry(line, name, no)
+                first = seen[section].setdefault(entry, no)
+                if first != no:
+                    what = "word" if section == 0 else "label"
+                    raise SeqtagError(f"{what} {entry!r} is listed twice (lines {first} and {no})",
+                                      path=name, line=no, hint="each entry appears once")
+                sections[section].append((entry, count))
+        words, labels = sections
+        if not words:
+            raise SeqtagError("is not a seqtag vocabulary (it is empty)", path=name,
                               hint="write one with 'seqtag build-vocab'")
-        (words, labels) = sections
+        if [w for w, _ in words[:2]] != [PAD, UNK]:
+            raise SeqtagError(f"is not a seqtag vocabulary (its words start with {PAD} and "
+                              f"{UNK})", path=name, line=1,
+                              hint="write one with 'seqtag build-vocab'")
+        if not labels:
+            raise SeqtagError("is not a seqtag vocabulary: it ends here without the blank line "
+                              "and the labels that follow the words", path=name, line=last,
+                              hint="write one with 'seqtag build-vocab'")
         return cls([w for w, _ in words], [c for _, c in words],
                    [lab for lab, _ in labels], [c for _, c in labels])
+
+
+_WRITTEN_BY = "a vocabulary is written by 'seqtag build-vocab'"
+# A word and its count; far longer lines are not a vocabulary (a binary file, /dev/zero).
+_MAX_LINE = 1 << 20
+_MAX_COUNT = 2 ** 63 - 1   # counts are stored as int64
+
+
+def _entry(line: str, name: str, no: int) -> tuple[str, int]:
+    entry, sep, count = line.rpartition("\t")
+    if not sep:
+        raise SeqtagError("expected 'entry<TAB>count'", path=name, line=no, hint=_WRITTEN_BY)
+    # ASCII digits only: int() would also take "²", "1_000" and " 5 ".
+    if not (count.isascii() and count.isdigit()):
+        raise SeqtagError(f"count {count!r} is not a whole number >= 0; expected "
+                          "'entry<TAB>count'", path=name, line=no, hint=_WRITTEN_BY)
+    value = int(count)
+    if value > _MAX_COUNT:
+        raise SeqtagError(f"count {count} is too large (at most {_MAX_COUNT})", path=name,
+                          line=no, hint=_WRITTEN_BY)
+    return entry, value

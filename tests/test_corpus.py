@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from seqtag import corpus
+from seqtag import textfile
 from seqtag.corpus import CorpusInfo, Sentence, read_corpus, read_sentences
 from seqtag.errors import SeqtagError
 
@@ -199,7 +199,7 @@ def test_permission_denied(tmp_path, monkeypatch):
     # Tests may run as root, where chmod 000 still reads; fake the refusal instead.
     def refuse(*args, **kwargs):
         raise PermissionError(13, "Permission denied")
-    monkeypatch.setattr(corpus, "open", refuse, raising=False)
+    monkeypatch.setattr(textfile, "open", refuse, raising=False)  # where corpora are opened
     path = write(tmp_path, "a\tO\n")
     with pytest.raises(SeqtagError, match="permission denied") as info:
         list(read_sentences(path))

@@ -342,8 +342,10 @@ def test_vocab_not_a_vocabulary(case, tmp_path, model, outputs):
         line = 1
     elif case == "binary":
         shutil.copyfile(model, path)
+        line = 1  # its first NUL byte
     elif case == "no-labels":
         path.write_text("<pad>\t0\n<unk>\t0\nSam\t1\n")
+        line = 3  # where it ends without the labels
     res = invoke("train", TINY, "--vocab", path, "--hidden", 4, "--epochs", 1, "-o", outputs[0])
     assert_error(res, path, line)
     assert_not_trained(res)

@@ -926,3 +926,28 @@ def test_average_keeps_the_running_average_of_epoch_ends(data):
         np.testing.assert_allclose(half.model_.params[k],
                                    0.5 * w1 + 0.5 * two.model_.params[k], atol=1e-6, err_msg=k)
     assert np.abs(two.model_.params["Waa"] - once.params["Waa"]).max() > 1e-2
+
+
+# -- memory -------------------------------------------------------------------------------------
+
+def test_a_run_that_would_not_fit_in_memory_is_refused_before_allocating(data, monkeypatch):
+    """The estimate is compared with what the machine has before any weight is allocated
+    (Linux overcommits: a too large allocation would kill the process later)."""
+    import seqtag.memory
+    from seqtag.build import training_bytes
+
+    train, _ = data
+    small = cfg(epochs=1)
+    vocab, _ = Vocabulary.build(train)
+    need = training_bytes(small, vocab.n_words, vocab.n_labels, 0, 100, 1000, 1)
+    big = training_bytes(dataclasses.replace(small, hidden=4096), vocab.n_words,
+                         vocab.n_labels, 0, 100, 1000, 1)
+    assert big > 1000 * need                     # H² weights: the estimate grows with H
+    monkeypatch.setattr(seqtag.memory, "available_bytes", lambda: 100 * need)
+    Trainer(small).fit(train)                     # fits
+    allocated = []
+    monkeypatch.setattr("seqtag.build.init_params",
+                        lambda *a, **k: allocated.append(1))
+    with pytest.raises(SeqtagError, match=r"training this model would need .*lower --hidden"):
+        Trainer(dataclasses.replace(small, hidden=4096)).fit(train)
+    assert not allocated

@@ -1,8 +1,40 @@
 """seqtag's command line: one module per command under one Typer app."""
 
+import sys
+
 from seqtag.cli._app import app
 from seqtag.cli import build_vocab, evaluate, inspect, tag, train  # noqa: F401  (registers)
 
 
 def main() -> None:
-    app()
+    from seqtag.cli._environment import check_environment, setup_streams
+    from seqtag.errors import SeqtagError
+
+    # Before any command runs (and imports Numba): see seqtag.cli._environment.
+    setup_streams()
+    say = sys.stderr.write if sys.stderr is not None else (lambda text: None)
+    try:
+        warnings = check_environment()
+    except SeqtagError as e:
+        say(f"ERROR: {e}\n")
+        sys.exit(2)
+    for warning in warnings:
+        say(warning + "\n")
+    try:
+        code = app(standalone_mode=False)
+    except Exception as e:
+        # Typer's own usage errors (an option's value that is not a number, an unknown
+        # command) would be drawn as a box over several lines: one ERROR line, as for the rest.
+        if type(e).__name__ == "NoArgsIsHelpError":
+            sys.exit(e.exit_code)   # the help has been shown
+        if type(e).__name__ == "Abort":
+            say("ERROR: aborted\n")
+            sys.exit(1)
+        if not (hasattr(e, "format_message") and hasattr(e, "exit_code")):
+            raise
+        ctx = getattr(e, "ctx", None)
+        see = f" (see '{ctx.command_path} --help')" if ctx is not None else ""
+        message = " ".join(part.strip() for part in e.format_message().splitlines())
+        say(f"ERROR: {message.strip()}{see}\n")
+        sys.exit(e.exit_code)
+    sys.exit(code if isinstance(code, int) else 0)

@@ -41,7 +41,8 @@ def _root(version: bool = typer.Option(False, "--version", callback=_print_versi
 
 # Progress and messages go to stderr; stdout carries only results.
 # soft_wrap: a long line stays one line in logs and pipes (grep), not cut at 80 columns.
-err = Console(stderr=True, highlight=False, soft_wrap=True)
+# emoji=False: markup=False alone still turns ":thumbs_up:" in a file name into a picture.
+err = Console(stderr=True, highlight=False, soft_wrap=True, emoji=False)
 
 
 def default_model_path() -> Path:

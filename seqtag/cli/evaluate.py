@@ -4,14 +4,14 @@ from __future__ import annotations
 
 import json
 import sys
-from itertools import islice
 from pathlib import Path
 from typing import Optional
 
 import typer
 
 from seqtag.cli._app import app, default_model_path, err, fail, user_errors
-from seqtag.corpus import _open, read_sentences, split_columns
+from seqtag.corpus import read_sentences, split_columns
+from seqtag.textfile import open_input
 from seqtag.errors import SeqtagError
 
 
@@ -35,7 +35,7 @@ def evaluate_cmd(
         if tagged and model_path is not None:
             fail("--tagged scores the file's own predictions; drop -m or --tagged")
         name = "<stdin>" if gold == "-" else gold
-        with _open(gold, name) as stream:
+        with open_input(gold, name) as stream:
             head = _Head(stream, name)
             sents = _first_checked(
                 read_sentences(head, labels="auto", pred_col=-1 if tagged else None),
@@ -75,18 +75,28 @@ def _some(labels, n: int = 5) -> str:
 
 
 class _Head:
-    """A binary stream that keeps its first lines, to tell what went wrong with the input."""
+    """A binary stream that keeps its first bytes, to tell what went wrong with the input. It
+    is read in bounded chunks (read1), as the corpus reader reads files: a device or a file
+    without line ends never becomes one unbounded line."""
 
-    KEEP = 100
+    KEEP = 1 << 16
 
     def __init__(self, stream, name: str):
-        self.stream, self.name, self.lines = stream, name, []
+        self.stream, self.name, self.head = stream, name, bytearray()
+        self._read = getattr(stream, "read1", None) or stream.read
 
-    def readline(self) -> bytes:
-        raw = self.stream.readline()
-        if raw and len(self.lines) < self.KEEP:
-            self.lines.append(raw)
-        return raw
+    def read1(self, n: int = -1) -> bytes:
+        chunk = self._read(n)
+        if len(self.head) < self.KEEP:
+            self.head += chunk[:self.KEEP - len(self.head)]
+        return chunk
+
+    def lines(self, more: bool = False) -> list[bytes]:
+        """The first lines kept (with ``more``, after reading up to KEEP bytes further)."""
+        if more:
+            while len(self.head) < self.KEEP and self.read1(self.KEEP):
+                pass
+        return bytes(self.head).splitlines(keepends=True)[:120]
 
 
 def _first_checked(sentences, head: _Head, tagged: bool):
@@ -111,7 +121,10 @@ def _first_checked(sentences, head: _Head, tagged: bool):
         if not first or e.line is None or e.path != head.name:
             raise
         # Failing anyway: a few more lines make the diagnosis surer.
-        raws = head.lines + list(islice(iter(head.stream.readline, b""), 20))
+        try:
+            raws = head.lines(more=True)
+        except OSError:
+            raise e from None    # the file cannot be read further: the reader's message says so
         try:
             lines = [raw.decode("utf-8").rstrip("\r\n") for raw in raws]
         except UnicodeDecodeError:

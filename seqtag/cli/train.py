@@ -62,6 +62,10 @@ def check_writable(path: Path) -> None:
         fail(f"{path}: cannot write the model here ({e.strerror}) (choose another path with -o)", 1)
     if path.is_dir():
         fail(f"{path}: is a directory (give a file name with -o)", 1)
+    from seqtag.atomic import check_target
+
+    check_target(path)                    # a symlink, device or FIFO: refused now, not after
+    check_target(checkpoint_path(path))
 
 
 def check_labels(vocab, vocab_path: Path, files) -> None:
@@ -84,9 +88,14 @@ class Renderer:
         self.live = err.is_terminal
         self.bar = None
         self.task = None
+        # Said when training starts, after every input was read and checked: a run that fails
+        # before then prints its ERROR line alone.
+        self.notes: list[str] = []
 
     def __call__(self, event: str, info: dict) -> None:
         if event == "start":
+            for note in self.notes:
+                err.print(note, markup=False)
             err.print(f"training on {info['sentences']:,} sentences, {info['tokens']:,} tokens; "
                       f"{info['words']:,} words, {info['labels']} labels"
                       + (f"; {info['pretrained']:,} words start from pretrained vectors"
@@ -183,7 +192,10 @@ def train(
         cfg = TrainConfig(**options)
         if textbook:
             cfg = dataclasses.replace(cfg, **TEXTBOOK)
-        cfg.check()
+        try:
+            cfg.check()
+        except SeqtagError as e:
+            fail(str(e), 2)              # a bad option value is a usage error, as Click's are
         if dev and no_dev:
             fail("--dev and --no-dev contradict each other (give one)", 2)
         out = output or default_output(corpus)
@@ -202,22 +214,23 @@ def train(
         vocab = Vocabulary.load(vocab_path) if vocab_path else None
         if vocab is not None:
             check_labels(vocab, vocab_path, files)
+        render = Renderer()
         if not dev and not no_dev:
             train_sents, dev_sents = split_dev(train_sents, HOLDOUT, cfg.seed)
             if dev_sents:
-                err.print(f"no --dev: holding out {len(dev_sents):,} of the training sentences "
-                          f"({HOLDOUT:.0%}, seed {cfg.seed}) to choose the epoch "
-                          f"(--no-dev trains on all of them)", markup=False)
+                render.notes.append(
+                    f"no --dev: holding out {len(dev_sents):,} of the training sentences "
+                    f"({HOLDOUT:.0%}, seed {cfg.seed}) to choose the epoch (--no-dev trains on "
+                    f"all of them)")
             else:
                 dev_sents = None
-                err.print("no --dev, and too few sentences to hold some out: training on all "
-                          f"of them for {cfg.epochs} epochs", markup=False)
+                render.notes.append("no --dev, and too few sentences to hold some out: "
+                                    f"training on all of them for {cfg.epochs} epochs")
         if resume:
-            err.print(f"resuming from {checkpoint}", markup=False)
+            render.notes.append(f"resuming from {checkpoint}")
         elif checkpoint.exists():
-            err.print(f"note: starting afresh; the checkpoint {checkpoint} of an earlier run "
-                      f"will be replaced (--resume continues it)", markup=False)
-        render = Renderer()
+            render.notes.append(f"note: starting afresh; the checkpoint {checkpoint} of an "
+                                f"earlier run will be replaced (--resume continues it)")
         terminated = []
         with _sigterm_as_interrupt(terminated):
             try:
