@@ -112,7 +112,7 @@ def pytest_terminal_summary(terminalreporter, exitstatus, config):
     took = time.monotonic() - _STARTED
     table = _table()
     head = (f"fuzz outcomes (profile {H.PROFILE}, {took / 60:.1f} min; 'known bug' = inputs of "
-            f"tests marked xfail, fixed on other branches)")
+            f"strict-xfail tests: known bugs, most being fixed on other branches)")
     terminalreporter.write_sep("=", "fuzz outcomes")
     terminalreporter.write_line(head)
     terminalreporter.write_line(table)

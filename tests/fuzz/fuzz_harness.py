@@ -9,6 +9,8 @@ Every generated input ends in one of four outcomes, counted per input class for 
   traceback  anything else escaped: an exception, a traceback on stderr, several lines, exit 0
              with a wrong result (the test fails)
   hang       one input ran longer than HANG_SECONDS (the test fails)
+  usage      an option value out of its range got Click's usage message (several lines, exit 2):
+             not a traceback, but not the house's one ERROR line either (see test_fuzz_cli.py)
 
 Inputs of tests marked xfail (known bugs fixed on other branches) are counted as "known bug"
 instead of traceback, so the table separates what is being fixed from what is new.
@@ -32,7 +34,7 @@ TINY = SAMPLES / "tiny.tsv"
 SEQTAG = [sys.executable, "-m", "seqtag"]
 HANG_SECONDS = 10.0
 PROFILE = os.environ.get("HYPOTHESIS_PROFILE", "ci")
-OUTCOMES = ("correct", "error", "traceback", "hang", "known bug")
+OUTCOMES = ("correct", "error", "usage", "traceback", "hang", "known bug")
 
 # (input class, outcome) -> inputs; filled by observe(), printed by conftest.py.
 RECORDS: dict[str, Counter] = defaultdict(Counter)
@@ -90,7 +92,7 @@ def observe(cls: str, limit: float | None = HANG_SECONDS):
     if limit is not None and took > limit:
         RECORDS[cls]["known bug" if STATE["xfail"] else "hang"] += 1
         raise Hang(f"{cls}: one input took {took:.1f} s (limit {limit:.0f} s)")
-    if box["outcome"] not in ("correct", "error"):
+    if box["outcome"] not in ("correct", "error", "usage"):
         RECORDS[cls]["known bug" if STATE["xfail"] else "traceback"] += 1
         raise Traceback(f"{cls}: the test recorded no outcome")
     RECORDS[cls][box["outcome"]] += 1
@@ -129,6 +131,12 @@ def assert_seqtag_error(exc: BaseException, path: str | None = None,
         raise Traceback(f"the error names line {exc.line}, not {line}: {text[:2000]}")
 
 
+def lines(out: str) -> list[str]:
+    """Output lines split at LF only: str.splitlines() would also split inside a JSON string
+    at U+2028 or U+0085, which ensure_ascii=False leaves as they are."""
+    return out.split("\n")[:-1] if out.endswith("\n") else out.split("\n") if out else []
+
+
 # -- driving the CLI -----------------------------------------------------------------------------
 
 class Run:
@@ -157,6 +165,15 @@ class Run:
         except Traceback as e:
             raise Traceback(f"{e}\n{self!r}") from None
         return False
+
+    def outcome(self, path: str | None = None, line: int | None = None,
+                usage_ok: bool = False) -> str:
+        """"correct" (the caller then checks the result), "error", or with ``usage_ok`` "usage"
+        for Click's own message about an option value (exit 2, "Usage:" first)."""
+        if usage_ok and self.exception is None and self.code == 2 and \
+                self.stderr.startswith("Usage:") and "Traceback" not in self.stderr:
+            return "usage"
+        return "correct" if self.ok_or_error(path, line) else "error"
 
 
 _RUNNER = None

@@ -114,7 +114,7 @@ def check_edited_model(model: Path, target: str, how: str, work: Path) -> str:
     outcomes = []
     tag = H.cli("tag", "-m", path, "-f", "jsonl", *TEXTS)
     if tag.ok_or_error(str(path)):
-        records = [json.loads(line) for line in tag.stdout.splitlines()]
+        records = [json.loads(line) for line in H.lines(tag.stdout)]
         assert len(records) == len(TEXTS), tag
         inventory = _labels_of(path)
         for rec in records:
