@@ -223,7 +223,7 @@ _OPTIONS = [
 
 
 def _fill(template, model: Path, out: Path) -> list:
-    subst = {"M": model, "TINY": H.TINY, "OUT": out}
+    subst = {"M": model, "NER": model, "TINY": H.TINY, "OUT": out}
     return [subst.get(a, a) for a in template]
 
 
@@ -274,13 +274,19 @@ def test_absurd_option_values_known_bugs(ner_model, tmp_path, case):
     check_option(ner_model, tmp_path / "absurd.npz", *case)
 
 
-def test_usage_errors_are_one_error_line(ner_model):
-    """The house rule asks one ERROR line for every bad input; Click's usage message for an
-    option value out of range is several lines. Recorded here (not a traceback), see report."""
-    run = H.cli("tag", "-m", ner_model, "--nbest", "0", "x")
-    with H.observe("cli: option out of range (usage message)") as box:
-        box["outcome"] = run.outcome(usage_ok=True)
-        assert box["outcome"] in ("usage", "error")
+@pytest.mark.xfail(strict=True, reason="NEW (cli/_app.py, safety's file, or the conventions "
+                                       "branch): a value out of an option's range gets Click's "
+                                       "multi-line usage box, not one ERROR line")
+@pytest.mark.parametrize("argv", [("tag", "-m", "NER", "--nbest", "0", "x"),
+                                  ("build-vocab", "TINY", "--min-count", "0"),
+                                  ("tag", "-m", "NER", "--batch-size", "x", "y")])
+def test_option_out_of_range_gets_one_error_line(ner_model, tmp_path, argv):
+    """The house rule: every bad input gets one ERROR line (the absurd-values test above
+    accepts Click's usage message meanwhile, counted as "usage" in the table)."""
+    run = H.cli(*_fill(argv, ner_model, tmp_path / "out.npz"))
+    with H.observe("cli: option out of range (one ERROR line)") as box:
+        box["outcome"] = run.outcome()
+        assert box["outcome"] == "error"
 
 
 @pytest.mark.xfail(strict=True, reason="fixed by the lead: `seqtag train --seed -1` raises "
