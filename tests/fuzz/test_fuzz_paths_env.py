@@ -271,7 +271,10 @@ _ENV_CASES = [
      ("train", "TINY", "--epochs", "1", "--hidden", "4", "--textbook", "-o", "OUT"),
      "fixed by the lead: an empty SOURCE_DATE_EPOCH raises ValueError (train.py)"),
     ("SOURCE_DATE_EPOCH not an integer", {"SOURCE_DATE_EPOCH": "abc"},
-     ("tag", "-m", "NER", "Sam Li ."), None),
+     ("tag", "-m", "NER", "Sam Li ."),
+     "NEW, the same class as train's (lead; the fix belongs at CLI start, cli/_app.py or "
+     "__main__.py): `tag` crashes too, since numpy.f2py parses SOURCE_DATE_EPOCH when Numba "
+     "imports it"),
     ("COLUMNS, LINES odd", {"COLUMNS": "abc", "LINES": "-3"}, ("inspect", "NER"), None),
     ("COLUMNS, LINES odd", {"COLUMNS": "0"}, ("tag", "-m", "NER", "-f", "pretty", "Sam Li ."),
      None),
