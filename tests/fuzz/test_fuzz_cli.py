@@ -9,9 +9,6 @@ naming the file (and line) with a non-zero exit; no input runs over 10 s.
 from __future__ import annotations
 
 import json
-import os
-import stat
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
