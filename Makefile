@@ -9,7 +9,7 @@ SHARED := ../shared/data
 # The bundled model: the default configuration (see README), its seed written out.
 MODEL_FLAGS := --seed 1
 
-.PHONY: install install-test demo test model bench bench-deps bench-accuracy clean
+.PHONY: install install-test demo test fuzz model bench bench-deps bench-accuracy clean
 
 $(VENV)/bin/activate:
 	$(PYTHON) -m venv $(VENV)
@@ -33,6 +33,12 @@ demo: install
 
 test: install-test
 	$(PY) -m pytest -q
+
+# Property-based fuzzing (tests/fuzz): over 10,000 random inputs to the readers, the tokenizer,
+# the model loader and the CLI; prints a table of outcomes per input class (also fuzz-report.md).
+# The ordinary test run covers the same properties with a small deterministic profile.
+fuzz: install-test
+	HYPOTHESIS_PROFILE=fuzz FUZZ_REPORT=fuzz-report.md $(PY) -m pytest -q -p no:cacheprovider tests/fuzz
 
 # Rebuild the bundled model from the freely licensed data in samples/ (see samples/README.md).
 model: install

@@ -7,6 +7,7 @@ The output formats here are plain text (stable, for pipes); the CLI adds the col
 from __future__ import annotations
 
 import json
+import sys
 from dataclasses import dataclass
 from itertools import islice
 from typing import Iterable, Iterator
@@ -65,6 +66,9 @@ class Tagged:
 
 
 def _batches(items: Iterable, size: int) -> Iterator[list]:
+    # islice refuses sizes beyond sys.maxsize (--batch-size 1e30 is a user's to give): such a
+    # batch is the whole stream anyway.
+    size = min(size, sys.maxsize)
     it = iter(items)
     while batch := list(islice(it, size)):
         yield batch
