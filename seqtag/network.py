@@ -15,6 +15,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from seqtag.encoding import unique_rows
 from seqtag.layers.base import Buffers
 from seqtag.layers.charcnn import CharCNN
 from seqtag.layers.dropout import Dropout
@@ -115,7 +116,7 @@ class Network:
         n = len(ids)
         if self.embed is not None:
             # Each distinct input row is embedded (and projected by each direction) once.
-            rows, inverse = np.unique(ids, axis=0, return_inverse=True)
+            rows, inverse = unique_rows(ids)
             rows = np.ascontiguousarray(rows, dtype=np.int32)
             X, embed_back = self.embed.forward(rows)
             if self.chars is not None:
