@@ -9,14 +9,8 @@ direction is  lstm_forward → linear_forward → softmax_xent → linear_backwa
 with the Elman kernels (A, col, dA, exact mean the same); the model only has to allocate C per
 direction and pass it from forward to backward.
 
-As in rnn_forward, a group of up to _GROUP sentences (longest first) goes through time together
-(seqtag.kernels.stepping), so that the products with Waa are small matrix products (_gemm), and
-the sums over all tokens of the batch (dWaa) are one product each. In float32 (``exact=False``)
-σ(x) = ½(1 + tanh(x/2)) and tanh use fast_tanh (|error| < 1e-6, vectorised); with
-``exact=True``, σ(x) = 1/(1 + exp(-x)) and np.tanh (float64 gradient checks). Every _gemm call
-has the operand layouts of rnn_forward's and rnn_backward's (contiguous scratch copies rather
-than column slices), and per-token index work is in small shared helpers, which keeps Numba's
-compile time (≈2 s per kernel and dtype) down.
+How a gated cell steps a group of sentences through time, and its float32/float64 arithmetic,
+are the same for the GRU and the LSTM: see "Gated cells" in seqtag.kernels.stepping.
 """
 
 import numpy as np

@@ -15,6 +15,15 @@ set-up out itself.
 
 Numba's cache knows only a kernel's own file: after an edit here (or in simd.py, matmul.py), the
 cells' cached machine code is stale until their files change too or __pycache__ is cleared.
+
+Gated cells (seqtag.kernels.gru, seqtag.kernels.lstm). As in rnn_forward, a group of up to
+_GROUP sentences (longest first) goes through time together, so that the products with Waa are
+small matrix products (_gemm), and the sums over all tokens of the batch (dWaa) are one product
+each. In float32 (``exact=False``) σ(x) = ½(1 + tanh(x/2)) and tanh use fast_tanh (|error| <
+1e-6, vectorised); with ``exact=True``, σ(x) = 1/(1 + exp(-x)) and np.tanh (float64 gradient
+checks). Every _gemm call has the operand layouts of rnn_forward's and rnn_backward's
+(contiguous scratch copies rather than column slices), and per-token index work is in the
+small helpers here, which keeps Numba's compile time (≈2 s per kernel and dtype) down.
 """
 
 import numpy as np
