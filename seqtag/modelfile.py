@@ -308,9 +308,14 @@ def load_model(path: str | os.PathLike, *, cls: type | None = None, with_state: 
     (model, State or None). Every problem is a SeqtagError naming the file."""
     name = str(path)
     p = Path(path)
-    if not p.exists():
+    try:
+        exists, is_dir = p.exists(), p.is_dir()
+    except OSError as e:        # e.g. a name too long for the file system (ENAMETOOLONG)
+        raise SeqtagError(f"cannot open the model ({e.strerror})", path=name,
+                          hint=NOT_A_MODEL) from None
+    if not exists:
         raise SeqtagError("no such model file", path=name, hint=NOT_A_MODEL)
-    if p.is_dir():
+    if is_dir:
         raise SeqtagError("is a directory, not a model file", path=name, hint=NOT_A_MODEL)
     try:
         with open(path, "rb") as f:

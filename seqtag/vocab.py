@@ -132,8 +132,10 @@ class Vocabulary:
             for no, line in read_lines(f, name, max_line=_MAX_LINE, hint=_WRITTEN_BY):
                 last = no
                 if not line:
-                    if sections[section]:
-                        section += 1   # the blank line after the words; more are harmless
+                    # The blank line after the words (or after the labels, where a third
+                    # section would begin); more blank lines are harmless.
+                    if section < 2 and sections[section]:
+                        section += 1
                     continue
                 if section == 2:
                     raise SeqtagError("a third section (entries after a second blank line); a "

@@ -60,11 +60,10 @@ def check_writable(path: Path) -> None:
             pass
     except OSError as e:
         fail(f"{path}: cannot write the model here ({e.strerror}) (choose another path with -o)", 1)
-    if path.is_dir():
-        fail(f"{path}: is a directory (give a file name with -o)", 1)
     from seqtag.atomic import check_target
 
-    check_target(path)                    # a symlink, device or FIFO: refused now, not after
+    # A directory, symlink, device, FIFO or over-long name: refused now, not after training.
+    check_target(path)
     check_target(checkpoint_path(path))
 
 

@@ -38,7 +38,7 @@ def _known_bug(request):
 
 def _train(path: Path, sentences, **changes) -> Path:
     from seqtag.config import TrainConfig
-    from seqtag.train import Trainer
+    from seqtag.training import Trainer
 
     cfg = TrainConfig(**{"hidden": 8, "epochs": 2, "patience": 0, "seed": 5, "embed_dim": 8,
                          "char_filters": 4, "char_dim": 4, **changes})
@@ -112,7 +112,7 @@ def pytest_terminal_summary(terminalreporter, exitstatus, config):
     took = time.monotonic() - _STARTED
     table = _table()
     head = (f"fuzz outcomes (profile {H.PROFILE}, {took / 60:.1f} min; 'known bug' = inputs of "
-            f"strict-xfail tests: known bugs, most being fixed on other branches)")
+            f"strict-xfail tests: known bugs, still open)")
     terminalreporter.write_sep("=", "fuzz outcomes")
     terminalreporter.write_line(head)
     terminalreporter.write_line(table)

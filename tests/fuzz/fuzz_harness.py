@@ -9,11 +9,9 @@ Every generated input ends in one of four outcomes, counted per input class for 
   traceback  anything else escaped: an exception, a traceback on stderr, several lines, exit 0
              with a wrong result (the test fails)
   hang       one input ran longer than HANG_SECONDS (the test fails)
-  usage      an option value out of its range got Click's usage message (several lines, exit 2):
-             not a traceback, but not the house's one ERROR line either (see test_fuzz_cli.py)
 
-Inputs of tests marked xfail (known bugs fixed on other branches) are counted as "known bug"
-instead of traceback, so the table separates what is being fixed from what is new.
+Inputs of tests marked xfail (known, still open bugs) are counted as "known bug" instead of
+traceback, so the table separates what is known from what is new.
 """
 
 from __future__ import annotations
@@ -34,7 +32,7 @@ TINY = SAMPLES / "tiny.tsv"
 SEQTAG = [sys.executable, "-m", "seqtag"]
 HANG_SECONDS = 10.0
 PROFILE = os.environ.get("HYPOTHESIS_PROFILE", "ci")
-OUTCOMES = ("correct", "error", "usage", "traceback", "hang", "known bug")
+OUTCOMES = ("correct", "error", "traceback", "hang", "known bug")
 
 # (input class, outcome) -> inputs; filled by observe(), printed by conftest.py.
 RECORDS: dict[str, Counter] = defaultdict(Counter)
@@ -92,7 +90,7 @@ def observe(cls: str, limit: float | None = HANG_SECONDS):
     if limit is not None and took > limit:
         RECORDS[cls]["known bug" if STATE["xfail"] else "hang"] += 1
         raise Hang(f"{cls}: one input took {took:.1f} s (limit {limit:.0f} s)")
-    if box["outcome"] not in ("correct", "error", "usage"):
+    if box["outcome"] not in ("correct", "error"):
         RECORDS[cls]["known bug" if STATE["xfail"] else "traceback"] += 1
         raise Traceback(f"{cls}: the test recorded no outcome")
     RECORDS[cls][box["outcome"]] += 1
@@ -166,13 +164,8 @@ class Run:
             raise Traceback(f"{e}\n{self!r}") from None
         return False
 
-    def outcome(self, path: str | None = None, line: int | None = None,
-                usage_ok: bool = False) -> str:
-        """"correct" (the caller then checks the result), "error", or with ``usage_ok`` "usage"
-        for Click's own message about an option value (exit 2, "Usage:" first)."""
-        if usage_ok and self.exception is None and self.code == 2 and \
-                self.stderr.startswith("Usage:") and "Traceback" not in self.stderr:
-            return "usage"
+    def outcome(self, path: str | None = None, line: int | None = None) -> str:
+        """"correct" (the caller then checks the result) or "error"; raises Traceback otherwise."""
         return "correct" if self.ok_or_error(path, line) else "error"
 
 
@@ -180,21 +173,36 @@ _RUNNER = None
 
 
 def cli(*args, input: bytes | str | None = None, env: dict | None = None) -> Run:
-    """``seqtag args...`` in this process (typer's CliRunner): stdout and stderr separated, any
-    exception other than SystemExit reported as ``exception``."""
+    """``seqtag args...`` in this process, through ``seqtag.cli.main`` (the console script's
+    entry, which turns Typer's usage errors into one ERROR line) with typer's CliRunner
+    isolating stdin, stdout, stderr and the environment: any exception other than SystemExit
+    is reported as ``exception``."""
     global _RUNNER
     from typer.testing import CliRunner
 
-    from seqtag.cli import app
+    from seqtag.cli import main
 
     if _RUNNER is None:
         _RUNNER = CliRunner()
-    res = _RUNNER.invoke(app, [str(a) for a in args], input=input, env=env)
-    exc = res.exception
-    if isinstance(exc, SystemExit):
-        exc = None
-    stderr = res.stderr if res.stderr_bytes is not None else ""
-    return Run(res.exit_code, res.stdout, stderr, exc, "in-process")
+    argv, exc, code = sys.argv, None, 0
+    with _RUNNER.isolation(input=input, env=env) as (out, err, _):
+        sys.argv = ["seqtag", *map(str, args)]
+        try:
+            main()
+        except SystemExit as e:
+            code = e.code if isinstance(e.code, int) else 0 if e.code is None else 1
+        except Exception as e:   # a traceback in a real run
+            exc, code = e, 1
+        finally:
+            sys.argv = argv
+            for stream in (sys.stdout, sys.stderr):
+                try:
+                    stream.flush()
+                except Exception:
+                    pass
+        stdout, stderr = out.getvalue(), err.getvalue()
+    return Run(code, stdout.decode("utf-8", "replace"), stderr.decode("utf-8", "replace"), exc,
+               "in-process")
 
 
 def process(*args, input: bytes | str | None = None, env: dict | None = None,

@@ -2,7 +2,8 @@
 
 An edit is (target, how): ``("meta.cell", "vector")`` sets architecture.cell in the metadata
 JSON to a vector, ``("Wax", "transpose")`` transposes an array, ``("format_version", "2.5")``
-stores that version. ``apply_edit`` rewrites a copy of a model file with it.
+stores that version (``"current"`` is the reader's own FORMAT_VERSION, ``"newer"`` the next one,
+which it must refuse). ``apply_edit`` rewrites a copy of a model file with it.
 """
 
 from __future__ import annotations
@@ -13,6 +14,8 @@ import zipfile
 from pathlib import Path
 
 import numpy as np
+
+from seqtag.model import FORMAT_VERSION
 
 # Values an edited metadata field may take (JSON allows NaN and Infinity as Python writes them).
 META_VALUES = {
@@ -39,7 +42,8 @@ META_FIELDS = {
 }
 FORMAT_VERSIONS = {
     "0": np.array(0), "minus1": np.array(-1), "1": np.array(1), "2": np.array(2),
-    "3": np.array(3), "2.5": np.array(2.5), "2.0": np.array(2.0), '"2"': np.array("2"),
+    "current": np.array(FORMAT_VERSION), "newer": np.array(FORMAT_VERSION + 1),
+    "2.5": np.array(2.5), "2.0": np.array(2.0), '"2"': np.array("2"),
     "vector": np.array([2, 2]), "inf": np.array(np.inf), "nan": np.array(np.nan),
     "true": np.array(True), "empty": np.array([], dtype=np.int64),
     "2^62": np.array(2 ** 62), "uint8": np.array(2, dtype=np.uint8),
@@ -216,7 +220,7 @@ def must_refuse(target: str, how: str) -> bool:
     """Edits after which no model is left to trust: loading must fail with one ERROR line.
     (Every other edit may load, if the model then tags correctly, or be refused.)"""
     if target == "format_version":
-        return how not in ("1", "2", "2.0", "uint8", "true")
+        return how not in ("1", "2", "current", "2.0", "uint8", "true")
     if target == "labels":
         return how in ("dup-entry", "empty-entry", "bad-utf8", "delete", "as-float")
     if target in COUNT_ENTRIES or target == "magic":

@@ -9,6 +9,7 @@ naming the file (and line) with a non-zero exit; no input runs over 10 s.
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 import pytest
@@ -64,16 +65,21 @@ def check_jsonl(run: H.Run, texts: list[str], labels: set[str], nbest: int, scor
 @given(_MODEL, st.lists(_TEXT, min_size=1, max_size=4), st.booleans(), st.integers(1, 3),
        st.integers(1, 3), st.booleans())
 @example("ner", ["Sam Li and Tom date on Tuesday.", "", "[/]"], False, 3, 1, False)
+@example("ner", ["-"], False, 1, 1, False)
 def test_tag_texts_one_label_per_token(models, labels_of, name, texts, scores, nbest, batch,
                                        stdin):
     args = ["tag", "-m", models[name], "-f", "jsonl", "--batch-size", batch, "--nbest", nbest]
     if scores:
         args.append("--scores")
     if stdin:
-        # One text per line: a line break inside a text would make it two.
-        texts = [t.replace("\n", " ") for t in texts]
+        # One text per line: a line end (LF, CR) inside a text would make it two; NUL and a
+        # byte order mark, which a text file cannot hold (test_tag_stdin_random_bytes), go.
+        texts = [t.replace("\n", " ").replace("\r", " ").replace("\x00", "").replace("\ufeff", "")
+                 for t in texts]
         data = "\n".join(texts).encode("utf-8") + b"\n"
-        texts = [t[:-1] if t.endswith("\r") else t for t in texts]
+    else:
+        # An argument '-' reads stdin (tag's documented convention): this text is " -".
+        texts = [" -" if t == "-" else t for t in texts]
     with H.observe("cli: tag texts (args, stdin)") as box:
         run = H.cli(*args, "--", *texts) if not stdin else H.cli(*args, input=data)
         box["outcome"] = run.outcome()
@@ -120,8 +126,6 @@ def test_tag_column_files_one_label_per_line(models, labels_of, tmp_path_factory
                 assert line.count("/") >= len(s.tokens)
 
 
-@pytest.mark.xfail(strict=True, reason="fixed on branch conventions: `seqtag tag -f pretty` on a "
-                                       "token such as [/] raises rich's MarkupError (cli/tag.py)")
 @settings(max_examples=H.budget(100, 5), deadline=None)
 @given(st.sampled_from(["ner", "pos"]),
        st.lists(st.sampled_from(["[/]", "[bold]", "[/bold]", "x", "[red]", "[", "]", "\\["]),
@@ -139,30 +143,42 @@ def test_tag_pretty_prints_markup_like_tokens_literally(models, tmp_path_factory
 
 
 @settings(max_examples=H.budget(300, 15), deadline=None)
-@given(st.binary(max_size=300), st.sampled_from(["ner", "textbook"]))
+@given(st.binary(max_size=300) | st.lists(
+    st.sampled_from([b"a b", b"\n", b"\r", b"\r\n", b"\x00", b"\xff", b"\xef\xbb\xbf", b"\xc3\xa9",
+                     b"\xe2\x80\xa8", b"\x85", b"\x0c"]), max_size=30).map(b"".join),
+       st.sampled_from(["ner", "textbook"]))
+@example(b"\x00", "ner")
+@example(b"a\rb\r\nc\n", "ner")
+@example(b"\xef\xbb\xbfa\n\xef\xbb\xbfb", "ner")
 def test_tag_stdin_random_bytes(models, labels_of, data, name):
-    """Lines of random bytes on stdin: one record per line, or one ERROR naming <stdin> and
-    the line of the first bad byte."""
+    """Lines of random bytes on stdin (ending at LF, CR or CRLF, like every file seqtag reads):
+    one record per line, or one ERROR naming <stdin> and the line of the first bad one: invalid
+    UTF-8, a NUL byte (binary data) or a byte order mark anywhere but at the very start."""
     with H.observe("cli: tag random bytes on stdin") as box:
         run = H.cli("tag", "-m", models[name], "-f", "jsonl", input=data)
-        lines = data.split(b"\n") if data else []
-        lines = lines[:-1] if data.endswith(b"\n") else lines
-        bad = next((i for i, line in enumerate(lines, 1) if not _utf8(line)), None)
+        lines = re.split(rb"\r\n|\n|\r", data) if data else []
+        lines = lines[:-1] if data.endswith((b"\n", b"\r")) else lines
+        if lines and lines[0].startswith(_BOM):
+            lines[0] = lines[0][len(_BOM):]          # a BOM at the very start is dropped
+        bad = next((i for i, line in enumerate(lines, 1) if not _text_line(line)), None)
         box["outcome"] = run.outcome("<stdin>", bad)
         if box["outcome"] == "correct":
-            assert bad is None
-            texts = [line.decode("utf-8").rstrip("\r\n") for line in lines]
-            check_jsonl(run, texts, labels_of[name], 1, False)
+            assert bad is None, run
+            check_jsonl(run, [line.decode("utf-8") for line in lines], labels_of[name], 1, False)
         else:
-            assert bad is not None, run
+            assert bad is not None and run.code == 1, run
 
 
-def _utf8(b: bytes) -> bool:
+_BOM = b"\xef\xbb\xbf"
+
+
+def _text_line(b: bytes) -> bool:
+    """A line seqtag reads as text: UTF-8, no NUL byte, no byte order mark."""
     try:
         b.decode("utf-8")
-        return True
     except UnicodeDecodeError:
         return False
+    return b"\x00" not in b and _BOM not in b
 
 
 # -- absurd option values ---------------------------------------------------------------------
@@ -224,91 +240,91 @@ def _fill(template, model: Path, out: Path) -> list:
     return [subst.get(a, a) for a in template]
 
 
-_LEAD = "fixed by the lead: "
-# (command, option, value) -> why it fails today; the fuzz test leaves these out.
-OPTION_BUGS = {
-    ("train", "--hidden", str(10 ** 30)): _LEAD + "--hidden 1e30 raises TypeError from numpy "
-                                                  "(train.py/config.py: like --hidden 100000)",
-    ("train", "--embed-dim", str(10 ** 13)): _LEAD + "huge --embed-dim raises MemoryError "
-                                                     "(train.py/config.py: like --hidden 100000)",
-    ("train", "--char-filters", str(10 ** 13)): _LEAD + "huge --char-filters raises MemoryError "
-                                                        "(train.py/config.py)",
-    ("train", "--char-dim", str(10 ** 13)): _LEAD + "huge --char-dim raises MemoryError "
-                                                    "(train.py/config.py)",
-    ("tag", "--nbest", str(10 ** 30)): "NEW (cli/tag.py, conventions' file): --nbest 1e30 raises "
-                                       "OverflowError; any large --nbest allocates T*L*k floats "
-                                       "in crf.nbest (MemoryError): --nbest needs a maximum",
-}
+# (command, option, value) -> why it fails today; the fuzz test leaves these out, and
+# test_absurd_option_values_regressions runs each as a strict xfail.
+OPTION_BUGS: dict[tuple[str, str, str], str] = {}
+# Values that crashed (MemoryError, TypeError, OverflowError) before the training options got
+# their bounds (the lead) and --nbest its limit (branch conventions): now refused with one
+# ERROR line naming the option, run as plain regression tests.
+OPTION_FIXED = [("train", "--hidden", str(10 ** 30)), ("train", "--embed-dim", str(10 ** 13)),
+                ("train", "--char-filters", str(10 ** 13)), ("train", "--char-dim", str(10 ** 13)),
+                ("tag", "--nbest", str(10 ** 30))]
+
+
+_OPTION_CASES = [(template, option, value) for template, option, values in _OPTIONS
+                 for value in values]
 
 
 def _option_cases(known: bool) -> list[tuple[tuple, str, str]]:
-    return [(template, option, value) for template, option, values in _OPTIONS
-            for value in values if ((template[0], option, value) in OPTION_BUGS) == known]
+    return [c for c in _OPTION_CASES if ((c[0][0], c[1], c[2]) in OPTION_BUGS) == known]
 
 
-def check_option(model: Path, out: Path, template, option, value) -> None:
+def check_option(model: Path, out: Path, template, option, value) -> H.Run:
     out.unlink(missing_ok=True)
     args = _fill(template, model, out) + [option, value]
     with H.observe(f"cli: absurd {template[0]} option values") as box:
         run = H.cli(*args)
-        box["outcome"] = run.outcome(usage_ok=True)
+        box["outcome"] = run.outcome()
         if template[0] == "train":
             assert out.exists() == (box["outcome"] == "correct"), run
+    return run
 
 
 @settings(max_examples=H.budget(600, 40), deadline=None)
 @given(st.sampled_from(_option_cases(known=False)))
 def test_absurd_option_values(ner_model, tmp_path_factory, case):
-    """Any value: the command works, or is refused before it starts (Click's usage message, or
-    one ERROR line); never a traceback, never a half-written output."""
+    """Any value: the command works, or is refused before it starts with one ERROR line; never
+    a traceback, never a half-written output."""
     check_option(ner_model, tmp_path_factory.getbasetemp() / "absurd.npz", *case)
 
 
-@pytest.mark.parametrize("case", [
-    pytest.param(c, marks=pytest.mark.xfail(strict=True, reason=OPTION_BUGS[c[0][0], c[1], c[2]]),
-                 id=f"{c[0][0]} {c[1]} {c[2]}") for c in _option_cases(known=True)])
-def test_absurd_option_values_known_bugs(ner_model, tmp_path, case):
-    check_option(ner_model, tmp_path / "absurd.npz", *case)
+@pytest.mark.parametrize("case,known", [
+    pytest.param(c, True, marks=pytest.mark.xfail(strict=True,
+                                                  reason=OPTION_BUGS[c[0][0], c[1], c[2]]),
+                 id=f"{c[0][0]} {c[1]} {c[2]}") for c in _option_cases(known=True)] + [
+    pytest.param(c, False, id=f"{c[0][0]} {c[1]} {c[2]}") for c in _OPTION_CASES
+    if (c[0][0], c[1], c[2]) in OPTION_FIXED and (c[0][0], c[1], c[2]) not in OPTION_BUGS])
+def test_absurd_option_values_regressions(ner_model, tmp_path, case, known):
+    """Each value that fails today (xfail), or that crashed once and is refused now."""
+    run = check_option(ner_model, tmp_path / "absurd.npz", *case)
+    assert run.code != 0 and run.stderr.startswith("ERROR: ") and case[1] in run.stderr, run
 
 
-@pytest.mark.xfail(strict=True, reason="NEW (cli/_app.py, safety's file, or the conventions "
-                                       "branch): a value out of an option's range gets Click's "
-                                       "multi-line usage box, not one ERROR line")
 @pytest.mark.parametrize("argv", [("tag", "-m", "NER", "--nbest", "0", "x"),
                                   ("build-vocab", "TINY", "--min-count", "0"),
                                   ("tag", "-m", "NER", "--batch-size", "x", "y")])
 def test_option_out_of_range_gets_one_error_line(ner_model, tmp_path, argv):
-    """The house rule: every bad input gets one ERROR line (the absurd-values test above
-    accepts Click's usage message meanwhile, counted as "usage" in the table)."""
+    """The house rule: every bad input gets one ERROR line, here with exit 2 and the --help
+    to read."""
     run = H.cli(*_fill(argv, ner_model, tmp_path / "out.npz"))
     with H.observe("cli: option out of range (one ERROR line)") as box:
         box["outcome"] = run.outcome()
-        assert box["outcome"] == "error"
+        assert box["outcome"] == "error" and run.code == 2, run
+        option = next(a for a in argv if a.startswith("--"))
+        assert f"'{option}'" in run.stderr and f" {argv[0]} --help'" in run.stderr, run
 
 
-@pytest.mark.xfail(strict=True, reason="fixed by the lead: `seqtag train --seed -1` raises "
-                                       "ValueError from numpy (train.py/config.py)")
 def test_train_negative_seed(tmp_path):
     out = tmp_path / "m.npz"
     with H.observe("cli: train --seed -1") as box:
         run = H.cli("train", H.TINY, "--epochs", "1", "--hidden", "4", "--seed", "-1", "-o", out)
         box["outcome"] = run.outcome()
+        assert box["outcome"] == "error" and run.code == 2 and not out.exists(), run
+        assert run.stderr.startswith("ERROR: --seed is -1, out of its range"), run
 
 
-@pytest.mark.xfail(strict=True, reason="fixed by the lead: `seqtag train --hidden 100000` raises "
-                                       "MemoryError (train.py/config.py)")
 def test_train_huge_hidden(tmp_path):
     out = tmp_path / "m.npz"
     with H.observe("cli: train --hidden 100000") as box:
         run = H.cli("train", H.TINY, "--epochs", "1", "--hidden", "100000", "-o", out)
         box["outcome"] = run.outcome()
-        assert not out.exists()
+        assert box["outcome"] == "error" and run.code == 2 and not out.exists(), run
+        assert run.stderr == ("ERROR: --hidden is 100000, out of its range [1, 8192] (choose "
+                              "--hidden in [1, 8192])\n"), run
 
 
 # -- odd labels, CR-only endings, a BOM in mid-file through the commands -------------------------
 
-@pytest.mark.xfail(strict=True, reason="fixed on branch safety: empty labels and bare B-/I- are "
-                                       "read (and trained) as chunks of type \"\" (corpus.py)")
 @pytest.mark.parametrize("label", ["", "B-", "I-", " ", "E-", "S-"])
 def test_build_vocab_refuses_labels_without_type(tmp_path, label):
     path = tmp_path / "odd.tsv"
@@ -319,8 +335,6 @@ def test_build_vocab_refuses_labels_without_type(tmp_path, label):
         assert box["outcome"] == "error", run
 
 
-@pytest.mark.xfail(strict=True, reason="fixed on branch safety: CR-only line endings read as one "
-                                       "sentence (corpus.py)")
 def test_build_vocab_counts_cr_only_sentences(tmp_path):
     path = tmp_path / "cr.tsv"
     path.write_bytes(b"a\tO\rb\tB-X\r\rc\tO\r")
@@ -330,8 +344,6 @@ def test_build_vocab_counts_cr_only_sentences(tmp_path):
         assert box["outcome"] == "correct" and run.stderr.startswith("2 sentences, 3 tokens"), run
 
 
-@pytest.mark.xfail(strict=True, reason="fixed on branch safety: a BOM in mid-file sticks to the "
-                                       "next token (corpus.py)")
 def test_tag_conll_bom_in_mid_file(ner_model, tmp_path):
     path = tmp_path / "bom.tsv"
     path.write_bytes(b"a\tO\n\n\xef\xbb\xbfb\tO\n")
@@ -342,8 +354,6 @@ def test_tag_conll_bom_in_mid_file(ner_model, tmp_path):
             assert [json.loads(x)["tokens"] for x in H.lines(run.stdout)] == [["a"], ["b"]]
 
 
-@pytest.mark.xfail(strict=True, reason="fixed on branch safety: a vocabulary count >= 2^63 "
-                                       "raises OverflowError in train --vocab (vocab.py)")
 def test_train_vocab_count_too_large(tmp_path):
     vocab = tmp_path / "v.tsv"
     vocab.write_text(f"<pad>\t0\n<unk>\t{2 ** 63}\n\nO\t1\n", encoding="utf-8")
