@@ -9,6 +9,11 @@ for _gemm's 4-row blocks. A forward pass shrinks m as t grows (_shrink); a backw
 for each t from the counts _running makes (_backward_scratch allocates them). The gradients of
 Waa are one product over the whole batch afterwards (_keep_dz, _sum_recurrent_grads).
 
+What a step does before a cell's own arithmetic is the same for every cell: forward, the inputs
+plus A_prev·Waaᵀ (_forward_step); backward, the step's tokens, da<t> = dA<t> and the padding
+(_backward_step), then da<t> += Waaᵀ·dz<t+1> (_backward_recurrent), with the scratch of a whole
+backward pass from _backward_plan and each group's counts from _backward_group.
+
 The helpers called once per step or per token are small and inlined into the cells' loops by
 LLVM (or by Numba where inline="always"), so that the cells run as fast as when each wrote this
 set-up out itself.
@@ -174,6 +179,79 @@ def _add_input_grads(dz, ids, p, dWax, dba):
             dWax[k, x] += dz[k]
 
 
+@njit(cache=True)
+def _zero_rows(M, first, last):
+    """M[first:last] = 0: the rows of a group's scratch that hold nothing at this step."""
+    for g in range(first, last):
+        for k in range(M.shape[1]):
+            M[g, k] = 0
+
+
+@njit(cache=True)
+def _backward_plan(offsets, Waa, N, width):
+    """_plan's (n, lengths, order, rows), _backward_scratch's (tokens, previous, active), and the
+    arrays of Waa's dtype every cell's backward pass keeps: DZ (rows, Waa's height), DZ[g] =
+    dz<t+1> of sentence g, then dz<t>; DA (rows, H), DA[g] = da<t>; dZ (N, width), dZ[i] = the
+    dz<t> of token i that multiplies a<t-1> in dWaa (0 where t = 1)."""
+    n, lengths, order, rows = _plan(offsets)
+    tokens, previous, active = _backward_scratch(n, lengths, order, rows)
+    DZ = np.zeros((rows, Waa.shape[0]), dtype=Waa.dtype)
+    DA = np.zeros((rows, Waa.shape[1]), dtype=Waa.dtype)
+    dZ = np.empty((N, width), dtype=Waa.dtype)
+    return n, lengths, order, rows, tokens, previous, active, DZ, DA, dZ
+
+
+@njit(cache=True, inline="always")
+def _backward_group(lengths, order, first, active):
+    """(group, T) of the group starting at ``first`` (_group), with active filled (_running)."""
+    group, T = _group(lengths, order, first)
+    _running(lengths, group, T, active)
+    return group, T
+
+
+@njit(cache=True)
+def _backward_step(offsets, group, active, t, rows, reverse, tokens, previous, dA, col, DA, DZ):
+    """(m, m_next, m4, m4_next) at step t of a backward pass: the sentences with ≥ t tokens and
+    with ≥ t + 1 (the rows of DZ that hold step t+1's), and both padded (_pad4). Sets tokens[:m]
+    to the tokens of step t and, for t > 1, previous to those of step t-1; DA[g] = dA[tokens[g],
+    col:col+H] for g < m; DZ[m_next:m4_next] = 0 (no step t+1 there)."""
+    m = active[t]
+    m_next = active[t + 1]
+    m4_next = _pad4(m_next, rows)
+    _step_tokens(offsets, group, m, t, reverse, tokens)
+    if t > 1:
+        _step_tokens(offsets, group, active[t - 1], t - 1, reverse, previous)
+    for g in range(m):
+        da = DA[g]
+        p = tokens[g]
+        for j in range(da.shape[0]):
+            da[j] = dA[p, col + j]
+    _zero_rows(DZ, m_next, m4_next)
+    return m, m_next, _pad4(m, rows), m4_next
+
+
+@njit(cache=True, fastmath=True, error_model="numpy")
+def _backward_recurrent(dWax, ids, previous, active, t, DZ, Waa, DA, m4_next, width):
+    """DA[:m4_next] += DZ[:m4_next, :width]·Waa[:width] (da<t> += Waaᵀ·dz<t+1>, nothing if no
+    sentence has a step t+1), after starting to load the dWax columns that step t-1 adds to."""
+    if t > 1:
+        _prefetch_inputs(dWax, ids, previous, active[t - 1])
+    if m4_next > 0:
+        _gemm(DZ, Waa, DA, m4_next, Waa.shape[1], width)
+
+
+@njit(cache=True, fastmath=True, error_model="numpy")
+def _forward_step(Wax, ba, ids, offsets, group, lengths, m, t, rows, reverse, tokens, Z, A_prev,
+                  WaaT, width):
+    """(m, m4) at step t of a forward pass (_shrink), with Z[:m4] = the input part of every gate
+    (_step_inputs) and, for t > 1, Z[:m4, :width] += A_prev·WaaT[:, :width] (a<0> = 0)."""
+    m, m4 = _shrink(lengths, group, m, t, rows)
+    _step_inputs(Wax, ba, ids, offsets, group, lengths, m, m4, t, reverse, tokens, Z)
+    if t > 1:
+        _gemm(A_prev, WaaT, Z, m4, width, A_prev.shape[1])
+    return m, m4
+
+
 @njit(cache=True, fastmath=True, error_model="numpy")
 def _step_inputs(Wax, ba, ids, offsets, group, lengths, m, m4, t, reverse, tokens, Z):
     """Step t of a group: tokens[g] = the t-th token p read of sentence group[g] and
@@ -184,9 +262,7 @@ def _step_inputs(Wax, ba, ids, offsets, group, lengths, m, m4, t, reverse, token
         p = _token(offsets, group[g], t, reverse)
         tokens[g] = p
         _inputs(Wax, ba, ids, p, Z[g])
-    for g in range(m, m4):
-        for k in range(Z.shape[1]):
-            Z[g, k] = 0
+    _zero_rows(Z, m, m4)
     for g in range(m):
         if lengths[group[g]] > t:
             p = _token(offsets, group[g], t + 1, reverse)
