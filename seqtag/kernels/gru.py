@@ -1,17 +1,10 @@
 """Numba kernels of the GRU cell in the form of Cho et al. (2014) (the reset gate multiplies
-a<t-1> before U_n), with the calling convention of seqtag.kernels.elman's rnn_forward /
-rnn_backward so that a model can swap cells.
+a<t-1> before U_n): a gated cell (the calling convention, the cache C and the stepping it shares
+with the LSTM are under "Gated cells" in seqtag.kernels.stepping).
 
-The 3 gates [r; u; n] are stacked in the rows of Wax (3H, V) (Fortran order: Wax·x<t> =
-Σf Wax[:, x<t>_f] reads F contiguous columns), Waa (3H, H) and ba (3H,), both C-contiguous.
-gru_forward also fills a per-token cache C (N, 4H) = [r | u | n | r ⊙ a<t-1>] with what
-gru_backward needs, so that backward does not recompute the forward pass. A training step per
-direction is  gru_forward → linear_forward → softmax_xent → linear_backward → gru_backward  as
-with the Elman kernels (A, col, dA, exact mean the same); the model only has to allocate C per
-direction and pass it from forward to backward.
-
-How a gated cell steps a group of sentences through time, and its float32/float64 arithmetic,
-are the same for the GRU and the LSTM: see "Gated cells" in seqtag.kernels.stepping.
+Its 3 gates [r; u; n] fill the 3H rows of Wax, Waa = [U_r; U_u; U_n] and ba. gru_forward's cache
+C (N, 4H) = [r | u | n | r ⊙ a<t-1>] holds the three activations of each token and the reset
+state that U_n multiplies, the right factor of gru_backward's batch-wide dU_n product.
 """
 
 import numpy as np
@@ -21,7 +14,7 @@ from seqtag.kernels.matmul import _gemm, _transpose
 from seqtag.kernels.simd import _sigmoid_in_place, _tanh_in_place
 from seqtag.kernels.stepping import (_GROUP, _add_input_grads, _backward_group, _backward_plan,
                                      _backward_recurrent, _backward_step, _forward_step, _group,
-                                     _keep_dz, _plan, _sum_recurrent_grads, _zero_rows)
+                                     _keep_dz, _keep_state, _plan, _sum_recurrent_grads, _zero_rows)
 
 
 @njit(cache=True, fastmath=True, error_model="numpy")
@@ -88,14 +81,7 @@ def gru_forward(Wax, Waa, ba, ids, offsets, reverse, exact, A, col, C):
                     u_ = z[H + j]
                     n_ = z[2 * H + j]
                     a[j] = n_ + u_ * (a[j] - n_)
-                cache = C[p]
-                for k in range(G):
-                    cache[k] = z[k]
-                for j in range(H):
-                    cache[G + j] = ra[j]
-                out = A[p, col:col + H]
-                for j in range(H):
-                    out[j] = a[j]
+                _keep_state(C[p], z, ra, A[p, col:col + H], a)
 
 
 @njit(cache=True, fastmath=True, error_model="numpy")
@@ -161,13 +147,13 @@ def gru_backward(Waa, ids, offsets, reverse, A, col, C, dA, dWax, dWaa, dba, exa
                 _gemm(DZN, Waa[2 * H:], DRN, m4, H, H)  # U_nᵀ·dz_n<t>
             for g in range(m):
                 p = tokens[g]
-                cache = C[p]
-                da = DA[g]
                 dz = DZ[g]
-                drn = DRN[g]
-                dp = DP[g]
                 if t > 1:
+                    cache = C[p]
                     a_prev = A[previous[g], col:col + H]
+                    da = DA[g]
+                    drn = DRN[g]
+                    dp = DP[g]
                     for j in range(H):
                         r_ = cache[j]
                         dz[j] = drn[j] * a_prev[j] * r_ * (one - r_)

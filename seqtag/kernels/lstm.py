@@ -1,16 +1,9 @@
-"""Numba kernels of the LSTM cell, with the calling convention of seqtag.kernels.elman's
-rnn_forward / rnn_backward so that a model can swap cells.
+"""Numba kernels of the LSTM cell: a gated cell (the calling convention, the cache C and the
+stepping it shares with the GRU are under "Gated cells" in seqtag.kernels.stepping).
 
-The 4 gates [i; f; g; o] are stacked in the rows of Wax (4H, V) (Fortran order: Wax·x<t> =
-Σf Wax[:, x<t>_f] reads F contiguous columns), Waa (4H, H) and ba (4H,), both C-contiguous.
-lstm_forward also fills a per-token cache C (N, 5H) = [i | f | g | o | c<t>] with what
-lstm_backward needs, so that backward does not recompute the forward pass. A training step per
-direction is  lstm_forward → linear_forward → softmax_xent → linear_backward → lstm_backward  as
-with the Elman kernels (A, col, dA, exact mean the same); the model only has to allocate C per
-direction and pass it from forward to backward.
-
-How a gated cell steps a group of sentences through time, and its float32/float64 arithmetic,
-are the same for the GRU and the LSTM: see "Gated cells" in seqtag.kernels.stepping.
+Its 4 gates [i; f; g; o] fill the 4H rows of Wax, Waa and ba. lstm_forward's cache C (N, 5H) =
+[i | f | g | o | c<t>] holds the four activations and the memory cell of each token, from which
+lstm_backward recomputes only tanh(c<t>).
 """
 
 import numpy as np
@@ -20,7 +13,7 @@ from seqtag.kernels.matmul import _transpose
 from seqtag.kernels.simd import _sigmoid_in_place, _tanh_in_place
 from seqtag.kernels.stepping import (_GROUP, _add_input_grads, _backward_group, _backward_plan,
                                      _backward_recurrent, _backward_step, _forward_step, _group,
-                                     _keep_dz, _plan, _sum_recurrent_grads, _zero_rows)
+                                     _keep_dz, _keep_state, _plan, _sum_recurrent_grads, _zero_rows)
 
 
 @njit(cache=True, fastmath=True, error_model="numpy")
@@ -68,15 +61,9 @@ def lstm_forward(Wax, Waa, ba, ids, offsets, reverse, exact, A, col, C):
                     c[j] = z[H + j] * c[j] + z[j] * z[2 * H + j]
                     a[j] = c[j]
                 _tanh_in_place(a, exact)
-                cache = C[p]
-                for k in range(G):
-                    cache[k] = z[k]
                 for j in range(H):
                     a[j] *= z[3 * H + j]
-                    cache[G + j] = c[j]
-                out = A[p, col:col + H]
-                for j in range(H):
-                    out[j] = a[j]
+                _keep_state(C[p], z, c, A[p, col:col + H], a)
 
 
 @njit(cache=True, fastmath=True, error_model="numpy")

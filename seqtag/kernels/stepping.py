@@ -21,14 +21,21 @@ set-up out itself.
 Numba's cache knows only a kernel's own file: after an edit here (or in simd.py, matmul.py), the
 cells' cached machine code is stale until their files change too or __pycache__ is cleared.
 
-Gated cells (seqtag.kernels.gru, seqtag.kernels.lstm). As in rnn_forward, a group of up to
-_GROUP sentences (longest first) goes through time together, so that the products with Waa are
-small matrix products (_gemm), and the sums over all tokens of the batch (dWaa) are one product
-each. In float32 (``exact=False``) σ(x) = ½(1 + tanh(x/2)) and tanh use fast_tanh (|error| <
-1e-6, vectorised); with ``exact=True``, σ(x) = 1/(1 + exp(-x)) and np.tanh (float64 gradient
-checks). Every _gemm call has the operand layouts of rnn_forward's and rnn_backward's
-(contiguous scratch copies rather than column slices), and per-token index work is in the
-small helpers here, which keeps Numba's compile time (≈2 s per kernel and dtype) down.
+Gated cells (seqtag.kernels.gru, seqtag.kernels.lstm). They have the calling convention of
+seqtag.kernels.elman's rnn_forward / rnn_backward (A, col, dA, exact mean the same), so that a
+model can swap cells, and one argument more: a per-token cache C that the forward pass fills with
+what the backward pass needs, so that backward does not recompute the forward pass. A training
+step per direction is  cell_forward → linear_forward → softmax_xent → linear_backward →
+cell_backward; the model only has to allocate C per direction and pass it from forward to
+backward. The G gates are stacked in the rows of Wax (G·H, V) (Fortran order: Wax·x<t> =
+Σf Wax[:, x<t>_f] reads F contiguous columns), Waa (G·H, H) and ba (G·H,), both C-contiguous.
+As in rnn_forward, a group of up to _GROUP sentences (longest first) goes through time together,
+so that the products with Waa are small matrix products (_gemm), and the sums over all tokens of
+the batch (dWaa) are one product each. In float32 (``exact=False``) σ(x) = ½(1 + tanh(x/2)) and
+tanh use fast_tanh (|error| < 1e-6, vectorised); with ``exact=True``, σ(x) = 1/(1 + exp(-x)) and
+np.tanh (float64 gradient checks). Every _gemm call has the operand layouts of rnn_forward's and
+rnn_backward's (contiguous scratch copies rather than column slices), and per-token index work is
+in the small helpers here, which keeps Numba's compile time (≈2 s per kernel and dtype) down.
 """
 
 import numpy as np
@@ -268,6 +275,19 @@ def _step_inputs(Wax, ba, ids, offsets, group, lengths, m, m4, t, reverse, token
             p = _token(offsets, group[g], t + 1, reverse)
             for f in range(ids.shape[1]):
                 _prefetch_column(Wax, ids[p, f])
+
+
+@njit(cache=True, fastmath=True, error_model="numpy")
+def _keep_state(cache, z, extra, out, a):
+    """The end of a gated cell's forward step for one token: cache = [z | extra] (its row of C,
+    for the backward pass) and out = a (its state, into A)."""
+    G = z.shape[0]
+    for k in range(G):
+        cache[k] = z[k]
+    for j in range(extra.shape[0]):
+        cache[G + j] = extra[j]
+    for j in range(a.shape[0]):
+        out[j] = a[j]
 
 
 @njit(cache=True, fastmath=True, error_model="numpy")
