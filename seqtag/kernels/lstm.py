@@ -13,7 +13,7 @@ from seqtag.kernels.matmul import _transpose
 from seqtag.kernels.simd import _sigmoid_in_place, _tanh_in_place
 from seqtag.kernels.stepping import (_GROUP, _add_input_grads, _backward_group, _backward_plan,
                                      _backward_recurrent, _backward_step, _forward_step, _group,
-                                     _keep_dz, _keep_state, _plan, _sum_recurrent_grads, _zero_rows)
+                                     _keep_dz, _plan, _sum_recurrent_grads, _zero_rows)
 
 
 @njit(cache=True, fastmath=True, error_model="numpy")
@@ -61,9 +61,15 @@ def lstm_forward(Wax, Waa, ba, ids, offsets, reverse, exact, A, col, C):
                     c[j] = z[H + j] * c[j] + z[j] * z[2 * H + j]
                     a[j] = c[j]
                 _tanh_in_place(a, exact)
+                cache = C[p]  # (as _keep_state, with a = o ⊙ tanh(c) in the same loop)
+                for k in range(G):
+                    cache[k] = z[k]
                 for j in range(H):
                     a[j] *= z[3 * H + j]
-                _keep_state(C[p], z, c, A[p, col:col + H], a)
+                    cache[G + j] = c[j]
+                out = A[p, col:col + H]
+                for j in range(H):
+                    out[j] = a[j]
 
 
 @njit(cache=True, fastmath=True, error_model="numpy")
