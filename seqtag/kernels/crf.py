@@ -244,6 +244,30 @@ def _backward(E, o, T, trans, expT, c, end, alpha, ps, ss, fast, logZ, P, acc, p
 
 
 @njit(cache=True, fastmath=_FM, error_model="numpy")
+def _forward_backward(E, offsets, trans, start, end, P, acc, pairs):
+    """Forward–backward over each non-empty sentence of the packed batch, in order: the marginals
+    into P (and, with pairs, the pair marginals added into acc) by _backward; returns log Z per
+    sentence (n,) (0 for an empty one, which is skipped)."""
+    L = trans.shape[0]
+    n = offsets.shape[0] - 1
+    expT, c = _exp_trans(trans)
+    alpha, ps, ss, fast = _scratch(offsets, L)
+    beta = np.empty((2, L), dtype=np.float64)
+    w = np.empty(L, dtype=np.float64)
+    q = np.empty(L, dtype=np.float64)
+    logZs = np.zeros(n, dtype=np.float64)
+    for k in range(n):
+        o = offsets[k]
+        T = offsets[k + 1] - o
+        if T > 0:
+            logZ = _forward(E, o, T, trans, expT, c, start, end, alpha, ps, ss, fast)
+            _backward(E, o, T, trans, expT, c, end, alpha, ps, ss, fast, logZ, P, acc, pairs,
+                      beta, w, q)
+            logZs[k] = logZ
+    return logZs
+
+
+@njit(cache=True, fastmath=_FM, error_model="numpy")
 def crf_nll(E, offsets, labels, trans, start, end, dE, dtrans, dstart, dend):
     """Σ_s [log Z_s − score(y_s)] over the packed batch, with its gradients.
 
@@ -255,21 +279,15 @@ def crf_nll(E, offsets, labels, trans, start, end, dE, dtrans, dstart, dend):
     """
     L = trans.shape[0]
     n = offsets.shape[0] - 1
-    expT, c = _exp_trans(trans)
-    alpha, ps, ss, fast = _scratch(offsets, L)
-    beta = np.empty((2, L), dtype=np.float64)
-    w = np.empty(L, dtype=np.float64)
-    q = np.empty(L, dtype=np.float64)
     acc = np.zeros((L, L), dtype=np.float64)
+    logZs = _forward_backward(E, offsets, trans, start, end, dE, acc, True)
     loss = 0.0
     for k in range(n):
         o = offsets[k]
         T = offsets[k + 1] - o
         if T == 0:
             continue
-        logZ = _forward(E, o, T, trans, expT, c, start, end, alpha, ps, ss, fast)
-        _backward(E, o, T, trans, expT, c, end, alpha, ps, ss, fast, logZ, dE, acc, True,
-                  beta, w, q)
+        logZ = logZs[k]
         for j in range(L):
             dstart[j] += dE[o, j]
             dend[j] += dE[o + T - 1, j]
@@ -302,22 +320,8 @@ def crf_marginals(E, offsets, trans, start, end, P):
     P(y_t = j) = exp(alpha[t, j] + beta[t, j] − log Z): forward–backward. Rows sum to 1 (to 0 in
     a sentence with no allowed path).
     """
-    L = trans.shape[0]
-    n = offsets.shape[0] - 1
-    expT, c = _exp_trans(trans)
-    alpha, ps, ss, fast = _scratch(offsets, L)
-    beta = np.empty((2, L), dtype=np.float64)
-    w = np.empty(L, dtype=np.float64)
-    q = np.empty(L, dtype=np.float64)
     acc = np.zeros((1, 1), dtype=np.float64)  # (no pair marginals)
-    for k in range(n):
-        o = offsets[k]
-        T = offsets[k + 1] - o
-        if T == 0:
-            continue
-        logZ = _forward(E, o, T, trans, expT, c, start, end, alpha, ps, ss, fast)
-        _backward(E, o, T, trans, expT, c, end, alpha, ps, ss, fast, logZ, P, acc, False,
-                  beta, w, q)
+    _forward_backward(E, offsets, trans, start, end, P, acc, False)
 
 
 @njit(cache=True, fastmath=_FM, error_model="numpy")

@@ -12,11 +12,11 @@ reverse=True into H..2H-1). A group of sentences steps through time together
 import numpy as np
 from numba import njit
 
-from seqtag.kernels.matmul import _gemm, _transpose
-from seqtag.kernels.simd import _prefetch_column, fast_tanh
-from seqtag.kernels.stepping import (_GROUP, _add_input_grads, _backward_scratch, _group, _keep_dz,
-                                     _pad4, _plan, _running, _shrink, _step_inputs,
-                                     _sum_recurrent_grads, _token)
+from seqtag.kernels.matmul import _transpose
+from seqtag.kernels.simd import fast_tanh
+from seqtag.kernels.stepping import (_GROUP, _add_input_grads, _backward_group, _backward_plan,
+                                     _backward_recurrent, _backward_step, _forward_step, _group,
+                                     _keep_dz, _plan, _sum_recurrent_grads)
 
 @njit(cache=True, fastmath=True, error_model="numpy")
 def rnn_forward(Wax, Waa, ba, ids, offsets, reverse, exact, A, col):
@@ -38,12 +38,9 @@ def rnn_forward(Wax, Waa, ba, ids, offsets, reverse, exact, A, col):
         m = group.shape[0]
         for t in range(1, T + 1):
             # Rows m..m4-1 pad to the 4-row blocks of _gemm (input 0; their states go unused).
-            m, m4 = _shrink(lengths, group, m, t, rows)
-            A_prev = S[(t - 1) % 2]
             Z = S[t % 2]
-            _step_inputs(Wax, ba, ids, offsets, group, lengths, m, m4, t, reverse, tokens, Z)
-            if t > 1:  # (a<0> = 0)
-                _gemm(A_prev, WaaT, Z, m4, H, H)
+            m, m4 = _forward_step(Wax, ba, ids, offsets, group, lengths, m, t, rows, reverse,
+                                  tokens, Z, S[(t - 1) % 2], WaaT, H)
             for g in range(m4):
                 z = Z[g]
                 if exact:
@@ -74,37 +71,16 @@ def rnn_backward(Waa, ids, offsets, reverse, A, col, dA, dWax, dWaa, dba, exact)
     (a pair across two sentences meets the 0 row of the second one's first token read).
     """
     H = Waa.shape[0]
-    F = ids.shape[1]
-    N = ids.shape[0]
-    dtype = Waa.dtype
-    one = dtype.type(1)
-    n, lengths, order, rows = _plan(offsets)
-    DZ = np.zeros((rows, H), dtype=dtype)  # DZ[g] = dz<t+1> of sentence g, then dz<t>
-    DA = np.zeros((rows, H), dtype=dtype)  # DA[g] = da<t>
-    dZ = np.empty((N, H), dtype=dtype)  # dZ[i] = dz<t> of token i (0 where t = 1)
-    tokens, _, active = _backward_scratch(n, lengths, order, rows)
+    one = Waa.dtype.type(1)
+    n, lengths, order, rows, tokens, previous, active, DZ, DA, dZ = _backward_plan(
+        offsets, Waa, ids.shape[0], H)
     for first in range(0, n, _GROUP):
-        group, T = _group(lengths, order, first)
-        _running(lengths, group, T, active)
+        group, T = _backward_group(lengths, order, first, active)
         for t in range(T, 0, -1):
-            m = active[t]
-            m_next = active[t + 1]  # the rows of DZ that hold a dz<t+1> (the others: 0)
-            m4_next = _pad4(m_next, rows)
-            for g in range(m):
-                p = _token(offsets, group[g], t, reverse)
-                tokens[g] = p
-                da = DA[g]
-                for i in range(H):
-                    da[i] = dA[p, col + i]
-            for g in range(m_next, m4_next):
-                for i in range(H):
-                    DZ[g, i] = 0
-            for g in range(active[t - 1] if t > 1 else 0):  # the columns of dWax step t-1 adds to
-                p = _token(offsets, group[g], t - 1, reverse)
-                for f in range(F):
-                    _prefetch_column(dWax, ids[p, f])
-            if m_next > 0:
-                _gemm(DZ, Waa, DA, m4_next, H, H)  # da<t> = dA<t> + Waaᵀ·dz<t+1>
+            m, _, _, m4_next = _backward_step(offsets, group, active, t, rows, reverse, tokens,
+                                              previous, dA, col, DA, DZ)
+            # da<t> = dA<t> + Waaᵀ·dz<t+1>
+            _backward_recurrent(dWax, ids, previous, active, t, DZ, Waa, DA, m4_next, H)
             for g in range(m):
                 p = tokens[g]
                 a = A[p, col:col + H]

@@ -1,17 +1,10 @@
 """Numba kernels of the GRU cell in the form of Cho et al. (2014) (the reset gate multiplies
-a<t-1> before U_n), with the calling convention of seqtag.kernels.elman's rnn_forward /
-rnn_backward so that a model can swap cells.
+a<t-1> before U_n): a gated cell (the calling convention, the cache C and the stepping it shares
+with the LSTM are under "Gated cells" in seqtag.kernels.stepping).
 
-The 3 gates [r; u; n] are stacked in the rows of Wax (3H, V) (Fortran order: Wax·x<t> =
-Σf Wax[:, x<t>_f] reads F contiguous columns), Waa (3H, H) and ba (3H,), both C-contiguous.
-gru_forward also fills a per-token cache C (N, 4H) = [r | u | n | r ⊙ a<t-1>] with what
-gru_backward needs, so that backward does not recompute the forward pass. A training step per
-direction is  gru_forward → linear_forward → softmax_xent → linear_backward → gru_backward  as
-with the Elman kernels (A, col, dA, exact mean the same); the model only has to allocate C per
-direction and pass it from forward to backward.
-
-How a gated cell steps a group of sentences through time, and its float32/float64 arithmetic,
-are the same for the GRU and the LSTM: see "Gated cells" in seqtag.kernels.stepping.
+Its 3 gates [r; u; n] fill the 3H rows of Wax, Waa = [U_r; U_u; U_n] and ba. gru_forward's cache
+C (N, 4H) = [r | u | n | r ⊙ a<t-1>] holds the three activations of each token and the reset
+state that U_n multiplies, the right factor of gru_backward's batch-wide dU_n product.
 """
 
 import numpy as np
@@ -19,9 +12,9 @@ from numba import njit
 
 from seqtag.kernels.matmul import _gemm, _transpose
 from seqtag.kernels.simd import _sigmoid_in_place, _tanh_in_place
-from seqtag.kernels.stepping import (_GROUP, _add_input_grads, _backward_scratch, _group, _keep_dz,
-                                     _pad4, _plan, _prefetch_inputs, _running, _shrink,
-                                     _step_inputs, _step_tokens, _sum_recurrent_grads)
+from seqtag.kernels.stepping import (_GROUP, _add_input_grads, _backward_group, _backward_plan,
+                                     _backward_recurrent, _backward_step, _forward_step, _group,
+                                     _keep_dz, _keep_state, _plan, _sum_recurrent_grads, _zero_rows)
 
 
 @njit(cache=True, fastmath=True, error_model="numpy")
@@ -54,10 +47,9 @@ def gru_forward(Wax, Waa, ba, ids, offsets, reverse, exact, A, col, C):
         group, T = _group(lengths, order, first)
         m = group.shape[0]
         for t in range(1, T + 1):
-            m, m4 = _shrink(lengths, group, m, t, rows)  # rows m..m4-1 pad to _gemm's 4-row blocks
-            _step_inputs(Wax, ba, ids, offsets, group, lengths, m, m4, t, reverse, tokens, Z)
-            if t > 1:  # (a<0> = 0)
-                _gemm(S, WaaT, Z, m4, 2 * H, H)  # Z[:, :2H] += A_prev·[U_r; U_u]ᵀ
+            # rows m..m4-1 pad to _gemm's 4-row blocks; Z[:, :2H] += A_prev·[U_r; U_u]ᵀ
+            m, m4 = _forward_step(Wax, ba, ids, offsets, group, lengths, m, t, rows, reverse,
+                                  tokens, Z, S, WaaT, 2 * H)
             for g in range(m):
                 z = Z[g]
                 _sigmoid_in_place(z[:2 * H], exact)  # r, u
@@ -70,9 +62,7 @@ def gru_forward(Wax, Waa, ba, ids, offsets, reverse, exact, A, col, C):
                     for j in range(H):
                         ra[j] = 0
             if t > 1:
-                for g in range(m4):
-                    for j in range(H):
-                        ZN[g, j] = 0
+                _zero_rows(ZN, 0, m4)
                 _gemm(RA, UnT, ZN, m4, H, H)  # (contiguous operands: _gemm compiled once)
             for g in range(m):
                 p = tokens[g]
@@ -91,14 +81,7 @@ def gru_forward(Wax, Waa, ba, ids, offsets, reverse, exact, A, col, C):
                     u_ = z[H + j]
                     n_ = z[2 * H + j]
                     a[j] = n_ + u_ * (a[j] - n_)
-                cache = C[p]
-                for k in range(G):
-                    cache[k] = z[k]
-                for j in range(H):
-                    cache[G + j] = ra[j]
-                out = A[p, col:col + H]
-                for j in range(H):
-                    out[j] = a[j]
+                _keep_state(C[p], z, ra, A[p, col:col + H], a)
 
 
 @njit(cache=True, fastmath=True, error_model="numpy")
@@ -120,50 +103,29 @@ def gru_backward(Waa, ids, offsets, reverse, A, col, C, dA, dWax, dWaa, dba, exa
     so that _gemm is compiled no more often.)
     """
     H = Waa.shape[1]
-    G = Waa.shape[0]
     N = ids.shape[0]
     dtype = Waa.dtype
     one = dtype.type(1)
-    n, lengths, order, rows = _plan(offsets)
-    DZ = np.zeros((rows, G), dtype=dtype)  # DZ[g] = dz<t+1> of sentence g, then dz<t>
-    DA = np.zeros((rows, H), dtype=dtype)  # DA[g] = da<t>
+    # dZ[i] = dz_{r,u}<t> of token i
+    n, lengths, order, rows, tokens, previous, active, DZ, DA, dZ = _backward_plan(
+        offsets, Waa, N, 2 * H)
     DP = np.zeros((rows, H), dtype=dtype)  # DP[g] = u ⊙ da + r ⊙ U_nᵀ·dz_n of step t+1, then t
     DZN = np.zeros((rows, H), dtype=dtype)  # dz_n<t> (a copy of DZ[:, 2H:], contiguous)
     DRN = np.zeros((rows, H), dtype=dtype)  # U_nᵀ·dz_n<t>
-    dZ = np.empty((N, 2 * H), dtype=dtype)  # dZ[i] = dz_{r,u}<t> of token i (0 where t = 1)
     dZN = np.empty((N, H), dtype=dtype)  # dZN[i] = dz_n<t> of token i
     zero_row = np.zeros(H, dtype=dtype)
-    # tokens[g], previous[g]: the tokens of sentence g at steps t and t-1; active[t]: the
-    # sentences with ≥ t tokens
-    tokens, previous, active = _backward_scratch(n, lengths, order, rows)
     for first in range(0, n, _GROUP):
-        group, T = _group(lengths, order, first)
-        _running(lengths, group, T, active)
+        group, T = _backward_group(lengths, order, first, active)
         for t in range(T, 0, -1):
-            m = active[t]
-            m_next = active[t + 1]  # the rows of DZ, DP that hold step t+1's (the others: 0)
-            m4 = _pad4(m, rows)
-            m4_next = _pad4(m_next, rows)
-            _step_tokens(offsets, group, m, t, reverse, tokens)
-            if t > 1:
-                _step_tokens(offsets, group, active[t - 1], t - 1, reverse, previous)
-            for g in range(m):
-                p = tokens[g]
+            m, m_next, m4, m4_next = _backward_step(offsets, group, active, t, rows, reverse,
+                                                    tokens, previous, dA, col, DA, DZ)
+            for g in range(m_next):  # (DP holds step t+1's in these rows only)
                 da = DA[g]
-                if g < m_next:
-                    dp = DP[g]
-                    for j in range(H):
-                        da[j] = dA[p, col + j] + dp[j]
-                else:
-                    for j in range(H):
-                        da[j] = dA[p, col + j]
-            for g in range(m_next, m4_next):
-                for k in range(G):
-                    DZ[g, k] = 0
-            if t > 1:  # the columns of dWax step t-1 adds to
-                _prefetch_inputs(dWax, ids, previous, active[t - 1])
-            if m_next > 0:
-                _gemm(DZ, Waa, DA, m4_next, H, 2 * H)  # da<t> += [U_r; U_u]ᵀ·dz_{r,u}<t+1>
+                dp = DP[g]
+                for j in range(H):
+                    da[j] += dp[j]
+            # da<t> += [U_r; U_u]ᵀ·dz_{r,u}<t+1>
+            _backward_recurrent(dWax, ids, previous, active, t, DZ, Waa, DA, m4_next, 2 * H)
             for g in range(m):
                 cache = C[tokens[g]]
                 da = DA[g]
@@ -179,23 +141,19 @@ def gru_backward(Waa, ids, offsets, reverse, A, col, C, dA, dWax, dWaa, dba, exa
                     dz[H + j] = da[j] * (a_prev[j] - n_) * u_ * (one - u_)
                     dzn[j] = da[j] * (one - u_) * (one - n_ * n_)
                     dz[2 * H + j] = dzn[j]
-            for g in range(m, m4):
-                for j in range(H):
-                    DZN[g, j] = 0
-            for g in range(m4):
-                for j in range(H):
-                    DRN[g, j] = 0
+            _zero_rows(DZN, m, m4)
+            _zero_rows(DRN, 0, m4)
             if t > 1:  # (at t = 1, a<t-1> = 0: dz_r = 0 and nothing flows further back)
                 _gemm(DZN, Waa[2 * H:], DRN, m4, H, H)  # U_nᵀ·dz_n<t>
             for g in range(m):
                 p = tokens[g]
-                cache = C[p]
-                da = DA[g]
                 dz = DZ[g]
-                drn = DRN[g]
-                dp = DP[g]
                 if t > 1:
+                    cache = C[p]
                     a_prev = A[previous[g], col:col + H]
+                    da = DA[g]
+                    drn = DRN[g]
+                    dp = DP[g]
                     for j in range(H):
                         r_ = cache[j]
                         dz[j] = drn[j] * a_prev[j] * r_ * (one - r_)

@@ -1,26 +1,19 @@
-"""Numba kernels of the LSTM cell, with the calling convention of seqtag.kernels.elman's
-rnn_forward / rnn_backward so that a model can swap cells.
+"""Numba kernels of the LSTM cell: a gated cell (the calling convention, the cache C and the
+stepping it shares with the GRU are under "Gated cells" in seqtag.kernels.stepping).
 
-The 4 gates [i; f; g; o] are stacked in the rows of Wax (4H, V) (Fortran order: Wax·x<t> =
-Σf Wax[:, x<t>_f] reads F contiguous columns), Waa (4H, H) and ba (4H,), both C-contiguous.
-lstm_forward also fills a per-token cache C (N, 5H) = [i | f | g | o | c<t>] with what
-lstm_backward needs, so that backward does not recompute the forward pass. A training step per
-direction is  lstm_forward → linear_forward → softmax_xent → linear_backward → lstm_backward  as
-with the Elman kernels (A, col, dA, exact mean the same); the model only has to allocate C per
-direction and pass it from forward to backward.
-
-How a gated cell steps a group of sentences through time, and its float32/float64 arithmetic,
-are the same for the GRU and the LSTM: see "Gated cells" in seqtag.kernels.stepping.
+Its 4 gates [i; f; g; o] fill the 4H rows of Wax, Waa and ba. lstm_forward's cache C (N, 5H) =
+[i | f | g | o | c<t>] holds the four activations and the memory cell of each token, from which
+lstm_backward recomputes only tanh(c<t>).
 """
 
 import numpy as np
 from numba import njit
 
-from seqtag.kernels.matmul import _gemm, _transpose
+from seqtag.kernels.matmul import _transpose
 from seqtag.kernels.simd import _sigmoid_in_place, _tanh_in_place
-from seqtag.kernels.stepping import (_GROUP, _add_input_grads, _backward_scratch, _group, _keep_dz,
-                                     _pad4, _plan, _prefetch_inputs, _running, _shrink,
-                                     _step_inputs, _step_tokens, _sum_recurrent_grads)
+from seqtag.kernels.stepping import (_GROUP, _add_input_grads, _backward_group, _backward_plan,
+                                     _backward_recurrent, _backward_step, _forward_step, _group,
+                                     _keep_dz, _plan, _sum_recurrent_grads, _zero_rows)
 
 
 @njit(cache=True, fastmath=True, error_model="numpy")
@@ -50,10 +43,9 @@ def lstm_forward(Wax, Waa, ba, ids, offsets, reverse, exact, A, col, C):
         group, T = _group(lengths, order, first)
         m = group.shape[0]
         for t in range(1, T + 1):
-            m, m4 = _shrink(lengths, group, m, t, rows)  # rows m..m4-1 pad to _gemm's 4-row blocks
-            _step_inputs(Wax, ba, ids, offsets, group, lengths, m, m4, t, reverse, tokens, Z)
-            if t > 1:  # (a<0> = 0)
-                _gemm(S, WaaT, Z, m4, G, H)
+            # rows m..m4-1 pad to _gemm's 4-row blocks
+            m, m4 = _forward_step(Wax, ba, ids, offsets, group, lengths, m, t, rows, reverse,
+                                  tokens, Z, S, WaaT, G)
             for g in range(m):
                 p = tokens[g]
                 z = Z[g]
@@ -69,7 +61,7 @@ def lstm_forward(Wax, Waa, ba, ids, offsets, reverse, exact, A, col, C):
                     c[j] = z[H + j] * c[j] + z[j] * z[2 * H + j]
                     a[j] = c[j]
                 _tanh_in_place(a, exact)
-                cache = C[p]
+                cache = C[p]  # (as _keep_state, with a = o ⊙ tanh(c) in the same loop)
                 for k in range(G):
                     cache[k] = z[k]
                 for j in range(H):
@@ -98,44 +90,21 @@ def lstm_backward(Waa, ids, offsets, reverse, A, col, C, dA, dWax, dWaa, dba, ex
     """
     H = Waa.shape[1]
     G = Waa.shape[0]
-    N = ids.shape[0]
     dtype = Waa.dtype
     one = dtype.type(1)
-    n, lengths, order, rows = _plan(offsets)
-    DZ = np.zeros((rows, G), dtype=dtype)  # DZ[g] = dz<t+1> of sentence g, then dz<t>
-    DA = np.zeros((rows, H), dtype=dtype)  # DA[g] = da<t>
+    n, lengths, order, rows, tokens, previous, active, DZ, DA, dZ = _backward_plan(
+        offsets, Waa, ids.shape[0], G)
     DCF = np.zeros((rows, H), dtype=dtype)  # DCF[g] = dc<t+1> ⊙ f<t+1>, then dc<t> ⊙ f<t>
-    dZ = np.empty((N, G), dtype=dtype)  # dZ[i] = dz<t> of token i (0 where t = 1)
     tc = np.empty(H, dtype=dtype)  # tanh(c<t>) of one token
     zero_row = np.zeros(H, dtype=dtype)
-    # tokens[g], previous[g]: the tokens of sentence g at steps t and t-1; active[t]: the
-    # sentences with ≥ t tokens
-    tokens, previous, active = _backward_scratch(n, lengths, order, rows)
     for first in range(0, n, _GROUP):
-        group, T = _group(lengths, order, first)
-        _running(lengths, group, T, active)
+        group, T = _backward_group(lengths, order, first, active)
         for t in range(T, 0, -1):
-            m = active[t]
-            m_next = active[t + 1]  # the rows of DZ, DCF that hold step t+1's (the others: 0)
-            m4_next = _pad4(m_next, rows)
-            _step_tokens(offsets, group, m, t, reverse, tokens)
-            if t > 1:
-                _step_tokens(offsets, group, active[t - 1], t - 1, reverse, previous)
-            for g in range(m):
-                p = tokens[g]
-                da = DA[g]
-                for j in range(H):
-                    da[j] = dA[p, col + j]
-            for g in range(m_next, m):
-                for j in range(H):
-                    DCF[g, j] = 0
-            for g in range(m_next, m4_next):
-                for k in range(G):
-                    DZ[g, k] = 0
-            if t > 1:  # the columns of dWax step t-1 adds to
-                _prefetch_inputs(dWax, ids, previous, active[t - 1])
-            if m_next > 0:
-                _gemm(DZ, Waa, DA, m4_next, H, G)  # da<t> = dA<t> + Waaᵀ·dz<t+1>
+            m, m_next, _, m4_next = _backward_step(offsets, group, active, t, rows, reverse, tokens,
+                                                   previous, dA, col, DA, DZ)
+            _zero_rows(DCF, m_next, m)  # (no dc<t+1> there)
+            # da<t> = dA<t> + Waaᵀ·dz<t+1>
+            _backward_recurrent(dWax, ids, previous, active, t, DZ, Waa, DA, m4_next, G)
             for g in range(m):
                 p = tokens[g]
                 cache = C[p]

@@ -9,6 +9,11 @@ for _gemm's 4-row blocks. A forward pass shrinks m as t grows (_shrink); a backw
 for each t from the counts _running makes (_backward_scratch allocates them). The gradients of
 Waa are one product over the whole batch afterwards (_keep_dz, _sum_recurrent_grads).
 
+What a step does before a cell's own arithmetic is the same for every cell: forward, the inputs
+plus A_prev·Waaᵀ (_forward_step); backward, the step's tokens, da<t> = dA<t> and the padding
+(_backward_step), then da<t> += Waaᵀ·dz<t+1> (_backward_recurrent), with the scratch of a whole
+backward pass from _backward_plan and each group's counts from _backward_group.
+
 The helpers called once per step or per token are small and inlined into the cells' loops by
 LLVM (or by Numba where inline="always"), so that the cells run as fast as when each wrote this
 set-up out itself.
@@ -16,14 +21,21 @@ set-up out itself.
 Numba's cache knows only a kernel's own file: after an edit here (or in simd.py, matmul.py), the
 cells' cached machine code is stale until their files change too or __pycache__ is cleared.
 
-Gated cells (seqtag.kernels.gru, seqtag.kernels.lstm). As in rnn_forward, a group of up to
-_GROUP sentences (longest first) goes through time together, so that the products with Waa are
-small matrix products (_gemm), and the sums over all tokens of the batch (dWaa) are one product
-each. In float32 (``exact=False``) σ(x) = ½(1 + tanh(x/2)) and tanh use fast_tanh (|error| <
-1e-6, vectorised); with ``exact=True``, σ(x) = 1/(1 + exp(-x)) and np.tanh (float64 gradient
-checks). Every _gemm call has the operand layouts of rnn_forward's and rnn_backward's
-(contiguous scratch copies rather than column slices), and per-token index work is in the
-small helpers here, which keeps Numba's compile time (≈2 s per kernel and dtype) down.
+Gated cells (seqtag.kernels.gru, seqtag.kernels.lstm). They have the calling convention of
+seqtag.kernels.elman's rnn_forward / rnn_backward (A, col, dA, exact mean the same), so that a
+model can swap cells, and one argument more: a per-token cache C that the forward pass fills with
+what the backward pass needs, so that backward does not recompute the forward pass. A training
+step per direction is  cell_forward → linear_forward → softmax_xent → linear_backward →
+cell_backward; the model only has to allocate C per direction and pass it from forward to
+backward. The G gates are stacked in the rows of Wax (G·H, V) (Fortran order: Wax·x<t> =
+Σf Wax[:, x<t>_f] reads F contiguous columns), Waa (G·H, H) and ba (G·H,), both C-contiguous.
+As in rnn_forward, a group of up to _GROUP sentences (longest first) goes through time together,
+so that the products with Waa are small matrix products (_gemm), and the sums over all tokens of
+the batch (dWaa) are one product each. In float32 (``exact=False``) σ(x) = ½(1 + tanh(x/2)) and
+tanh use fast_tanh (|error| < 1e-6, vectorised); with ``exact=True``, σ(x) = 1/(1 + exp(-x)) and
+np.tanh (float64 gradient checks). Every _gemm call has the operand layouts of rnn_forward's and
+rnn_backward's (contiguous scratch copies rather than column slices), and per-token index work is
+in the small helpers here, which keeps Numba's compile time (≈2 s per kernel and dtype) down.
 """
 
 import numpy as np
@@ -174,6 +186,79 @@ def _add_input_grads(dz, ids, p, dWax, dba):
             dWax[k, x] += dz[k]
 
 
+@njit(cache=True)
+def _zero_rows(M, first, last):
+    """M[first:last] = 0: the rows of a group's scratch that hold nothing at this step."""
+    for g in range(first, last):
+        for k in range(M.shape[1]):
+            M[g, k] = 0
+
+
+@njit(cache=True)
+def _backward_plan(offsets, Waa, N, width):
+    """_plan's (n, lengths, order, rows), _backward_scratch's (tokens, previous, active), and the
+    arrays of Waa's dtype every cell's backward pass keeps: DZ (rows, Waa's height), DZ[g] =
+    dz<t+1> of sentence g, then dz<t>; DA (rows, H), DA[g] = da<t>; dZ (N, width), dZ[i] = the
+    dz<t> of token i that multiplies a<t-1> in dWaa (0 where t = 1)."""
+    n, lengths, order, rows = _plan(offsets)
+    tokens, previous, active = _backward_scratch(n, lengths, order, rows)
+    DZ = np.zeros((rows, Waa.shape[0]), dtype=Waa.dtype)
+    DA = np.zeros((rows, Waa.shape[1]), dtype=Waa.dtype)
+    dZ = np.empty((N, width), dtype=Waa.dtype)
+    return n, lengths, order, rows, tokens, previous, active, DZ, DA, dZ
+
+
+@njit(cache=True, inline="always")
+def _backward_group(lengths, order, first, active):
+    """(group, T) of the group starting at ``first`` (_group), with active filled (_running)."""
+    group, T = _group(lengths, order, first)
+    _running(lengths, group, T, active)
+    return group, T
+
+
+@njit(cache=True)
+def _backward_step(offsets, group, active, t, rows, reverse, tokens, previous, dA, col, DA, DZ):
+    """(m, m_next, m4, m4_next) at step t of a backward pass: the sentences with ≥ t tokens and
+    with ≥ t + 1 (the rows of DZ that hold step t+1's), and both padded (_pad4). Sets tokens[:m]
+    to the tokens of step t and, for t > 1, previous to those of step t-1; DA[g] = dA[tokens[g],
+    col:col+H] for g < m; DZ[m_next:m4_next] = 0 (no step t+1 there)."""
+    m = active[t]
+    m_next = active[t + 1]
+    m4_next = _pad4(m_next, rows)
+    _step_tokens(offsets, group, m, t, reverse, tokens)
+    if t > 1:
+        _step_tokens(offsets, group, active[t - 1], t - 1, reverse, previous)
+    for g in range(m):
+        da = DA[g]
+        p = tokens[g]
+        for j in range(da.shape[0]):
+            da[j] = dA[p, col + j]
+    _zero_rows(DZ, m_next, m4_next)
+    return m, m_next, _pad4(m, rows), m4_next
+
+
+@njit(cache=True, fastmath=True, error_model="numpy")
+def _backward_recurrent(dWax, ids, previous, active, t, DZ, Waa, DA, m4_next, width):
+    """DA[:m4_next] += DZ[:m4_next, :width]·Waa[:width] (da<t> += Waaᵀ·dz<t+1>, nothing if no
+    sentence has a step t+1), after starting to load the dWax columns that step t-1 adds to."""
+    if t > 1:
+        _prefetch_inputs(dWax, ids, previous, active[t - 1])
+    if m4_next > 0:
+        _gemm(DZ, Waa, DA, m4_next, Waa.shape[1], width)
+
+
+@njit(cache=True, fastmath=True, error_model="numpy")
+def _forward_step(Wax, ba, ids, offsets, group, lengths, m, t, rows, reverse, tokens, Z, A_prev,
+                  WaaT, width):
+    """(m, m4) at step t of a forward pass (_shrink), with Z[:m4] = the input part of every gate
+    (_step_inputs) and, for t > 1, Z[:m4, :width] += A_prev·WaaT[:, :width] (a<0> = 0)."""
+    m, m4 = _shrink(lengths, group, m, t, rows)
+    _step_inputs(Wax, ba, ids, offsets, group, lengths, m, m4, t, reverse, tokens, Z)
+    if t > 1:
+        _gemm(A_prev, WaaT, Z, m4, width, A_prev.shape[1])
+    return m, m4
+
+
 @njit(cache=True, fastmath=True, error_model="numpy")
 def _step_inputs(Wax, ba, ids, offsets, group, lengths, m, m4, t, reverse, tokens, Z):
     """Step t of a group: tokens[g] = the t-th token p read of sentence group[g] and
@@ -184,14 +269,26 @@ def _step_inputs(Wax, ba, ids, offsets, group, lengths, m, m4, t, reverse, token
         p = _token(offsets, group[g], t, reverse)
         tokens[g] = p
         _inputs(Wax, ba, ids, p, Z[g])
-    for g in range(m, m4):
-        for k in range(Z.shape[1]):
-            Z[g, k] = 0
+    _zero_rows(Z, m, m4)
     for g in range(m):
         if lengths[group[g]] > t:
             p = _token(offsets, group[g], t + 1, reverse)
             for f in range(ids.shape[1]):
                 _prefetch_column(Wax, ids[p, f])
+
+
+@njit(cache=True, fastmath=True, error_model="numpy")
+def _keep_state(cache, z, extra, out, a):
+    """The end of a gated cell's forward step for one token: cache = [z | extra] (its row of C,
+    for the backward pass) and out = a (its state, into A). (The LSTM writes its own: it folds
+    a = o ⊙ tanh(c) into the copy of c, which measured 8% quicker in lstm_forward than this.)"""
+    G = z.shape[0]
+    for k in range(G):
+        cache[k] = z[k]
+    for j in range(extra.shape[0]):
+        cache[G + j] = extra[j]
+    for j in range(a.shape[0]):
+        out[j] = a[j]
 
 
 @njit(cache=True, fastmath=True, error_model="numpy")
