@@ -125,7 +125,8 @@ def _check_settings(fmt: str, labels: str) -> None:
 
 def read_sentences(source, *, name: str | None = None, fmt: str = "auto",
                    token_col: int | None = None, label_col: int | None = None,
-                   labels: str = "auto", pred_col: int | None = None) -> Iterator[Sentence]:
+                   labels: str = "auto", pred_col: int | None = None,
+                   check_labels: bool = True) -> Iterator[Sentence]:
     """Yield the sentences of ``source`` (a path, ``"-"`` for stdin, or a binary file object).
 
     ``pred_col``: for files that already hold predictions (``tag --input-format conll`` output,
@@ -135,16 +136,19 @@ def read_sentences(source, *, name: str | None = None, fmt: str = "auto",
     ``labels``: "required" (every token line needs a label column), "none" (labels are not read,
     ``Sentence.labels`` is None) or "auto" (the file's first token line decides: labels are read if
     it has 2 or more columns, and then every line must have them).
+
+    ``check_labels``: labels that break the tag scheme's grammar (empty, or a bare ``B-``) are
+    errors; tagging, which only echoes the columns after the token, turns this off.
     """
     # Checked here, not in the generator, so a bad setting fails at the call, before any reading.
     _check_settings(fmt, labels)
     return _sentences(source, _display_name(source, name), fmt, token_col, label_col, labels, None,
-                      pred_col)
+                      pred_col, check_labels)
 
 
 def _sentences(source, name: str, fmt: str, token_col: int | None, label_col: int | None,
-               labels: str, digest: _Digest | None, pred_col: int | None = None
-               ) -> Iterator[Sentence]:
+               labels: str, digest: _Digest | None, pred_col: int | None = None,
+               check_labels: bool = True) -> Iterator[Sentence]:
     with open_input(source, name) as stream:
         lines = read_lines(stream, name, digest)
         if fmt == "auto":
@@ -208,8 +212,8 @@ def _sentences(source, name: str, fmt: str, token_col: int | None, label_col: in
                                       "sentence has labels", path=name, line=no,
                                       hint="give every line a label column, or none")
                 # Stray spaces around a label would make it a different label.
-                labs.append(check_label(_column(cols, lcol, "label", name, no).strip(_BLANK),
-                                        "label", name, no))
+                label = _column(cols, lcol, "label", name, no).strip(_BLANK)
+                labs.append(check_label(label, "label", name, no) if check_labels else label)
         if tokens:
             yield Sentence(tokens, labs if want else None, texts, start,
                            preds if pred_col is not None else None)

@@ -142,6 +142,18 @@ def test_predicted_label_column_is_checked_too():
     assert e.line == 2 and "predicted label 'I-'" in str(e)
 
 
+def test_tagging_echoes_columns_without_checking_them_as_labels():
+    """Only training and eval read the column after the token as a gold label; tag appends its
+    prediction to whatever the columns hold (found by the fuzz suite)."""
+    data = b"Sam\tB-\nLi\t\xc3\xa9\n"
+    (sent,) = read_sentences(io.BytesIO(data), name="c.tsv", check_labels=False)
+    assert sent.tokens == ["Sam", "Li"] and sent.labels == ["B-", "\u00e9"]
+    res = run("tag", "--input-format", "conll", input=data)
+    assert res.returncode == 0, res
+    assert [line.split("\t")[:2] for line in res.stdout.splitlines() if line] == \
+        [["Sam", "B-"], ["Li", "\u00e9"]]
+
+
 def test_labels_the_schemes_read_are_kept():
     data = b"a\tB\nb\tI\nc\tO\nd\tNN\ne\tB-X-Y\nf\tU-LOC\n"
     (sent,) = read_sentences(io.BytesIO(data), name="c.tsv")

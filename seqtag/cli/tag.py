@@ -115,7 +115,9 @@ def tag(
 
                 for path in [*inputs, *files]:
                     name = "<stdin>" if path == "-" else path
-                    yield tag_sentences(model, read_sentences(path, labels="auto"), name=name,
+                    # the columns after the token are echoed: no label grammar to check
+                    yield tag_sentences(model, read_sentences(path, labels="auto",
+                                                              check_labels=False), name=name,
                                         **options)
                 return
             # Texts given as arguments are batched together, up to a '-' among them.
