@@ -10,7 +10,7 @@ from typing import Sequence
 import numpy as np
 
 from seqtag.chars import CharVocab
-from seqtag.config import TrainConfig
+from seqtag.config import TrainConfig, plain
 from seqtag.corpus import Sentence
 from seqtag.embeddings import project_into, read_vectors
 from seqtag.errors import SeqtagError
@@ -39,7 +39,7 @@ def init_params(n_inputs: int, n_labels: int, hidden: int, rng: np.random.Genera
     s = 1.0 / np.sqrt(hidden)
     u = lambda *shape: rng.uniform(-s, s, size=shape).astype(np.float32)  # noqa: E731
     D = hidden * (2 if bidirectional else 1)
-    G = GATES[getattr(cell, "value", cell)] * hidden
+    G = GATES[plain(cell)] * hidden
 
     def bias():
         b = np.zeros(G, np.float32)
@@ -135,7 +135,7 @@ def build_model(cfg: TrainConfig, train: Sequence[Sentence], rng: np.random.Gene
                 ("Wax", "Wax_b") if cfg.bidirectional else ("Wax",):
             pretrained = project_into(params[wax], vocab.words, vectors, dim, rng)
     architecture = Architecture(
-        cell=str(cfg.cell.value if hasattr(cfg.cell, "value") else cfg.cell),
+        cell=plain(cfg.cell),
         bidirectional=cfg.bidirectional, crf=cfg.crf, hidden=cfg.hidden,
         features=tuple(names), embed_dim=cfg.embed_dim,
         char_filters=cfg.char_filters if chars else 0, char_dim=cfg.char_dim if chars else 0)
@@ -152,14 +152,13 @@ def training_bytes(cfg: TrainConfig, n_inputs: int, n_labels: int, n_chars: int,
     anything is allocated: Linux overcommits, so an allocation too large for the machine kills
     the process later instead of failing now."""
     H, L = cfg.hidden, n_labels
-    cell = getattr(cfg.cell, "value", cfg.cell)
-    G, dirs = GATES[cell] * H, 2 if cfg.bidirectional else 1
+    G, dirs = GATES[plain(cfg.cell)] * H, 2 if cfg.bidirectional else 1
     chars = cfg.char_filters if cfg.embed_dim and n_chars else 0
     n_x = cfg.embed_dim + chars if cfg.embed_dim else n_inputs
     weights = dirs * G * (n_x + H + 1) + L * (dirs * H + 1) + (L * L + 2 * L if cfg.crf else 0) \
         + (n_chars * cfg.char_dim + chars * (CHAR_WIDTH * cfg.char_dim + 1) if chars else 0) \
         + cfg.embed_dim * n_inputs
-    copies = 2 + (2 if getattr(cfg.optimizer, "value", cfg.optimizer) == "adam" else 0) + 1 \
+    copies = 2 + (2 if plain(cfg.optimizer) == "adam" else 0) + 1 \
         + (cfg.average > 0)
     rows = max(max_tokens, 256)
     scratch = max_tokens * (2 * dirs * H + 2 * L + dirs * 5 * H) + \
@@ -170,4 +169,4 @@ def training_bytes(cfg: TrainConfig, n_inputs: int, n_labels: int, n_chars: int,
 
 def hyperparameters(cfg: TrainConfig) -> dict:
     """The configuration as the model file records it (plain JSON values)."""
-    return {k: (v.value if hasattr(v, "value") else v) for k, v in asdict(cfg).items()}
+    return {k: plain(v) for k, v in asdict(cfg).items()}

@@ -132,6 +132,12 @@ TEXTBOOK = dict(cell=Cell.rnn, bidirectional=False, crf=False, features="", char
                 embed_dim=0, dropout=0.0, feature_dropout=0.0, input_dropout=0.0)
 
 
+def plain(value):
+    """An option's plain value: a choice's string (an Enum member or already a string),
+    anything else as it is."""
+    return value.value if isinstance(value, Enum) else value
+
+
 def flag_of(f) -> str:
     return f.metadata.get("flag") or "--" + f.name.replace("_", "-")
 

@@ -10,9 +10,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from seqtag.config import TrainConfig
-
-CRF_NAMES = ("trans", "start", "end")
+from seqtag.config import TrainConfig, plain
+from seqtag.model import CRF_NAMES
 
 
 class Optimizer:
@@ -30,7 +29,7 @@ class Optimizer:
         self.lazy = [wax for wax, _ in self.groups]
         flat = lambda d, names: tuple(d[k].reshape(-1) for k in names)  # noqa: E731
         self.dense = [(flat(params, names), flat(self.grads, names)) for _, names in self.groups]
-        self.adam = str(getattr(cfg.optimizer, "value", cfg.optimizer)) == "adam"
+        self.adam = plain(cfg.optimizer) == "adam"
         if self.adam:
             self.moments = {k: (np.zeros_like(v, order="K"), np.zeros_like(v, order="K"))
                             for k, v in params.items()}
