@@ -14,6 +14,8 @@ The output layer and the loss: E = A·Wyaᵀ + by;  ŷ = softmax(E[i]);  loss = 
 
 import numpy as np
 
+from seqtag.kernels.stepping import _WINDOW
+
 # --- data ----------------------------------------------------------------------------------
 
 
@@ -28,6 +30,18 @@ def make_direction(rng, H, V, dtype=np.float64, scale=0.5):
 def make_output(rng, D, L, dtype=np.float64, scale=0.5):
     """(Wya, by)."""
     return [rng.normal(0, scale, (L, D)).astype(dtype), rng.normal(0, 0.1, L).astype(dtype)]
+
+
+# Packed batches the cell kernels are checked on, forward and backward.
+FORWARD_CASES = [
+    # (seed, hidden, vocabulary, features, sentence lengths)
+    (1, 5, 7, 1, [3, 1, 5, 2]),
+    (2, 5, 7, 3, [3, 1, 0, 5, 2]),
+    (3, 33, 50, 3, [int(n) for n in np.random.default_rng(3).integers(1, 30, 40)] + [0, 1]),
+    (4, 64, 100, 1, [17] * 20 + [1] * 3),
+    # More sentences than the kernels sort by length together (_WINDOW).
+    (5, 8, 30, 2, [int(n) for n in np.random.default_rng(5).integers(0, 12, _WINDOW + 45)]),
+]
 
 
 def make_batch(rng, lengths, V, F, L):

@@ -15,13 +15,13 @@ import numpy as np
 import pytest
 
 from gradcheck import numeric_gradient
-from kernel_refs import cast, make_batch, numpy_gru, numpy_lstm
+from kernel_refs import FORWARD_CASES, cast, make_batch, numpy_gru, numpy_lstm
 
 from seqtag.kernels.gru import gru_backward, gru_forward
 from seqtag.kernels.lstm import lstm_backward, lstm_forward
 from seqtag.kernels.matmul import linear_backward, linear_forward
 from seqtag.kernels.softmax import softmax_xent
-from seqtag.kernels.stepping import _GROUP, _WINDOW
+from seqtag.kernels.stepping import _GROUP
 
 # --- data ----------------------------------------------------------------------------------
 
@@ -42,16 +42,6 @@ CELLS = {
 
 
 # --- forward against NumPy -----------------------------------------------------------------
-
-FORWARD_CASES = [
-    # (seed, hidden, vocabulary, features, sentence lengths)
-    (1, 5, 7, 1, [3, 1, 5, 2]),
-    (2, 5, 7, 3, [3, 1, 0, 5, 2]),
-    (3, 33, 50, 3, [int(n) for n in np.random.default_rng(3).integers(1, 30, 40)] + [0, 1]),
-    (4, 64, 100, 1, [17] * 20 + [1] * 3),
-    # More sentences than the kernels sort by length together (_WINDOW).
-    (5, 8, 30, 2, [int(n) for n in np.random.default_rng(5).integers(0, 12, _WINDOW + 45)]),
-]
 
 
 @pytest.mark.parametrize("cell", list(CELLS))

@@ -608,17 +608,20 @@ BAD_VOCABS = {
 }
 
 
+def assert_reader_error(read, path, text: str, line: int, says: str) -> None:
+    """``read(path)`` of a file holding ``text`` raises one SeqtagError naming path and line."""
+    path.write_text(text, encoding="utf-8")
+    with pytest.raises(SeqtagError) as info:
+        read(path)
+    assert (info.value.path, info.value.line) == (str(path), line), str(info.value)
+    assert says in str(info.value)
+
+
 @pytest.mark.parametrize("case", list(BAD_VOCABS))
 def test_bad_vocabulary_names_file_and_line(case, tmp_path):
     from seqtag.vocab import Vocabulary
 
-    text, line, says = BAD_VOCABS[case]
-    path = tmp_path / "v.txt"
-    path.write_text(text, encoding="utf-8")
-    with pytest.raises(SeqtagError) as info:
-        Vocabulary.load(path)
-    assert (info.value.path, info.value.line) == (str(path), line), str(info.value)
-    assert says in str(info.value)
+    assert_reader_error(Vocabulary.load, tmp_path / "v.txt", *BAD_VOCABS[case])
 
 
 def test_vocabulary_with_big_counts_and_crlf_loads(tmp_path):
@@ -652,13 +655,8 @@ BAD_VECTORS = {
 def test_bad_embeddings_name_file_and_line(case, tmp_path):
     from seqtag.embeddings import read_vectors
 
-    text, line, says = BAD_VECTORS[case]
-    path = tmp_path / "vec.txt"
-    path.write_text(text, encoding="utf-8")
-    with pytest.raises(SeqtagError) as info:
-        read_vectors(path, ["the", "a"])
-    assert (info.value.path, info.value.line) == (str(path), line), str(info.value)
-    assert says in str(info.value)
+    assert_reader_error(lambda path: read_vectors(path, ["the", "a"]), tmp_path / "vec.txt",
+                        *BAD_VECTORS[case])
 
 
 def test_embeddings_that_need_more_memory_than_there_is(tmp_path, monkeypatch):
