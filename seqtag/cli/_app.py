@@ -5,12 +5,11 @@ from __future__ import annotations
 import os
 import sys
 from contextlib import contextmanager
-from importlib import resources
 from pathlib import Path
 
 import typer
-from rich.console import Console
 
+import seqtag
 from seqtag.errors import SeqtagError
 
 app = typer.Typer(
@@ -39,14 +38,37 @@ def _root(version: bool = typer.Option(False, "--version", callback=_print_versi
     pass
 
 
+class _LazyConsole:
+    """The stderr console, made when something is first printed: importing rich.console takes
+    15 ms that a quiet `seqtag tag` into a pipe would pay for nothing. Attributes
+    are the console's; ``console`` is the console itself (for rich objects that take one)."""
+
+    _console = None
+
+    @property
+    def console(self):
+        if self._console is None:
+            from rich.console import Console
+
+            # soft_wrap: a long line stays one line in logs and pipes (grep), not cut at 80
+            # columns. emoji=False: markup=False alone still turns ":thumbs_up:" in a file name
+            # into a picture.
+            type(self)._console = Console(stderr=True, highlight=False, soft_wrap=True,
+                                          emoji=False)
+        return self._console
+
+    def __getattr__(self, name):
+        return getattr(self.console, name)
+
+
 # Progress and messages go to stderr; stdout carries only results.
-# soft_wrap: a long line stays one line in logs and pipes (grep), not cut at 80 columns.
-# emoji=False: markup=False alone still turns ":thumbs_up:" in a file name into a picture.
-err = Console(stderr=True, highlight=False, soft_wrap=True, emoji=False)
+err = _LazyConsole()
 
 
 def default_model_path() -> Path:
-    return Path(str(resources.files("seqtag") / "data" / "default.npz"))
+    # Next to the package's own file, not through importlib.resources (12 ms of imports): the
+    # loader reads a real file anyway, which a zipped install would not give it.
+    return Path(seqtag.__file__).parent / "data" / "default.npz"
 
 
 def fail(message: str, code: int = 2) -> None:

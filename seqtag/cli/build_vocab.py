@@ -9,8 +9,6 @@ from typing import List, Optional
 import typer
 
 from seqtag.cli._app import app, err, user_errors
-from seqtag.corpus import read_sentences
-from seqtag.vocab import Vocabulary
 
 
 @app.command("build-vocab")
@@ -27,6 +25,9 @@ def build_vocab(
 ) -> None:
     """Write the word vocabulary (word TAB count, most frequent first) and the label inventory."""
     with user_errors():
+        from seqtag.corpus import read_sentences
+        from seqtag.vocab import Vocabulary
+
         def sentences():
             for path in corpus:
                 yield from read_sentences(path, fmt=input_format, labels="required")

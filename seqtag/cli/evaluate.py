@@ -10,7 +10,6 @@ from typing import Optional
 import typer
 
 from seqtag.cli._app import app, default_model_path, err, fail, user_errors
-from seqtag.corpus import read_sentences, split_columns
 from seqtag.textfile import open_input
 from seqtag.errors import SeqtagError
 
@@ -30,6 +29,7 @@ def evaluate_cmd(
 ) -> None:
     """Token accuracy and entity precision/recall/F1 by conlleval's rules (IOB1, IOB2, IOBES)."""
     with user_errors():
+        from seqtag.corpus import read_sentences
         from seqtag.metrics import evaluate, format_report, scores_to_dict
 
         if tagged and model_path is not None:
@@ -102,6 +102,8 @@ class _Head:
 def _first_checked(sentences, head: _Head, tagged: bool):
     """The sentences; a first sentence that shows the input is not what eval scores becomes an
     error that says what the input is and what to do."""
+    from seqtag.corpus import split_columns
+
     first = True
     try:
         for s in sentences:

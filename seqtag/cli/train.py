@@ -106,7 +106,7 @@ class Renderer:
                                            TimeRemainingColumn)
                 self.bar = Progress(TextColumn("epoch {task.fields[epoch]}"), BarColumn(),
                                     MofNCompleteColumn(), TextColumn("loss {task.fields[loss]:.4f}"),
-                                    TimeRemainingColumn(), console=err, transient=True)
+                                    TimeRemainingColumn(), console=err.console, transient=True)
                 self.bar.start()
                 self.task = self.bar.add_task("", total=info["batches"], epoch=1, loss=0.0)
         elif event == "batch" and self.bar is not None:
