@@ -10,10 +10,18 @@ from pathlib import Path
 import typer
 
 import seqtag
+from seqtag.cli._coerce import SeqtagCommand, SeqtagGroup
 from seqtag.errors import SeqtagError
 
-app = typer.Typer(
+class _App(typer.Typer):
+    def command(self, *args, cls=None, **kwargs):
+        # Every command converts its values without Pydantic where it can (seqtag.cli._coerce).
+        return super().command(*args, cls=cls or SeqtagCommand, **kwargs)
+
+
+app = _App(
     name="seqtag",
+    cls=SeqtagGroup,
     help="Fast recurrent sequence labeling on the CPU: train on CoNLL column files, tag text "
          "and column files in pipelines, score with conlleval's rules.",
     add_completion=True,

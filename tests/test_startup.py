@@ -1,0 +1,158 @@
+"""Start-up: what the CLI's commands import (a real process each), and the Pydantic-free value
+conversion (seqtag.cli._coerce) agreeing with Typer's own, value by value."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+SENTENCE = "Sam Li and Tom date on Tuesday."
+
+# Run in a fresh interpreter: ``setup`` then the modules loaded, as JSON on the last line of
+# stderr (stdout is the command's). SystemExit is how the CLI ends.
+_REPORT = """
+import json, sys
+try:
+{setup}
+except SystemExit:
+    pass
+sys.stdout.flush()
+sys.stderr.write("\\n" + json.dumps(sorted(sys.modules)) + "\\n")
+"""
+
+
+def modules_after(*setup: str) -> tuple[set[str], subprocess.CompletedProcess]:
+    code = _REPORT.format(setup="\n".join("    " + line for line in setup))
+    res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         timeout=300, cwd=ROOT)
+    assert res.returncode == 0, res
+    return set(json.loads(res.stderr.splitlines()[-1])), res
+
+
+def loaded(modules: set[str], *packages: str) -> list[str]:
+    return sorted(m for m in modules if m.split(".")[0] in packages)
+
+
+def bench_modules(modules: set[str]) -> list[str]:
+    # bench/ is not a package: its scripts' modules are bench_*.py and _common.py.
+    return sorted(m for m in modules if m.startswith(("bench", "_common")))
+
+
+def test_importing_the_cli_imports_no_numpy_numba_rich_or_pydantic():
+    modules, _ = modules_after("import seqtag.cli")
+    assert loaded(modules, "numpy", "numba", "rich", "pydantic", "torch") == []
+    assert "importlib.metadata" not in modules
+    assert bench_modules(modules) == []
+
+
+def test_help_imports_no_numpy_numba_or_pydantic():
+    # rich draws the help (Typer's rich formatting): rendering is where it belongs.
+    modules, res = modules_after("from seqtag.cli import main", "sys.argv = ['seqtag', '--help']",
+                                 "main()")
+    assert "tag" in res.stdout and "train" in res.stdout
+    assert loaded(modules, "numpy", "numba", "pydantic") == []
+    assert bench_modules(modules) == []
+
+
+def test_loading_the_model_imports_no_numba_or_rich():
+    modules, res = modules_after(
+        "from seqtag.cli._app import default_model_path",
+        "from seqtag.model import RNNTagger",
+        "model = RNNTagger.load(default_model_path())",
+        "print(model.labels)")
+    assert "B-PER" in res.stdout
+    assert loaded(modules, "numba", "rich", "pydantic") == []
+    assert not [m for m in modules if m.startswith("seqtag.kernels")]
+    assert bench_modules(modules) == []
+
+
+def test_tag_into_a_pipe_imports_no_rich_or_pydantic():
+    modules, res = modules_after("from seqtag.cli import main",
+                                 f"sys.argv = ['seqtag', 'tag', {SENTENCE!r}]", "main()")
+    assert res.stdout.splitlines()[:2] == ["Sam\tB-PER", "Li\tI-PER"], res
+    assert loaded(modules, "rich", "pydantic") == []
+    # Numba reads its entry points with importlib.metadata; nothing else on this path may.
+    assert "importlib.metadata" not in modules or "numba" in modules
+    assert bench_modules(modules) == []
+
+
+def test_an_error_is_still_drawn_by_rich():
+    # The stderr console is made on first use: an ERROR line still gets through it.
+    modules, res = modules_after("from seqtag.cli import main",
+                                 "sys.argv = ['seqtag', 'tag', '-m', 'no-such.npz', 'x']",
+                                 "main()")
+    assert res.stderr.splitlines()[0].startswith("ERROR: no-such.npz: no such model file")
+    assert "rich.console" in modules
+
+
+# -- value conversion: the fast path against Typer's own ------------------------------------------
+
+_coerce = pytest.importorskip("seqtag.cli._coerce")
+if _coerce.RuntimeParam is None:
+    pytest.skip("this Typer converts without Pydantic", allow_module_level=True)
+
+VALUES = {
+    "str": ["", "x", " a b ", "-", "ü", "--x", "\udcff"],
+    "strs": [(), ("a",), ("a", "b", "-"), ["x", ""]],
+    "bool": [True, False],
+    "int": [0, 1, 3, 2 ** 40, -1, "0", "1", "7", "0007", "256", " 3", "3 ", "+5", "-1", "1_000",
+            "1.5", "1.0", "1e3", "0x10", "x", "", "２", "nan", str(10 ** 17), str(10 ** 18),
+            str(10 ** 30), "99999999999999999999"],
+    "path": ["model.npz", "", "-", "/", "no/such/file", str(ROOT / "README.md"), "a\x00b"],
+}
+
+
+def _commands():
+    import typer.main
+
+    from seqtag.cli import app
+
+    group = typer.main.get_command(app)
+    yield "seqtag", group
+    yield from group.commands.items()
+
+
+def _cases():
+    out = []
+    for name, command in _commands():
+        for param in command.params:
+            kind = _coerce._kind(param.type_descriptor)
+            if kind is not None:
+                out += [pytest.param(command, param, kind, value,
+                                     id=f"{name} {param.name} {value!r}")
+                        for value in VALUES[kind]]
+    return out
+
+
+def _outcome(fn):
+    try:
+        value = fn()
+    except Exception as e:     # noqa: BLE001  (the class and message are what is compared)
+        return ("raises", type(e).__name__, str(getattr(e, "message", e)))
+    return ("gives", type(value).__name__, value)
+
+
+@pytest.mark.parametrize("command,param,kind,value", _cases())
+def test_fast_conversion_agrees_with_typers(command, param, kind, value):
+    from typer._coercion import build_runtime_param
+    from typer._click import Context
+
+    ctx = Context(command)
+    fast = _coerce._Fast(param.type_descriptor, kind)
+    typer_own = build_runtime_param(param.type_descriptor)
+    mine = _outcome(lambda: fast.coerce(value, param=param, ctx=ctx))
+    theirs = _outcome(lambda: typer_own.coerce(value, param=param, ctx=ctx))
+    assert mine == theirs
+
+
+def test_every_option_of_tag_is_converted_without_pydantic():
+    """The tag path: each of tag's parameters (and the group's) has a fast converter."""
+    names = {name: command for name, command in _commands()}
+    for name in ("seqtag", "tag"):
+        for param in names[name].params:
+            assert _coerce._kind(param.type_descriptor) is not None, (name, param.name)
