@@ -151,7 +151,7 @@ def test_fast_conversion_agrees_with_typers(command, param, kind, value):
 
 
 def test_every_option_of_tag_is_converted_without_pydantic():
-    """The tag path: each of tag's parameters (and the group's) has a fast converter."""
+    """The tag path: each of its parameters (and the group's) has a fast converter."""
     names = {name: command for name, command in _commands()}
     for name in ("seqtag", "tag"):
         for param in names[name].params:

@@ -3,11 +3,12 @@
 Typer (0.2x) converts every value that is not a bool flag through a Pydantic TypeAdapter: the
 first one imports Pydantic (about 50 ms) and each costs a millisecond or two to build, a third of
 the start-up of `seqtag tag "..."`. The values seqtag's commands take are plain: text, lists of
-text, paths without checks, whole numbers with bounds. ``SeqtagGroup`` and ``SeqtagCommand`` give
-each parameter of those kinds a converter that handles the ordinary case exactly as Typer's would (a string stays
-itself, ASCII digits within the bounds make an int, a path that can be read becomes a Path) and
-hands anything else to Typer's own converter, Pydantic and all, so every value is accepted or
-refused, with the same message, as before (tests/test_startup.py compares them value by value).
+text, paths without checks, whole numbers with bounds. ``SeqtagGroup`` and ``SeqtagCommand``
+give each parameter of those kinds a converter that handles the ordinary case exactly as Typer's
+would (a string stays itself, ASCII digits within the bounds make an int, a path that is absent
+or readable becomes a Path) and hands anything else to Typer's own converter, Pydantic and all,
+so that every value is accepted or refused, with the same message, as before
+(tests/test_startup.py compares them value by value).
 
 This reaches into Typer's internals (``typer._coercion.RuntimeParam``, the parameters'
 ``type_descriptor`` and ``_runtime_param``); where they are missing (other Typer versions) the
