@@ -9,7 +9,7 @@ SHARED := ../shared/data
 # The bundled model: the default configuration (see README), its seed written out.
 MODEL_FLAGS := --seed 1
 
-.PHONY: install install-test demo test fuzz model bench bench-deps bench-accuracy clean
+.PHONY: install install-test demo test fuzz model bench bench-deps bench-accuracy bench-startup clean
 
 $(VENV)/bin/activate:
 	$(PYTHON) -m venv $(VENV)
@@ -58,6 +58,11 @@ bench-deps: $(VENV)/.installed-bench
 bench: bench-deps
 	OMP_WAIT_POLICY=passive $(PY) bench/bench_rnn.py --data $(SHARED)
 	OMP_WAIT_POLICY=passive $(PY) bench/bench_default.py --data $(SHARED)
+	$(PY) bench/bench_startup.py
+
+# Start-up time of `seqtag --help` and `seqtag tag "..."` against `python -c "import numpy"`.
+bench-startup: install
+	$(PY) bench/bench_startup.py --importtime
 
 # python-crfsuite is the accuracy benchmark's baseline only: installed here, not a seqtag dependency.
 $(VENV)/.installed-bench-accuracy: | $(VENV)/.installed
