@@ -46,6 +46,8 @@ def bench_modules(modules: set[str]) -> list[str]:
 def test_importing_the_cli_imports_no_numpy_numba_rich_or_pydantic():
     modules, _ = modules_after("import seqtag.cli")
     assert loaded(modules, "numpy", "numba", "rich", "pydantic", "torch") == []
+    modules, _ = modules_after("from seqtag.cli import app")    # every command registered
+    assert loaded(modules, "numpy", "numba", "rich", "pydantic", "torch") == []
     assert "importlib.metadata" not in modules
     assert bench_modules(modules) == []
 
@@ -76,6 +78,8 @@ def test_tag_into_a_pipe_imports_no_rich_or_pydantic():
                                  f"sys.argv = ['seqtag', 'tag', {SENTENCE!r}]", "main()")
     assert res.stdout.splitlines()[:2] == ["Sam\tB-PER", "Li\tI-PER"], res
     assert loaded(modules, "rich", "pydantic") == []
+    # Only the command that runs is imported (with its options): not train's configuration.
+    assert not {"seqtag.cli.train", "seqtag.config", "seqtag.cli.evaluate"} & modules
     # Numba reads its entry points with importlib.metadata; nothing else on this path may.
     assert "importlib.metadata" not in modules or "numba" in modules
     assert bench_modules(modules) == []
@@ -88,6 +92,29 @@ def test_an_error_is_still_drawn_by_rich():
                                  "main()")
     assert res.stderr.splitlines()[0].startswith("ERROR: no-such.npz: no such model file")
     assert "rich.console" in modules
+
+
+def test_the_app_has_every_command_whichever_ran_first():
+    code = ("import sys, typer.main\nfrom seqtag.cli import main\n"
+            "sys.argv = ['seqtag', 'inspect', '--help']\n"
+            "try:\n    main()\nexcept SystemExit:\n    pass\n"
+            "import seqtag.cli\n"
+            "sys.stderr.write(' '.join(typer.main.get_command(seqtag.cli.app).commands))")
+    res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         timeout=120, cwd=ROOT)
+    assert "Usage:" in res.stdout
+    assert sorted(res.stderr.split()) == ["build-vocab", "eval", "inspect", "tag", "train"], res
+
+
+def test_bench_startup_runs_without_torch_or_shared_data(tmp_path):
+    res = subprocess.run([sys.executable, str(ROOT / "bench" / "bench_startup.py"), "--runs", "1"],
+                         capture_output=True, text=True, timeout=300, cwd=tmp_path)
+    assert res.returncode == 0, res
+    rows = {line.split("  ")[1].strip(): line for line in res.stdout.splitlines()
+            if line.startswith("  ")}
+    assert {'python -c "import numpy"', "seqtag --help", f'seqtag tag "{SENTENCE}"'} <= set(rows)
+    assert "load average" in res.stdout and res.stdout.count("target ") == 2
+    assert "torch" not in res.stdout + res.stderr
 
 
 # -- value conversion: the fast path against Typer's own ------------------------------------------

@@ -1,9 +1,31 @@
-"""seqtag's command line: one module per command under one Typer app."""
+"""seqtag's command line: one module per command under one Typer app.
 
+A command's module registers it on the app when imported. ``seqtag.cli.app`` is the app with
+every command; ``main`` imports only the module of the command it runs when the command comes
+first (`seqtag tag ...`), so that one command does not pay for the others' imports and options
+(the whole app for anything else: --help, a mistyped command, shell completion).
+"""
+
+import importlib
 import sys
 
-from seqtag.cli._app import app
-from seqtag.cli import build_vocab, evaluate, inspect, tag, train  # noqa: F401  (registers)
+# Command name -> its module, in the order --help lists them.
+COMMANDS = {"build-vocab": "build_vocab", "eval": "evaluate", "inspect": "inspect", "tag": "tag",
+            "train": "train"}
+
+
+def _register(names=COMMANDS) -> None:
+    for name in names:
+        importlib.import_module(f"seqtag.cli.{COMMANDS[name]}")
+
+
+def __getattr__(name):
+    if name == "app":
+        from seqtag.cli._app import app
+
+        _register()
+        return app
+    raise AttributeError(f"module 'seqtag.cli' has no attribute {name!r}")
 
 
 def main() -> None:
@@ -20,6 +42,10 @@ def main() -> None:
         sys.exit(2)
     for warning in warnings:
         say(warning + "\n")
+    from seqtag.cli._app import app
+
+    first = sys.argv[1] if len(sys.argv) > 1 else None
+    _register([first] if first in COMMANDS else COMMANDS)
     try:
         code = app(standalone_mode=False)
     except Exception as e:
