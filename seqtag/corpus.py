@@ -7,7 +7,6 @@ can fix becomes a ``SeqtagError`` naming the file and line.
 
 from __future__ import annotations
 
-import hashlib
 import os
 import re
 from dataclasses import dataclass
@@ -50,6 +49,8 @@ class CorpusInfo:
 
 class _Digest:
     def __init__(self) -> None:
+        import hashlib      # 4 ms, for training's corpus records only
+
         self.sha = hashlib.sha256()
         self.bytes = 0
 

@@ -60,7 +60,6 @@ from typing import Any, NamedTuple
 import numpy as np
 
 from seqtag import __version__
-from seqtag.atomic import write_bytes_atomic
 from seqtag.chars import CharVocab
 from seqtag.errors import SeqtagError
 from seqtag.features import FEATURES, FeatureSet
@@ -281,6 +280,8 @@ def save_model(model: RNNTagger, path: str | os.PathLike, *, state: State | None
                 info.external_attr = 0o644 << 16
                 with zf.open(info, "w", force_zip64=True) as fh:
                     np.lib.format.write_array(fh, np.asanyarray(arr), allow_pickle=False)
+
+    from seqtag.atomic import write_bytes_atomic    # socket, tempfile: not for loading
 
     write_bytes_atomic(path, writer=write)
 

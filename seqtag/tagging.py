@@ -10,15 +10,17 @@ import json
 import sys
 from dataclasses import dataclass
 from itertools import islice
-from typing import Iterable, Iterator
+from typing import TYPE_CHECKING, Iterable, Iterator
 
 import numpy as np
 
-from seqtag.corpus import Sentence
 from seqtag.errors import SeqtagError
 from seqtag.model import RNNTagger
 from seqtag.schemes import spans
 from seqtag.tokenizer import tokenize
+
+if TYPE_CHECKING:       # the corpus reader is imported by those who read column files
+    from seqtag.corpus import Sentence
 
 # The n-best output alone is N copies of the sentence and the k-best search keeps N scores and
 # back-pointers per label and token, so N × tokens bounds both its time and its memory (about

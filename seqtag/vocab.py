@@ -14,9 +14,7 @@ from typing import Iterable, Sequence
 
 import numpy as np
 
-from seqtag.atomic import write_text_atomic
 from seqtag.errors import SeqtagError
-from seqtag.textfile import open_input, read_lines
 
 PAD = "<pad>"
 UNK = "<unk>"
@@ -120,11 +118,15 @@ class Vocabulary:
         return "\n".join(lines) + "\n"
 
     def save(self, path: str | os.PathLike) -> None:
+        from seqtag.atomic import write_text_atomic
+
         write_text_atomic(path, self.to_text())
 
     @classmethod
     def load(cls, path: str | os.PathLike) -> "Vocabulary":
         """Read a vocabulary file; every problem is a SeqtagError naming the file and line."""
+        from seqtag.textfile import open_input, read_lines
+
         name = str(path)
         sections: list[list[tuple[str, int]]] = [[], []]
         section, last, seen = 0, 0, [{}, {}]
