@@ -90,7 +90,10 @@ class FeatureSet:
         for name, vals in zip(self.names, self.values):
             if name not in FEATURES or not vals or vals[0] != UNK_VALUE:
                 raise ValueError(f"bad feature inventory {name!r}")
-        self._index = [{v: i for i, v in enumerate(vals)} for vals in self.values]
+        self._index = [dict(zip(vals, range(len(vals)))) for vals in self.values]
+        for name, vals, index in zip(self.names, self.values, self._index):
+            if len(index) != len(vals):
+                raise ValueError(f"feature inventory {name!r} lists a value twice")
 
     @classmethod
     def build(cls, tokens: Iterable[str], names: Sequence[str], min_count: int = 2

@@ -537,10 +537,17 @@ def _build(cls: type, name: str, version: int, meta: dict,
     words, labels = arrays["words"].split("\n"), arrays["labels"].split("\n")
     if words[:2] != [PAD, UNK]:
         raise _damaged(name, f"words starts with {words[:2]!r}, expected {[PAD, UNK]!r}")
-    _unique(name, "words", words)
+    try:
+        vocab = Vocabulary(words, arrays["word_counts"], labels, arrays["label_counts"])
+    except ValueError:
+        vocab = None                        # an entry twice: _unique names it
+    if vocab is None:
+        _unique(name, "words", words)
     if "" in labels:
         raise _damaged(name, "labels holds an empty label")
-    _unique(name, "labels", labels)
+    if vocab is None:
+        _unique(name, "labels", labels)
+        raise _damaged(name, "words or labels list an entry twice")
     for key, entries in (("word_counts", words), ("label_counts", labels)):
         counts = arrays[key]
         if len(counts) != len(entries):
@@ -548,7 +555,6 @@ def _build(cls: type, name: str, version: int, meta: dict,
                                  f"the {len(entries)} {key.split('_')[0]}s")
         if len(counts) and counts.min() < 0:
             raise _damaged(name, f"{key} holds a negative count")
-    vocab = Vocabulary(words, arrays["word_counts"], labels, arrays["label_counts"])
 
     features = None
     if arch.get("features"):
@@ -557,9 +563,13 @@ def _build(cls: type, name: str, version: int, meta: dict,
             vals = arrays[f"feature_{f}"].split("\n")
             if vals[0] != "<unk>":
                 raise _damaged(name, f"feature_{f} starts with {vals[0]!r}, expected '<unk>'")
-            _unique(name, f"feature_{f}", vals)
             values.append(vals)
-        features = FeatureSet(list(arch["features"]), values)
+        try:
+            features = FeatureSet(list(arch["features"]), values)
+        except ValueError:
+            for f, vals in zip(arch["features"], values):
+                _unique(name, f"feature_{f}", vals)
+            raise _damaged(name, "a feature inventory lists a value twice") from None
     chars = None
     if arch.get("char_filters"):
         try:
