@@ -183,3 +183,81 @@ def test_every_option_of_tag_is_converted_without_pydantic():
     for name in ("seqtag", "tag"):
         for param in names[name].params:
             assert _coerce._kind(param.type_descriptor) is not None, (name, param.name)
+
+
+# -- the model file's stored entries, read whole ----------------------------------------------------
+
+def _bundled_copy(tmp_path) -> tuple[Path, dict]:
+    import shutil
+    import zipfile
+
+    from seqtag.cli._app import default_model_path
+
+    path = tmp_path / "m.npz"
+    shutil.copyfile(default_model_path(), path)
+    with zipfile.ZipFile(path) as zf:
+        infos = {i.filename[:-4]: i for i in zf.infolist()}
+    return path, infos
+
+
+def _data_start(path: Path, info) -> int:
+    with open(path, "rb") as f:
+        f.seek(info.header_offset + 26)
+        n, m = (int.from_bytes(f.read(2), "little") for _ in range(2))
+    return info.header_offset + 30 + n + m
+
+
+def _patch(path: Path, offset: int, byte: bytes = b"\xff") -> None:
+    with open(path, "r+b") as f:
+        f.seek(offset)
+        old = f.read(1)
+        f.seek(offset)
+        f.write(byte if byte != old else b"\x00")
+
+
+def test_stored_entries_read_whole_equal_numpys_reading(tmp_path):
+    import numpy as np
+
+    from seqtag.modelfile import load_model
+
+    path, infos = _bundled_copy(tmp_path)
+    assert infos["Ex"].compress_type == 0 and infos["words"].compress_type != 0
+    model = load_model(path)
+    with np.load(path, allow_pickle=False) as z:
+        for key, arr in model.params.items():
+            assert np.array_equal(arr, z[key]) and arr.dtype == z[key].dtype, key
+        assert model.vocab.words == z["words"].tobytes().decode().split("\n")
+
+
+@pytest.mark.parametrize("where", ["Ex data", "Wax data", "Ex .npy header", "Ex local name"])
+def test_a_damaged_stored_entry_is_one_error(tmp_path, where):
+    from seqtag.errors import SeqtagError
+    from seqtag.modelfile import load_model
+
+    path, infos = _bundled_copy(tmp_path)
+    key, part = where.split(" ", 1)
+    info = infos[key]
+    start = _data_start(path, info)
+    offset = {"data": start + info.file_size // 2, ".npy header": start + 20,
+              "local name": info.header_offset + 30}[part]
+    _patch(path, offset, b"\x7f" if part == ".npy header" else b"\xff")
+    with pytest.raises(SeqtagError) as e:
+        load_model(path)
+    assert e.value.path == str(path)
+    if part == "data":      # the values alone changed: only the CRC tells
+        assert "CRC" in str(e.value)
+
+
+def test_a_model_cut_inside_a_stored_entry_is_one_error(tmp_path):
+    from seqtag.errors import SeqtagError
+    from seqtag.modelfile import load_model
+
+    path, infos = _bundled_copy(tmp_path)
+    data = path.read_bytes()
+    # The central directory kept (as a copy cut short and patched back together would):
+    # the entry's bytes end early, the next entries' read as its own.
+    info = infos["Ex"]
+    cut = _data_start(path, info) + info.file_size // 2
+    path.write_bytes(data[:cut] + data[cut + 4096:])
+    with pytest.raises(SeqtagError):
+        load_model(path)
