@@ -8,7 +8,8 @@ floor every seqtag command that touches a model pays), `seqtag --help` and
 median wall time of each and its ratio to `import numpy`, with the machine's load before and
 after (other processes make every figure noisy; the ratios much less so). A first round, not
 counted, warms the disk cache and Numba's cache (on a fresh install it is where the kernels
-compile, and its time is shown). BLAS threads are limited to one: spinning OpenBLAS threads
+compile, and its time is shown; it also writes the bytecode that an install would have
+precompiled, even under PYTHONDONTWRITEBYTECODE). BLAS threads are limited to one: spinning OpenBLAS threads
 would measure the machine's other jobs. `--importtime` adds the median `python -X importtime`
 breakdown of the tag command: the µs of its imports charged to each package outside the
 standard library (numpy, typer, ...: everything it imports) and to each seqtag module (with the
@@ -47,6 +48,9 @@ def seqtag_command() -> list[str]:
 def environment() -> dict[str, str]:
     env = {**os.environ, "OPENBLAS_NUM_THREADS": "1", "OMP_NUM_THREADS": "1",
            "MKL_NUM_THREADS": "1", "OMP_WAIT_POLICY": "passive"}
+    # Bytecode cached, as an install has it: without, every start compiles seqtag's sources
+    # (the uncounted first round writes the .pyc files).
+    env.pop("PYTHONDONTWRITEBYTECODE", None)
     # This checkout's seqtag, whatever the interpreter has installed.
     env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(ROOT), env.get("PYTHONPATH")]))
     return env
@@ -143,7 +147,7 @@ def main(argv=None) -> int:
     print(f"seqtag start-up: median of {args.runs} whole processes, interleaved "
           f"({sys.executable}, seqtag from {ROOT})")
     print(f"load average (1, 5, 15 min) before {before}, after {after}; "
-          f"{os.cpu_count()} CPUs; BLAS threads 1")
+          f"{os.cpu_count()} CPUs; BLAS threads 1; bytecode cached")
     numpy_s = statistics.median(times['python -c "import numpy"'])
     width = max(map(len, commands))
     print(f"  {'':{width}}  {'median':>7} {'min':>7} {'/ numpy':>8} {'1st run':>8}")
