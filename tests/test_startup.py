@@ -261,3 +261,17 @@ def test_a_model_cut_inside_a_stored_entry_is_one_error(tmp_path):
     path.write_bytes(data[:cut] + data[cut + 4096:])
     with pytest.raises(SeqtagError):
         load_model(path)
+
+
+def test_a_typer_with_other_internals_keeps_its_own_conversion(monkeypatch):
+    import typer.main
+
+    from seqtag.cli import app
+
+    def other_internals(*args, **kwargs):
+        raise TypeError("RuntimeParam.__init__() got an unexpected keyword argument")
+
+    monkeypatch.setattr(_coerce, "_Fast", other_internals)
+    command = typer.main.get_command(app).commands["tag"]
+    _coerce.speed_up(command.params)
+    assert all(p._runtime_param is None for p in command.params)

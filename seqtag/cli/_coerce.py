@@ -107,9 +107,12 @@ def speed_up(params) -> None:
         descriptor = getattr(param, "type_descriptor", None)
         if descriptor is None or getattr(param, "_runtime_param", 0) is not None:
             continue            # not Typer's, or already converted once
-        kind = _kind(descriptor)
-        if kind is not None:
-            param._runtime_param = _Fast(descriptor, kind)
+        try:
+            kind = _kind(descriptor)
+            if kind is not None:
+                param._runtime_param = _Fast(descriptor, kind)
+        except (AttributeError, TypeError):
+            continue            # a Typer whose internals differ: its own conversion
 
 
 # Before parsing, with get_params: Typer appends the completion options to the group after
