@@ -119,9 +119,11 @@ def test_bench_startup_runs_without_torch_or_shared_data(tmp_path):
 
 # -- value conversion: the fast path against Typer's own ------------------------------------------
 
-_coerce = pytest.importorskip("seqtag.cli._coerce")
-if _coerce.RuntimeParam is None:
-    pytest.skip("this Typer converts without Pydantic", allow_module_level=True)
+from seqtag.cli import _coerce  # noqa: E402
+
+# A Typer without the Pydantic layer converts by itself: nothing to compare.
+needs_pydantic_typer = pytest.mark.skipif(_coerce.RuntimeParam is None,
+                                          reason="this Typer converts without Pydantic")
 
 VALUES = {
     "str": ["", "x", " a b ", "-", "ü", "--x", "\udcff"],
@@ -146,6 +148,8 @@ def _commands():
 
 def _cases():
     out = []
+    if _coerce.RuntimeParam is None:
+        return out
     for name, command in _commands():
         for param in command.params:
             kind = _coerce._kind(param.type_descriptor)
@@ -164,6 +168,7 @@ def _outcome(fn):
     return ("gives", type(value).__name__, value)
 
 
+@needs_pydantic_typer
 @pytest.mark.parametrize("command,param,kind,value", _cases())
 def test_fast_conversion_agrees_with_typers(command, param, kind, value):
     from typer._coercion import build_runtime_param
@@ -177,6 +182,7 @@ def test_fast_conversion_agrees_with_typers(command, param, kind, value):
     assert mine == theirs
 
 
+@needs_pydantic_typer
 def test_every_option_of_tag_is_converted_without_pydantic():
     """The tag path: each of its parameters (and the group's) has a fast converter."""
     names = {name: command for name, command in _commands()}
@@ -263,6 +269,7 @@ def test_a_model_cut_inside_a_stored_entry_is_one_error(tmp_path):
         load_model(path)
 
 
+@needs_pydantic_typer
 def test_a_typer_with_other_internals_keeps_its_own_conversion(monkeypatch):
     import typer.main
 
