@@ -1,6 +1,14 @@
 """seqtag's command line: one module per command under one Typer app."""
 
+import os
 import sys
+
+# Before NumPy is first imported (below): one BLAS thread, unless the user chose a number. The
+# NumPy engine's products are small (a batch's states by Waa, step after step), and OpenBLAS's
+# other threads spin between them, which on a busy machine costs more than they bring.
+if not any(v in os.environ for v in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS",
+                                     "MKL_NUM_THREADS")):
+    os.environ["OPENBLAS_NUM_THREADS"] = os.environ["MKL_NUM_THREADS"] = "1"
 
 from seqtag.cli._app import app
 from seqtag.cli import build_vocab, evaluate, inspect, tag, train  # noqa: F401  (registers)

@@ -1,0 +1,187 @@
+"""Whether Numba's inference kernels are compiled for this machine, and the background warm-up
+that compiles them.
+
+The marker. A warm-up process compiles (or loads from Numba's cache) every inference kernel of
+every architecture, then writes an empty file whose name holds a key of what Numba's cache
+depends on: Numba keys its cache index on the kernel source file (its modification time and
+size) and each entry on the signature and the target machine (the CPU's name and features) and
+its own version. The key here is a hash of the kernels' sources themselves, the Numba version,
+the Python version, the CPU's model name and flags, and the variables that change the target or
+the cache (NUMBA_CPU_NAME, NUMBA_CPU_FEATURES, NUMBA_OPT, NUMBA_CACHE_DIR). The marker lies in
+the directory of the cache itself (NUMBA_CACHE_DIR, else seqtag/kernels/__pycache__), so that
+clearing the cache clears it too. Checking it imports nothing: a few file reads and one hash,
+well under a millisecond, and it is only done once per model.
+
+The warm-up runs detached (its own session, no inherited streams, at low priority), so that the
+tagging process that started it exits as soon as it is done; a lock file keeps a second one from
+starting while one runs (a lock older than LOCK_SECONDS is stale). SEQTAG_WARMUP=0 starts none.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import platform
+import sys
+import time
+from pathlib import Path
+
+KERNELS = Path(__file__).resolve().parents[1] / "kernels"
+LOCK_SECONDS = 600
+_ENV = ("NUMBA_CPU_NAME", "NUMBA_CPU_FEATURES", "NUMBA_OPT", "NUMBA_CACHE_DIR")
+
+
+def cache_dir() -> Path:
+    custom = os.environ.get("NUMBA_CACHE_DIR")
+    return Path(custom) if custom else KERNELS / "__pycache__"
+
+
+def _cpu() -> bytes:
+    try:
+        with open("/proc/cpuinfo", "rb") as f:
+            info = f.read(1 << 16)
+    except OSError:
+        return platform.processor().encode()
+    first = info.split(b"\n\n", 1)[0]
+    return b"\n".join(line for line in first.splitlines()
+                      if line.startswith((b"model name", b"flags", b"Features", b"CPU part")))
+
+
+def key() -> str | None:
+    """The hash naming the marker; None when Numba is not installed."""
+    from importlib.util import find_spec
+
+    try:
+        spec = find_spec("numba")
+    except (ImportError, ValueError):
+        return None
+    if spec is None or not spec.origin:
+        return None
+    h = hashlib.sha256()
+    version = Path(spec.origin).parent / "_version.py"
+    try:
+        h.update(version.read_bytes())
+    except OSError:
+        h.update(spec.origin.encode())
+    for source in sorted(KERNELS.glob("*.py")):
+        h.update(source.name.encode())
+        h.update(source.read_bytes())
+    h.update(sys.version.encode())
+    h.update(platform.machine().encode())
+    h.update(_cpu())
+    for name in _ENV:
+        h.update(f"{name}={os.environ.get(name)}".encode())
+    return h.hexdigest()[:24]
+
+
+def marker() -> Path | None:
+    k = key()
+    return None if k is None else cache_dir() / f"seqtag-warm-{k}"
+
+
+def is_warm() -> bool:
+    m = marker()
+    return m is not None and m.exists()
+
+
+def _lock() -> Path:
+    return cache_dir() / "seqtag-warmup.lock"
+
+
+def _locked() -> bool:
+    try:
+        return time.time() - _lock().stat().st_mtime < LOCK_SECONDS
+    except OSError:
+        return False
+
+
+def start_warmup() -> bool:
+    """Start the detached warm-up unless one is running, Numba is missing or SEQTAG_WARMUP=0;
+    whether one was started. Never waits for it."""
+    if os.environ.get("SEQTAG_WARMUP", "1").strip() == "0" or key() is None or _locked():
+        return False
+    import subprocess
+
+    root = str(Path(__file__).resolve().parents[2])
+    code = (f"import sys; sys.path.insert(0, {root!r}); "
+            "from seqtag.engines.warm import main; main()")
+    try:
+        subprocess.Popen([sys.executable, "-c", code], stdin=subprocess.DEVNULL,
+                         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                         start_new_session=True, close_fds=True)
+    except OSError:
+        return False
+    return True
+
+
+def _take_lock() -> bool:
+    lock = _lock()
+    lock.parent.mkdir(parents=True, exist_ok=True)
+    if _locked():
+        return False
+    try:
+        lock.unlink()
+    except FileNotFoundError:
+        pass
+    try:
+        os.close(os.open(lock, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644))
+    except FileExistsError:
+        return False
+    return True
+
+
+def compile_all() -> None:
+    """Run every inference kernel of every architecture with the Numba engine, through the
+    same path as tagging (a model built, saved, loaded, then analysed with labels,
+    probabilities, entity scores and n-best lists), so that each signature tagging uses is
+    compiled and cached."""
+    import tempfile
+
+    import numpy as np
+
+    from seqtag.build import build_model
+    from seqtag.config import TrainConfig
+    from seqtag.corpus import Sentence
+    from seqtag.model import RNNTagger
+
+    words = [["Sam", "Li", "went", "to", "Paris", "."], ["Tom", "met", "Ann"]]
+    labels = [["B-PER", "I-PER", "O", "O", "B-LOC", "O"], ["B-PER", "O", "B-PER"]]
+    train = [Sentence(w, y, [], i + 1) for i, (w, y) in enumerate(zip(words, labels))]
+    inputs = (dict(embed_dim=0, char_filters=0, features="none"),
+              dict(embed_dim=8, char_filters=4, char_dim=3))
+    with tempfile.TemporaryDirectory(prefix="seqtag-warmup-") as tmp:
+        for cell in ("lstm", "gru", "rnn"):
+            for crf, extra in zip((True, False), inputs[::-1]):
+                cfg = TrainConfig(cell=cell, crf=crf, hidden=4, **extra)
+                model, _ = build_model(cfg, train, np.random.default_rng(1))
+                path = os.path.join(tmp, "model.npz")
+                model.save(path)
+                model = RNNTagger.load(path, engine="numba")
+                for r in model.analyse(words + [["Unknown", "words"]], scores=True, nbest=2):
+                    model.span_probabilities(["x"], ["B-PER"], r["emissions"][:1])
+                model.predict_proba(words)
+
+
+def main() -> None:
+    try:
+        os.nice(10)
+    except (AttributeError, OSError):
+        pass
+    if not _take_lock():
+        return
+    try:
+        m = marker()
+        if m is None:
+            return
+        compile_all()
+        m.parent.mkdir(parents=True, exist_ok=True)
+        m.touch()
+    finally:
+        try:
+            _lock().unlink()
+        except OSError:
+            pass
+
+
+if __name__ == "__main__":
+    main()
