@@ -24,7 +24,7 @@ ENGINES = ("auto", "numpy", "numba")
 # Numba takes to import and load its cached kernels, so that a stream that stops before the
 # switch never pays for Numba, and one that goes on pays at most about twice the best choice
 # (the ski-rental rule). Measured on the bundled model; see the README.
-SWITCH_TOKENS = 20_000
+SWITCH_TOKENS = 50_000
 
 
 def kernel_set(name: str):
