@@ -130,7 +130,13 @@ class RNNTagger:
         if kernels != self.kernels:
             self._network_for(kernels)
         try:
-            E, _ = self.network.forward(ids, offsets)
+            if kernels == "numpy":
+                from seqtag.engines import blas_threads
+
+                with blas_threads():
+                    E, _ = self.network.forward(ids, offsets)
+            else:
+                E, _ = self.network.forward(ids, offsets)
         except ImportError:
             if self.engine.requested != "auto":
                 raise

@@ -255,3 +255,46 @@ def test_warmup_process_writes_the_marker(tmp_path):
                             "print(warm.is_warm())"], capture_output=True, text=True, cwd=REPO,
                            env=env)
     assert check.stdout.strip() == "True"
+
+
+def test_one_sentence_imports_no_numba():
+    r = subprocess.run([sys.executable, "-c", textwrap.dedent("""
+        import sys, seqtag
+        print(seqtag.Tagger.load().tag(["Sam Li and Tom date on Tuesday."])[0][0][1])
+        print(sorted(m for m in ("numba", "llvmlite") if m in sys.modules))
+    """)], capture_output=True, text=True, cwd=REPO,
+        env={**os.environ, "PYTHONPATH": str(REPO), "SEQTAG_WARMUP": "0"})
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.split("\n")[:2] == ["B-PER", "[]"]
+
+
+@pytest.mark.parametrize("preset", [None, "OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS"])
+def test_cli_bounds_blas_threads_unless_the_user_did(preset):
+    env = {k: v for k, v in os.environ.items()
+           if k not in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS")}
+    if preset:
+        env[preset] = "3"
+    r = subprocess.run([sys.executable, "-c", "import os, seqtag.cli; print(os.environ.get("
+                        "'OPENBLAS_NUM_THREADS'), os.environ.get('OMP_NUM_THREADS'))"],
+                       capture_output=True, text=True, cwd=REPO,
+                       env={**env, "PYTHONPATH": str(REPO)})
+    assert r.stdout.split() == {None: ["1", "None"], "OMP_NUM_THREADS": ["None", "3"],
+                                "OPENBLAS_NUM_THREADS": ["3", "None"]}[preset]
+
+
+def test_api_bounds_blas_threads_unless_the_user_did(monkeypatch):
+    from threadpoolctl import threadpool_info
+
+    from seqtag.engines import blas_threads
+
+    def blas():
+        return {i["num_threads"] for i in threadpool_info() if i["user_api"] == "blas"}
+
+    for v in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
+        monkeypatch.delenv(v, raising=False)
+    with blas_threads():
+        assert blas() <= {1}
+    monkeypatch.setenv("OMP_NUM_THREADS", "2")
+    before = blas()
+    with blas_threads():
+        assert blas() == before

@@ -27,6 +27,32 @@ ENGINES = ("auto", "numpy", "numba")
 SWITCH_TOKENS = 50_000
 
 
+# Any of these set (by the user, or by the CLI before NumPy loads): BLAS threads are decided.
+BLAS_VARIABLES = ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS")
+_controller = None
+
+
+def blas_threads():
+    """A context in which the BLAS under NumPy runs one thread, for the NumPy engine's products:
+    they are small (a batch's states by Waa, step after step) and OpenBLAS's other threads spin
+    between them, which made tagging 7x slower on this project's busy 2-core machine. Nothing
+    is changed when one of BLAS_VARIABLES is set (the user's choice, or the CLI's) or when
+    threadpoolctl is missing."""
+    global _controller
+    from contextlib import nullcontext
+
+    if any(v in os.environ for v in BLAS_VARIABLES):
+        return nullcontext()
+    if _controller is None:
+        try:
+            from threadpoolctl import ThreadpoolController
+        except ImportError:
+            _controller = False
+        else:
+            _controller = ThreadpoolController()
+    return _controller.limit(limits=1, user_api="blas") if _controller else nullcontext()
+
+
 def kernel_set(name: str):
     """The kernels of engine ``name`` ("numpy" or "numba") as a module of functions."""
     if name == "numpy":

@@ -5,7 +5,7 @@ The marker. A warm-up process compiles (or loads from Numba's cache) every infer
 every architecture, then writes an empty file whose name holds a key of what Numba's cache
 depends on: Numba keys its cache index on the kernel source file (its modification time and
 size) and each entry on the signature and the target machine (the CPU's name and features) and
-its own version. The key here is a hash of the kernels' sources themselves, the Numba version,
+its own version. The key here is a checksum of the kernels' sources themselves, the Numba version,
 the Python version, the CPU's model name and flags, and the variables that change the target or
 the cache (NUMBA_CPU_NAME, NUMBA_CPU_FEATURES, NUMBA_OPT, NUMBA_CACHE_DIR). The marker lies in
 the directory of the cache itself (NUMBA_CACHE_DIR, else seqtag/kernels/__pycache__), so that
@@ -19,11 +19,10 @@ starting while one runs (a lock older than LOCK_SECONDS is stale). SEQTAG_WARMUP
 
 from __future__ import annotations
 
-import hashlib
 import os
-import platform
 import sys
 import time
+import zlib
 from pathlib import Path
 
 KERNELS = Path(__file__).resolve().parents[1] / "kernels"
@@ -41,6 +40,8 @@ def _cpu() -> bytes:
         with open("/proc/cpuinfo", "rb") as f:
             info = f.read(1 << 16)
     except OSError:
+        import platform
+
         return platform.processor().encode()
     first = info.split(b"\n\n", 1)[0]
     return b"\n".join(line for line in first.splitlines()
@@ -57,21 +58,22 @@ def key() -> str | None:
         return None
     if spec is None or not spec.origin:
         return None
-    h = hashlib.sha256()
+    parts = []
     version = Path(spec.origin).parent / "_version.py"
     try:
-        h.update(version.read_bytes())
+        parts.append(version.read_bytes())
     except OSError:
-        h.update(spec.origin.encode())
-    for source in sorted(KERNELS.glob("*.py")):
-        h.update(source.name.encode())
-        h.update(source.read_bytes())
-    h.update(sys.version.encode())
-    h.update(platform.machine().encode())
-    h.update(_cpu())
-    for name in _ENV:
-        h.update(f"{name}={os.environ.get(name)}".encode())
-    return h.hexdigest()[:24]
+        parts.append(spec.origin.encode())
+    for source in sorted(os.listdir(KERNELS)):
+        if source.endswith(".py"):
+            parts += [source.encode(), (KERNELS / source).read_bytes()]
+    parts += [sys.version.encode(), os.uname().machine.encode() if hasattr(os, "uname") else b"",
+              _cpu()]
+    parts += [f"{name}={os.environ.get(name)}".encode() for name in _ENV]
+    # Two 32-bit checksums of everything: a cache key, not a defence against forgery (hashlib
+    # would cost more to import than the rest of the check).
+    data = b"\0".join(parts)
+    return f"{zlib.crc32(data):08x}{zlib.adler32(data):08x}{len(data):x}"
 
 
 def marker() -> Path | None:
