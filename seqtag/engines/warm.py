@@ -12,7 +12,7 @@ the directory of the cache itself (NUMBA_CACHE_DIR, else seqtag/kernels/__pycach
 clearing the cache clears it too. Checking it imports nothing: a few file reads and one hash,
 well under a millisecond, and it is only done once per model.
 
-The warm-up runs detached (its own session, no inherited streams, at low priority), so that the
+The warm-up (seqtag.warmup) runs detached (its own session, no inherited streams, at low priority), so that the
 tagging process that started it exits as soon as it is done; a lock file keeps a second one from
 starting while one runs (a lock older than LOCK_SECONDS is stale). SEQTAG_WARMUP=0 starts none.
 """
@@ -86,13 +86,13 @@ def is_warm() -> bool:
     return m is not None and m.exists()
 
 
-def _lock() -> Path:
+def lock() -> Path:
     return cache_dir() / "seqtag-warmup.lock"
 
 
 def _locked() -> bool:
     try:
-        return time.time() - _lock().stat().st_mtime < LOCK_SECONDS
+        return time.time() - lock().stat().st_mtime < LOCK_SECONDS
     except OSError:
         return False
 
@@ -106,7 +106,7 @@ def start_warmup() -> bool:
 
     root = str(Path(__file__).resolve().parents[2])
     code = (f"import sys; sys.path.insert(0, {root!r}); "
-            "from seqtag.engines.warm import main; main()")
+            "from seqtag.warmup import main; main()")
     try:
         subprocess.Popen([sys.executable, "-c", code], stdin=subprocess.DEVNULL,
                          stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
@@ -116,74 +116,18 @@ def start_warmup() -> bool:
     return True
 
 
-def _take_lock() -> bool:
-    lock = _lock()
-    lock.parent.mkdir(parents=True, exist_ok=True)
+def take_lock() -> bool:
+    """Create the lock of a warm-up (False: another one holds it)."""
+    path = lock()
+    path.parent.mkdir(parents=True, exist_ok=True)
     if _locked():
         return False
     try:
-        lock.unlink()
+        path.unlink()       # stale
     except FileNotFoundError:
         pass
     try:
-        os.close(os.open(lock, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644))
+        os.close(os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644))
     except FileExistsError:
         return False
     return True
-
-
-def compile_all() -> None:
-    """Run every inference kernel of every architecture with the Numba engine, through the
-    same path as tagging (a model built, saved, loaded, then analysed with labels,
-    probabilities, entity scores and n-best lists), so that each signature tagging uses is
-    compiled and cached."""
-    import tempfile
-
-    import numpy as np
-
-    from seqtag.build import build_model
-    from seqtag.config import TrainConfig
-    from seqtag.corpus import Sentence
-    from seqtag.model import RNNTagger
-
-    words = [["Sam", "Li", "went", "to", "Paris", "."], ["Tom", "met", "Ann"]]
-    labels = [["B-PER", "I-PER", "O", "O", "B-LOC", "O"], ["B-PER", "O", "B-PER"]]
-    train = [Sentence(w, y, [], i + 1) for i, (w, y) in enumerate(zip(words, labels))]
-    inputs = (dict(embed_dim=0, char_filters=0, features="none"),
-              dict(embed_dim=8, char_filters=4, char_dim=3))
-    with tempfile.TemporaryDirectory(prefix="seqtag-warmup-") as tmp:
-        for cell in ("lstm", "gru", "rnn"):
-            for crf, extra in zip((True, False), inputs[::-1]):
-                cfg = TrainConfig(cell=cell, crf=crf, hidden=4, **extra)
-                model, _ = build_model(cfg, train, np.random.default_rng(1))
-                path = os.path.join(tmp, "model.npz")
-                model.save(path)
-                model = RNNTagger.load(path, engine="numba")
-                for r in model.analyse(words + [["Unknown", "words"]], scores=True, nbest=2):
-                    model.span_probabilities(["x"], ["B-PER"], r["emissions"][:1])
-                model.predict_proba(words)
-
-
-def main() -> None:
-    try:
-        os.nice(10)
-    except (AttributeError, OSError):
-        pass
-    if not _take_lock():
-        return
-    try:
-        m = marker()
-        if m is None:
-            return
-        compile_all()
-        m.parent.mkdir(parents=True, exist_ok=True)
-        m.touch()
-    finally:
-        try:
-            _lock().unlink()
-        except OSError:
-            pass
-
-
-if __name__ == "__main__":
-    main()
