@@ -48,15 +48,11 @@ def main() -> None:
         pass
     if not warm.take_lock():
         return
-    try:
-        m = warm.marker()
-        if m is None:
-            return
-        compile_all()
-        m.parent.mkdir(parents=True, exist_ok=True)
-        m.touch()
-    finally:
-        try:
-            warm.lock().unlink()
-        except OSError:
-            pass
+    m = warm.marker()
+    if m is None:
+        return
+    # On failure the lock stays (until it is stale): no warm-up again at every run.
+    compile_all()
+    m.parent.mkdir(parents=True, exist_ok=True)
+    m.touch()
+    warm.lock().unlink()

@@ -298,3 +298,14 @@ def test_api_bounds_blas_threads_unless_the_user_did(monkeypatch):
     before = blas()
     with blas_threads():
         assert blas() == before
+
+
+def test_no_warmup_where_the_marker_cannot_be_written(tmp_path, monkeypatch):
+    from seqtag.engines import warm
+
+    (tmp_path / "a-file").write_text("x")
+    monkeypatch.delenv("SEQTAG_WARMUP", raising=False)
+    for cache in (tmp_path / "a-file", tmp_path / "a-file" / "cache", Path("/proc/no-such")):
+        monkeypatch.setenv("NUMBA_CACHE_DIR", str(cache))
+        assert not warm.is_warm()
+        assert not warm.start_warmup()

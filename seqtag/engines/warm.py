@@ -14,7 +14,9 @@ well under a millisecond, and it is only done once per model.
 
 The warm-up (seqtag.warmup) runs detached (its own session, no inherited streams, at low priority), so that the
 tagging process that started it exits as soon as it is done; a lock file keeps a second one from
-starting while one runs (a lock older than LOCK_SECONDS is stale). SEQTAG_WARMUP=0 starts none.
+starting while one runs (a lock older than LOCK_SECONDS is stale; a warm-up that fails leaves
+its lock, so that a failing one is tried again only that much later). None starts where the
+marker could not be written, nor with SEQTAG_WARMUP=0.
 """
 
 from __future__ import annotations
@@ -31,8 +33,27 @@ _ENV = ("NUMBA_CPU_NAME", "NUMBA_CPU_FEATURES", "NUMBA_OPT", "NUMBA_CACHE_DIR")
 
 
 def cache_dir() -> Path:
+    """Where Numba caches the kernels: NUMBA_CACHE_DIR, else the kernels' __pycache__, else
+    (a package directory the user cannot write, where Numba uses a cache of the user's own)
+    ~/.cache/seqtag."""
     custom = os.environ.get("NUMBA_CACHE_DIR")
-    return Path(custom) if custom else KERNELS / "__pycache__"
+    if custom:
+        return Path(custom)
+    here = KERNELS / "__pycache__"
+    if os.access(here if here.is_dir() else KERNELS, os.W_OK):
+        return here
+    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
+    return Path(base) / "seqtag"
+
+
+def _writable(directory: Path) -> bool:
+    """Whether a warm-up can leave its lock and marker in ``directory`` (created if need be, as
+    Numba would)."""
+    try:
+        directory.mkdir(parents=True, exist_ok=True)
+    except OSError:
+        return False
+    return os.access(directory, os.W_OK)
 
 
 def _cpu() -> bytes:
@@ -100,7 +121,8 @@ def _locked() -> bool:
 def start_warmup() -> bool:
     """Start the detached warm-up unless one is running, Numba is missing or SEQTAG_WARMUP=0;
     whether one was started. Never waits for it."""
-    if os.environ.get("SEQTAG_WARMUP", "1").strip() == "0" or key() is None or _locked():
+    if os.environ.get("SEQTAG_WARMUP", "1").strip() == "0" or key() is None or _locked() \
+            or not _writable(cache_dir()):
         return False
     import subprocess
 
