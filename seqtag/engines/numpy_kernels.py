@@ -56,7 +56,7 @@ def embed_sum(Ex, rows, n_cols, X):
 def charcnn_forward(Ec, Wconv, bconv, chars, starts, types, width, out, arg=None):
     """out[u] = tanh(max_p Wconv·[Ec[chars[lo+p]]; ...; Ec[chars[lo+p+width-1]]] + bconv) for the
     word types[u] spelled chars[lo:hi] (lo, hi = starts[types[u]], starts[types[u] + 1], at
-    least ``width`` long); arg[u, f] = the window p that won filter f (the first, on ties)."""
+    least ``width`` long). ``arg`` (the winning windows, for backprop) is not written."""
     types = np.asarray(types)
     if not len(types):
         return
@@ -78,8 +78,6 @@ def charcnn_forward(Ec, Wconv, bconv, chars, starts, types, width, out, arg=None
         h += bconv
         valid = np.arange(positions)[None, :] < (length[chunk] - width + 1)[:, None]
         h[~valid] = -np.inf
-        if arg is not None:
-            arg[chunk] = h.argmax(axis=1)
         out[chunk] = np.tanh(h.max(axis=1))
 
 
@@ -93,22 +91,22 @@ def linear_forward(A, Wya, by, E):
 # -- the cells -------------------------------------------------------------------------------------
 
 def _steps(offsets, reverse):
-    """The batch's sentences longest first: (order, lengths sorted, first token of each, T), and
-    a function giving the tokens of step t (0-based) of the first m sentences."""
+    """(tokens, bounds): the batch's tokens in the order the cells read them, step by step (the
+    t-th token read of each sentence, from the left or, if reverse, from the right), longest
+    sentence first within a step, so that the sentences still running at step t are the first
+    m = bounds[t+1] - bounds[t] of the step before; bounds (a list) is where each step starts."""
     offsets = np.asarray(offsets, dtype=np.int64)
     lengths = np.diff(offsets)
     order = np.argsort(-lengths, kind="stable")
     length = lengths[order]
-    first = offsets[:-1][order]
-    last = first + length - 1
-    # m_at[t] = how many sentences have more than t tokens
     T = int(length[0]) if len(length) else 0
     m_at = len(length) - np.searchsorted(length[::-1], np.arange(T), side="right")
-
-    def tokens(t, m):
-        return last[:m] - t if reverse else first[:m] + t
-
-    return m_at, tokens, T
+    bounds = np.zeros(T + 1, np.int64)
+    np.cumsum(m_at, out=bounds[1:])
+    step = np.repeat(np.arange(T), m_at)
+    sentence = order[np.arange(len(step)) - bounds[step]]
+    tokens = offsets[sentence + 1] - 1 - step if reverse else offsets[sentence] + step
+    return tokens, bounds.tolist()
 
 
 def _inputs(Wax, ba, ids, scale=None):
@@ -131,21 +129,18 @@ def _half_scale(G, H, sigmoid_blocks, dtype):
 def rnn_forward(Wax, Waa, ba, ids, offsets, reverse, exact, A, col):
     """a<0> = 0;  a<t> = tanh(Waa·a<t-1> + Σf Wax[:, ids[t, f]] + ba);  A[t, col:col+H] = a<t>,
     left to right, or right to left when ``reverse`` (``exact`` is unused: np.tanh always)."""
-    H = Waa.shape[0]
-    m_at, tokens, T = _steps(offsets, reverse)
-    if T == 0:
+    tokens, bounds = _steps(offsets, reverse)
+    if not len(tokens):
         return
-    X = _inputs(Wax, ba, ids)
+    Z = _inputs(Wax, ba, ids[tokens])       # in step order: row lo..hi-1 is step t
     WaaT = np.ascontiguousarray(Waa.T)
     S = None
-    for t in range(T):
-        m = int(m_at[t])
-        tok = tokens(t, m)
-        Z = np.take(X, tok, axis=0)
+    for lo, hi in zip(bounds, bounds[1:]):
+        z = Z[lo:hi]
         if S is not None:
-            Z += S[:m] @ WaaT
-        S = np.tanh(Z, out=Z)
-        A[tok, col:col + H] = S
+            z += S[:hi - lo] @ WaaT
+        S = np.tanh(z, out=z)
+    A[tokens, col:col + Waa.shape[0]] = Z
 
 
 def lstm_forward(Wax, Waa, ba, ids, offsets, reverse, exact, A, col, C=None):
@@ -153,37 +148,36 @@ def lstm_forward(Wax, Waa, ba, ids, offsets, reverse, exact, A, col, C=None):
     z<t> = Σf Wax[:, ids[t, f]] + Waa·a<t-1> + ba, c<t> = σ(z_f)⊙c<t-1> + σ(z_i)⊙tanh(z_g),
     a<t> = σ(z_o)⊙tanh(c<t>), a<0> = c<0> = 0; A[t, col:col+H] = a<t>. C is not written."""
     H = Waa.shape[1]
-    G = Waa.shape[0]
-    m_at, tokens, T = _steps(offsets, reverse)
-    if T == 0:
+    tokens, bounds = _steps(offsets, reverse)
+    if not len(tokens):
         return
-    scale = _half_scale(G, H, (0, 1, 3), Waa.dtype)
-    X = _inputs(Wax, ba, ids, scale)
+    scale = _half_scale(Waa.shape[0], H, (0, 1, 3), Waa.dtype)
+    Z = _inputs(Wax, ba, ids[tokens], scale)    # in step order
     WaaT = Waa.T * scale                        # (H, 4H), C-ordered
     half = Waa.dtype.type(0.5)
+    out = np.empty((len(tokens), H), Waa.dtype)
     S = c = None
-    for t in range(T):
-        m = int(m_at[t])
-        tok = tokens(t, m)
-        Z = np.take(X, tok, axis=0)
+    for lo, hi in zip(bounds, bounds[1:]):
+        m = hi - lo
+        z = Z[lo:hi]
         if S is not None:
-            Z += S[:m] @ WaaT
-        np.tanh(Z, out=Z)
-        sig = Z[:, :2 * H]                      # i, f: σ = ½ + ½·tanh(z/2)
+            z += S[:m] @ WaaT
+        np.tanh(z, out=z)
+        sig = z[:, :2 * H]                      # i, f: σ = ½ + ½·tanh(z/2)
         sig *= half
         sig += half
-        o = Z[:, 3 * H:]
+        o = z[:, 3 * H:]
         o *= half
         o += half
-        i_g = Z[:, :H] * Z[:, 2 * H:3 * H]
+        i_g = z[:, :H] * z[:, 2 * H:3 * H]
         if c is None:
             c = i_g
         else:
-            c = Z[:, H:2 * H] * c[:m]
+            c = z[:, H:2 * H] * c[:m]
             c += i_g
-        S = np.tanh(c)
+        S = np.tanh(c, out=out[lo:hi])
         S *= o
-        A[tok, col:col + H] = S
+    A[tokens, col:col + H] = out
 
 
 def gru_forward(Wax, Waa, ba, ids, offsets, reverse, exact, A, col, C=None):
@@ -191,41 +185,41 @@ def gru_forward(Wax, Waa, ba, ids, offsets, reverse, exact, A, col, C=None):
     ba (3H,): r, u = σ(W·x<t> + U·a<t-1> + b), n = tanh(W_n·x<t> + U_n·(r⊙a<t-1>) + b_n),
     a<t> = (1 - u)⊙n + u⊙a<t-1>, a<0> = 0; A[t, col:col+H] = a<t>. C is not written."""
     H = Waa.shape[1]
-    G = Waa.shape[0]
-    m_at, tokens, T = _steps(offsets, reverse)
-    if T == 0:
+    tokens, bounds = _steps(offsets, reverse)
+    if not len(tokens):
         return
-    scale = _half_scale(G, H, (0, 1), Waa.dtype)
-    X = _inputs(Wax, ba, ids, scale)
+    scale = _half_scale(Waa.shape[0], H, (0, 1), Waa.dtype)
+    Z = _inputs(Wax, ba, ids[tokens], scale)    # in step order
     UruT = Waa[:2 * H].T * scale[:2 * H]        # (H, 2H)
     UnT = np.ascontiguousarray(Waa[2 * H:].T)   # (H, H)
     half = Waa.dtype.type(0.5)
+    out = np.empty((len(tokens), H), Waa.dtype)
     S = None
-    for t in range(T):
-        m = int(m_at[t])
-        tok = tokens(t, m)
-        Z = np.take(X, tok, axis=0)
-        ru = Z[:, :2 * H]
-        n = Z[:, 2 * H:]
+    for lo, hi in zip(bounds, bounds[1:]):
+        z = Z[lo:hi]
+        ru = z[:, :2 * H]
+        n = z[:, 2 * H:]
+        a = out[lo:hi]
         if S is not None:
-            a = S[:m]
-            ru += a @ UruT
+            prev = S[:hi - lo]
+            ru += prev @ UruT
             np.tanh(ru, out=ru)
             ru *= half
             ru += half
-            n += (ru[:, :H] * a) @ UnT
+            n += (ru[:, :H] * prev) @ UnT
             np.tanh(n, out=n)
-            u = ru[:, H:]
-            S = a - n                           # a<t> = n + u⊙(a<t-1> - n)
-            S *= u
-            S += n
+            np.subtract(prev, n, out=a)         # a<t> = n + u⊙(a<t-1> - n)
+            a *= ru[:, H:]
+            a += n
         else:
             np.tanh(ru, out=ru)
             u = ru[:, H:] * half
             u += half
             np.tanh(n, out=n)
-            S = n - u * n
-        A[tok, col:col + H] = S
+            np.multiply(u, n, out=a)            # (1 - u)⊙n
+            np.subtract(n, a, out=a)
+        S = a
+    A[tokens, col:col + H] = out
 
 
 # -- the output layer ------------------------------------------------------------------------------
