@@ -20,11 +20,12 @@ import os
 
 ENGINES = ("auto", "numpy", "numba")
 
-# Tokens tagged with NumPy before auto moves to Numba: about the work NumPy does in the time
-# Numba takes to import and load its cached kernels, so that a stream that stops before the
-# switch never pays for Numba, and one that goes on pays at most about twice the best choice
-# (the ski-rental rule). Measured on the bundled model; see the README.
-SWITCH_TOKENS = 50_000
+# Tokens tagged with NumPy before auto moves to Numba. NumPy tags the bundled model at about
+# 0.85-0.9x Numba's speed once Numba is loaded, and loading it (import, cache) costs 0.6-1 s: a
+# stream gains from the switch only after several hundred thousand tokens. Switching when NumPy's
+# extra time so far is about Numba's load time (the ski-rental rule) keeps any stream within
+# about twice the best choice, and never loads Numba for the short inputs most calls are.
+SWITCH_TOKENS = 250_000
 
 
 # Any of these set (by the user, or by the CLI before NumPy loads): BLAS threads are decided.
