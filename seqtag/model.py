@@ -71,7 +71,7 @@ class RNNTagger:
     def _network_for(self, kernels: str) -> None:
         from seqtag.engines import kernel_set
 
-        self.kernels = kernels
+        self.kernels = kernels      # the engine the network runs now: "numpy" or "numba"
         self.network = Network(self.params, self.architecture, self.encoder.spellings,
                                kernels=kernel_set(kernels))
 

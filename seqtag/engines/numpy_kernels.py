@@ -19,9 +19,11 @@ columns from ``col``), row i of E (N, L) its label scores.
 Vectorised over the batch: the sentences are stepped through time together, longest first, so
 that the sentences still running at step t are the first m and each step is one matrix product
 (m, H)·(H, G) for all of them (the Numba kernels do the same in groups of 16). The input part
-Σf Wax[:, x<t>_f] + ba of every token is gathered once per call, before the steps. σ(x) is
+Σf Wax[:, x<t>_f] + ba of every token is gathered once per call, before the steps, in the order
+the steps read it (_steps), so that step t reads and writes contiguous rows. σ(x) is
 ½(1 + tanh(x/2)): the σ gates' columns are pre-scaled by ½, so that one tanh covers all gates.
-The cells' forward caches C (what backpropagation needs) are not written: this engine only tags.
+The cells' forward caches C and the CNN's winning windows (what backpropagation reads) are not
+written: this engine only tags.
 The CRF recursions run in float64, as the Numba kernels'.
 """
 
