@@ -54,5 +54,7 @@ def main() -> None:
     # On failure the lock stays (until it is stale): no warm-up again at every run.
     compile_all()
     m.parent.mkdir(parents=True, exist_ok=True)
+    for stale in m.parent.glob("seqtag-warm-*"):    # of kernel sources or a Numba now gone
+        stale.unlink(missing_ok=True)
     m.touch()
     warm.lock().unlink()
