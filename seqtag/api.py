@@ -25,23 +25,25 @@ HOLDOUT = 0.1   # of the training sentences held out to choose the epoch when no
 class Tagger:
     """A sequence labeler. ``Tagger(**options)`` (TrainConfig's fields: hidden, epochs, cell,
     ...) is unfitted; ``fit`` trains it; ``Tagger.load(path)`` (or no path: the bundled model)
-    reads a fitted one."""
+    reads a fitted one. ``engine``: the inference engine tagging uses, "auto" (NumPy for short
+    inputs and until Numba's kernels are compiled), "numpy" or "numba" (seqtag.engines)."""
 
-    def __init__(self, **options):
+    def __init__(self, engine: str = "auto", **options):
         self.config = TrainConfig(**options)
+        self._engine = _checked_engine(engine)
         self.model_ = None
         self.history_: list[dict] = []
         self.best_epoch_ = 0
 
     @classmethod
-    def load(cls, path: PathLike | None = None) -> "Tagger":
+    def load(cls, path: PathLike | None = None, *, engine: str = "auto") -> "Tagger":
         from importlib import resources
 
         from seqtag.model import RNNTagger
 
-        tagger = cls()
+        tagger = cls(engine=engine)
         path = path if path is not None else resources.files("seqtag") / "data" / "default.npz"
-        tagger.model_ = RNNTagger.load(path)
+        tagger.model_ = RNNTagger.load(path, engine=engine)
         tagger.history_ = list(tagger.model_.meta.get("history", []))
         tagger.best_epoch_ = tagger.model_.meta.get("best_epoch", 0)
         return tagger
@@ -56,9 +58,19 @@ class Tagger:
         if dev_sents is None and holdout > 0:
             train, dev_sents = split_dev(train, holdout, self.config.seed)
         trainer = Trainer(self.config, progress=progress).fit(train, dev_sents or None)
-        self.model_ = trainer.model_
+        self.model_ = trainer.model_.use_engine(self._engine)
         self.history_, self.best_epoch_ = trainer.history_, trainer.best_epoch_
         return self
+
+    @property
+    def engine(self) -> str:
+        return self._engine
+
+    @engine.setter
+    def engine(self, engine: str) -> None:
+        self._engine = _checked_engine(engine)
+        if self.model_ is not None:
+            self.model_.use_engine(self._engine)
 
     @property
     def labels_(self) -> list[str]:
@@ -102,6 +114,12 @@ class Tagger:
 def train(train, dev=None, **options) -> Tagger:
     """``Tagger(**options).fit(train, dev)``: `seqtag train` as a function."""
     return Tagger(**options).fit(train, dev)
+
+
+def _checked_engine(engine: str) -> str:
+    from seqtag.engines import check_engine
+
+    return check_engine(engine)
 
 
 def _sentences(data) -> list[Sentence]:

@@ -56,14 +56,16 @@ def _hard(scores, dtype):
 
 
 def decode_batch(E: np.ndarray, offsets: np.ndarray, trans: np.ndarray, start: np.ndarray,
-                 end: np.ndarray) -> np.ndarray:
+                 end: np.ndarray, kernels=None) -> np.ndarray:
     """The best valid label sequence of each sentence of a packed batch: (N,) int32.
 
     E (N, L): emission scores or log-probabilities, sentence s at rows offsets[s]:offsets[s+1].
     trans (L, L), start (L,), end (L,): scores, forbidden entries ≤ MASK / 2 (e.g. a CRF's scores
-    plus transition_mask, or transition_mask alone). Viterbi (seqtag.kernels.crf.viterbi).
+    plus transition_mask, or transition_mask alone). Viterbi (``kernels.viterbi``: of
+    seqtag.engines.kernel_set, Numba's by default).
     """
-    from seqtag.kernels import crf  # Numba is imported only when decoding
+    if kernels is None:
+        from seqtag.engines import numba_kernels as kernels  # Numba is imported only here
 
     E = np.asarray(E)
     dtype = E.dtype if E.dtype in (np.float32, np.float64) else np.float64
@@ -78,14 +80,15 @@ def decode_batch(E: np.ndarray, offsets: np.ndarray, trans: np.ndarray, start: n
     if offsets[-1] != len(E):
         raise ValueError(f"offsets end at {offsets[-1]} but E has {len(E)} rows")
     out = np.zeros(len(E), dtype=np.int32)
-    crf.viterbi(np.ascontiguousarray(E), offsets, trans, start, end, out)
+    kernels.viterbi(np.ascontiguousarray(E), offsets, trans, start, end, out)
     return out
 
 
 # -- from a model's emissions ---------------------------------------------------------------------
 # Every function below takes the emissions E of a packed batch (or one sentence) and the model's
 # output layer (seqtag.layers.output: Softmax or CRF), so that labels, marginals, n-best lists and
-# span probabilities of one batch all come from one pass of the network.
+# span probabilities of one batch all come from one pass of the network, with the output layer's
+# kernels (its engine's).
 
 def decode_emissions(output, E: np.ndarray, offsets: np.ndarray, masks, proba: bool = True
                      ) -> tuple[np.ndarray, np.ndarray | None]:
@@ -96,33 +99,30 @@ def decode_emissions(output, E: np.ndarray, offsets: np.ndarray, masks, proba: b
     P = output.marginals(E, offsets) if proba or output.decodes_from_marginals else None
     U, trans, start, end = output.chain(E, offsets, P)
     m_start, m_trans, m_end = masks
-    best = decode_batch(U, offsets, trans + m_trans, start + m_start, end + m_end)
+    best = decode_batch(U, offsets, trans + m_trans, start + m_start, end + m_end,
+                        output.kernels)
     if not proba:
         return best, None
     return best, P[np.arange(len(best)), best]
 
 
-def _log_partition(U, offsets, trans, start, end) -> float:
-    from seqtag.kernels.crf import crf_log_partition
-
+def _log_partition(kernels, U, offsets, trans, start, end) -> float:
     log_z = np.zeros(1)
-    crf_log_partition(U, offsets, trans, start, end, log_z)
+    kernels.crf_log_partition(U, offsets, trans, start, end, log_z)
     return float(log_z[0])
 
 
 def nbest_paths(output, E: np.ndarray, masks, k: int) -> list[tuple[np.ndarray, float]]:
     """The k most probable valid label sequences of ONE sentence's emissions E (T, L), each with
     its probability under the model (CRF++ -n, Wapiti -n)."""
-    from seqtag.kernels.crf import nbest
-
     offsets = np.array([0, len(E)], dtype=np.int64)
     U, trans, start, end = output.chain(E, offsets)
-    log_z = _log_partition(U, offsets, trans, start, end)
+    log_z = _log_partition(output.kernels, U, offsets, trans, start, end)
     # -inf, not the finite mask: a valid path of a long sentence may score below any finite
     # threshold, and only -inf tells the forbidden ones apart exactly.
     m_start, m_trans, m_end = (np.where(m > _FORBIDDEN, m, -np.inf).astype(m.dtype)
                                for m in masks)
-    paths, scores = nbest(U, trans + m_trans, start + m_start, end + m_end, k)
+    paths, scores = output.kernels.nbest(U, trans + m_trans, start + m_start, end + m_end, k)
     return [(path, float(np.exp(score - log_z)))
             for path, score in zip(paths, scores) if score > -np.inf]
 
@@ -139,7 +139,7 @@ def span_probabilities(output, E: np.ndarray, label_names: Sequence[str],
         return []
     offsets = np.array([0, len(E)], dtype=np.int64)
     U, trans, start, end = output.chain(E, offsets)
-    log_z = _log_partition(U, offsets, trans, start, end)
+    log_z = _log_partition(output.kernels, U, offsets, trans, start, end)
     index = {lab: k for k, lab in enumerate(label_names)}
     out = []
     for type_, i, j in spans:
@@ -152,5 +152,6 @@ def span_probabilities(output, E: np.ndarray, label_names: Sequence[str],
                 prefix, typ = split_label(lab)
                 if typ == type_ and prefix in ("I", "E"):
                     V[j, k] = -1e30
-        out.append(float(np.exp(_log_partition(V, offsets, trans, start, end) - log_z)))
+        log_z_span = _log_partition(output.kernels, V, offsets, trans, start, end)
+        out.append(float(np.exp(log_z_span - log_z)))
     return out

@@ -55,7 +55,25 @@ class RNNTagger:
     def __post_init__(self):
         self.architecture = Architecture.of(self.meta, self.params)
         self.encoder = Encoder(self.vocab, self.features, self.chars)
-        self.network = Network(self.params, self.architecture, self.encoder.spellings)
+        self.use_engine("numba")
+
+    def use_engine(self, engine: str) -> "RNNTagger":
+        """Tag with the inference engine ``engine``: "numba", "numpy" or "auto" (NumPy for short
+        inputs and until Numba's kernels are compiled; seqtag.engines). A new model tags with
+        Numba (training has compiled its kernels anyway); the CLI and seqtag.Tagger choose
+        auto."""
+        from seqtag.engines import Engine
+
+        self.engine = Engine(engine)
+        self._network_for(self.engine.current)
+        return self
+
+    def _network_for(self, kernels: str) -> None:
+        from seqtag.engines import kernel_set
+
+        self.kernels = kernels      # the engine the network runs now: "numpy" or "numba"
+        self.network = Network(self.params, self.architecture, self.encoder.spellings,
+                               kernels=kernel_set(kernels))
 
     @property
     def cell(self) -> str:
@@ -108,7 +126,24 @@ class RNNTagger:
         self.encoder.trim()
         ids, offsets = pack([self.encoder.encode(s) for s in sentences])
         ids = ids.reshape(len(ids), self.encoder.n_columns)
-        E, _ = self.network.forward(ids, offsets)
+        kernels = self.engine.choose(len(ids))
+        if kernels != self.kernels:
+            self._network_for(kernels)
+        try:
+            if kernels == "numpy":
+                from seqtag.engines import blas_threads
+
+                with blas_threads():
+                    E, _ = self.network.forward(ids, offsets)
+            else:
+                E, _ = self.network.forward(ids, offsets)
+        except ImportError:
+            if self.engine.requested != "auto":
+                raise
+            # auto saw Numba installed but it does not import: NumPy for good.
+            self.engine.fall_back()
+            self._network_for("numpy")
+            E, _ = self.network.forward(ids, offsets)
         return E, offsets
 
     def predict_proba(self, sentences: Sequence[Sequence[str]]) -> list[np.ndarray]:
@@ -185,8 +220,12 @@ class RNNTagger:
         save_model(self, path)
 
     @classmethod
-    def load(cls, path: str | os.PathLike) -> "RNNTagger":
-        """Read and check a model file; every problem is a SeqtagError naming the file."""
+    def load(cls, path: str | os.PathLike, engine: str = "numba") -> "RNNTagger":
+        """Read and check a model file; every problem is a SeqtagError naming the file. It tags
+        with ``engine`` (use_engine)."""
         from seqtag.modelfile import load_model
 
-        return load_model(path, cls=cls)
+        model = load_model(path, cls=cls)
+        if engine != "numba":
+            model.use_engine(engine)
+        return model

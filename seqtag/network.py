@@ -67,25 +67,27 @@ class Architecture:
 class Network:
     """Every layer up to the emissions, plus the output layer; ``spellings`` feeds the
     character CNN (seqtag.encoding.Encoder.spellings). Dropout rates are training's: a network
-    for tagging has none."""
+    for tagging has none. ``kernels``: the inference kernels every layer's forward pass calls
+    (seqtag.engines.kernel_set; Numba's by default, and always for backprop)."""
 
     def __init__(self, params: dict, arch: Architecture, spellings=None, *,
-                 dropout: float = 0.0, input_dropout: float = 0.0):
+                 dropout: float = 0.0, input_dropout: float = 0.0, kernels=None):
         self.params = params
+        self.kernels = kernels
         embedded = "Ex" in params
         has_chars = "Wconv" in params
         # Input columns the embedding sum reads: the word and its features (not the word type).
         n_cols = 1 + len(arch.features)
-        self.embed = EmbeddingSum(params, n_cols) if embedded else None
-        self.chars = CharCNN(params, spellings) if has_chars else None
+        self.embed = EmbeddingSum(params, n_cols, kernels) if embedded else None
+        self.chars = CharCNN(params, spellings, kernels) if has_chars else None
         self.input_dropout = Dropout(input_dropout if embedded else 0.0)
         H = params["Waa"].shape[1]
-        self.directions = [Recurrent(params, arch.cell, False, 0, embedded)]
+        self.directions = [Recurrent(params, arch.cell, False, 0, embedded, kernels)]
         if "Wax_b" in params:
-            self.directions.append(Recurrent(params, arch.cell, True, H, embedded))
+            self.directions.append(Recurrent(params, arch.cell, True, H, embedded, kernels))
         self.state_dropout = Dropout(dropout)
-        self.projection = Linear(params, "Wya", "by")
-        self.output = CRF(params) if "trans" in params else Softmax(params)
+        self.projection = Linear(params, "Wya", "by", kernels)
+        self.output = (CRF if "trans" in params else Softmax)(params, kernels)
         self.buffers = Buffers(params["Wya"].dtype)
 
     def layers(self):

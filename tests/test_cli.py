@@ -655,7 +655,7 @@ def test_tag_compiles_no_training_kernel(model, tmp_path):
     # Compiling costs seconds per kernel: tagging must not pay for the training ones.
     cache = tmp_path / "numba-cache"
     env = {**os.environ, "NUMBA_CACHE_DIR": str(cache)}
-    res = run("tag", "-m", model, "Sam visited Paris .", env=env)
+    res = run("tag", "-m", model, "--engine", "numba", "Sam visited Paris .", env=env)
     assert res.returncode == 0, res
     compiled = [p.name for p in cache.rglob("*.nbi")]
     assert any("lstm_forward" in name for name in compiled), compiled   # the cache was used

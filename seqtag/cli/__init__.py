@@ -7,7 +7,16 @@ first (`seqtag tag ...`), so that one command does not pay for the others' impor
 """
 
 import importlib
+import os
 import sys
+
+# Before NumPy is first imported (by any command): one BLAS thread, unless the user chose a
+# number. The NumPy engine's products are small (a batch's states by Waa, step after step), and
+# OpenBLAS's other threads spin between them, which on a busy machine costs more than they bring.
+# (The names are seqtag.engines.BLAS_VARIABLES, spelled out: importing it would import NumPy.)
+if not any(v in os.environ for v in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS",
+                                     "MKL_NUM_THREADS")):
+    os.environ["OPENBLAS_NUM_THREADS"] = os.environ["MKL_NUM_THREADS"] = "1"
 
 # Command name -> its module, in the order --help lists them.
 COMMANDS = {"build-vocab": "build_vocab", "eval": "evaluate", "inspect": "inspect", "tag": "tag",

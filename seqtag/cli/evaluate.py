@@ -26,6 +26,11 @@ def evaluate_cmd(
              "'seqtag tag --input-format conll', or conlleval's input): score it, tag nothing."),
     as_json: bool = typer.Option(False, "--json", help="Print the scores as JSON."),
     batch_size: int = typer.Option(256, "--batch-size", min=1, help="Sentences per batch."),
+    engine: str = typer.Option(
+        "auto", "--engine",
+        help="Inference engine: numpy (no compilation: short inputs), numba (compiled kernels: "
+             "long ones) or auto (NumPy for short inputs and until Numba's kernels are "
+             "compiled, which a background process then does once)."),
 ) -> None:
     """Token accuracy and entity precision/recall/F1 by conlleval's rules (IOB1, IOB2, IOBES)."""
     with user_errors():
@@ -34,6 +39,9 @@ def evaluate_cmd(
 
         if tagged and model_path is not None:
             fail("--tagged scores the file's own predictions; drop -m or --tagged")
+        from seqtag.engines import check_engine
+
+        check_engine(engine)
         name = "<stdin>" if gold == "-" else gold
         with open_input(gold, name) as stream:
             head = _Head(stream, name)
@@ -49,7 +57,7 @@ def evaluate_cmd(
                 from seqtag.model import RNNTagger
                 from seqtag.tagging import tag_sentences
 
-                model = RNNTagger.load(model_path or default_model_path())
+                model = RNNTagger.load(model_path or default_model_path(), engine=engine)
                 gold_labels: list = []
                 sents = _keep(sents, gold_labels)
                 predicted = [t.labels for t in tag_sentences(model, sents, batch_size,

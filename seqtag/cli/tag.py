@@ -75,6 +75,11 @@ def tag(
                               help="Print the N most probable label sequences (crf_test -n; "
                                    "-f conll or jsonl; N × a sentence's tokens at most "
                                    "1,000,000)."),
+    engine: str = typer.Option(
+        "auto", "--engine",
+        help="Inference engine: numpy (no compilation: short inputs), numba (compiled kernels: "
+             "long ones) or auto (NumPy for short inputs and until Numba's kernels are "
+             "compiled, which a background process then does once)."),
 ) -> None:
     """Tag texts or column files; labels go to stdout, one stable format into a pipe."""
     with user_errors():
@@ -93,6 +98,9 @@ def tag(
         if nbest > 1 and scores and fmt == "conll":
             fail("-f conll cannot show --scores with --nbest: its n-best blocks have no "
                  "probability column (use -f jsonl for both, or drop one)")
+        from seqtag.engines import check_engine
+
+        check_engine(engine)
         inputs, files = inputs or [], files or []
         if not inputs and not files:
             inputs = ["-"]
@@ -104,7 +112,7 @@ def tag(
 
         from seqtag.model import RNNTagger
 
-        model = RNNTagger.load(model_path or default_model_path())
+        model = RNNTagger.load(model_path or default_model_path(), engine=engine)
         # Plain conll and inline output print labels only: no label probabilities needed.
         options = dict(batch_size=batch_size, scores=scores, nbest=nbest,
                        probs=scores or fmt in ("jsonl", "pretty"))

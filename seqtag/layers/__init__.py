@@ -15,6 +15,7 @@ The layers of the tagger, input to output (seqtag.network composes them):
   linear.Linear        e<t> = Wya·a<t> + by               the output projection
   output.Softmax / output.CRF                            the loss, marginals and the chain
 
-The Numba kernels (seqtag.kernels*) are the engine underneath; layers only choose buffers and
-call them.
+The kernels are the engine underneath; layers only choose buffers and call them: the forward
+pass calls the set given at construction (seqtag.engines: Numba's, seqtag.kernels, or NumPy's,
+seqtag.engines.numpy_kernels), backprop always Numba's.
 """

@@ -28,8 +28,13 @@ class Buffers:
 
 class Layer:
     """A layer reads its parameters by name from ``params`` (shared by every layer) and, in
-    backprop, adds its gradients into the same names of ``grads`` (Network.attach_grads)."""
+    backprop, adds its gradients into the same names of ``grads`` (Network.attach_grads). Its
+    forward pass calls the inference kernels of ``kernels`` (seqtag.engines.kernel_set: the
+    Numba set unless given); backprop always calls Numba's."""
 
-    def __init__(self, params: dict):
+    def __init__(self, params: dict, kernels=None):
         self.params = params
         self.grads: dict | None = None
+        if kernels is None:
+            from seqtag.engines import numba_kernels as kernels
+        self.kernels = kernels

@@ -15,19 +15,17 @@ class CharCNN(Layer):
     ``spellings()`` gives every word type's character ids end to end and where each starts (the
     encoder keeps them: seqtag.encoding.Encoder.spellings)."""
 
-    def __init__(self, params: dict, spellings):
-        super().__init__(params)
+    def __init__(self, params: dict, spellings, kernels=None):
+        super().__init__(params, kernels)
         self.spellings = spellings
 
     def forward(self, rows: np.ndarray):
-        from seqtag.kernels.charcnn import charcnn_forward
-
         p = self.params
         spelled, starts = self.spellings()
         types = np.ascontiguousarray(rows[:, -1])
         c = np.empty((len(rows), p["Wconv"].shape[0]), dtype=p["Wconv"].dtype)
         arg = np.empty(c.shape, dtype=np.int32)     # each filter's winning window
-        charcnn_forward(p["Ec"], p["Wconv"], p["bconv"], spelled, starts, types, CHAR_WIDTH,
+        self.kernels.charcnn_forward(p["Ec"], p["Wconv"], p["bconv"], spelled, starts, types, CHAR_WIDTH,
                         c, arg)
 
         def backprop(dc: np.ndarray) -> None:

@@ -11,16 +11,14 @@ class EmbeddingSum(Layer):
     """Reads the first ``n_cols`` entries of each input row (the word, then each feature value,
     as columns of Ex); any later entry (the word type of the character CNN) is not its own."""
 
-    def __init__(self, params: dict, n_cols: int):
-        super().__init__(params)
+    def __init__(self, params: dict, n_cols: int, kernels=None):
+        super().__init__(params, kernels)
         self.n_cols = n_cols
 
     def forward(self, rows: np.ndarray):
-        from seqtag.kernels.embed import embed_sum
-
         Ex = self.params["Ex"]
         X = np.empty((len(rows), Ex.shape[0]), dtype=Ex.dtype)
-        embed_sum(Ex, rows, self.n_cols, X)
+        self.kernels.embed_sum(Ex, rows, self.n_cols, X)
 
         def backprop(dX: np.ndarray) -> None:
             """dEx[:, ids_f] += dx_e for every row and f (lazily stepped columns)."""

@@ -10,22 +10,22 @@ from seqtag.layers.base import Buffers, Layer
 class Linear(Layer):
     """Y = X·Wᵀ + b for the rows X of a packed batch (``W``/``b`` name the parameters)."""
 
-    def __init__(self, params: dict, W: str = "Wya", b: str = "by"):
-        super().__init__(params)
+    def __init__(self, params: dict, W: str = "Wya", b: str = "by", kernels=None):
+        super().__init__(params, kernels)
         self.W, self.b = W, b
         self.buffers = Buffers(params[W].dtype)
 
     def forward(self, X: np.ndarray, train: bool = False):
-        from seqtag.kernels.matmul import linear_backward, linear_forward
-
         W, b = self.params[self.W], self.params[self.b]
         n = len(X)
         Y = self.buffers.get("Y", n, W.shape[0]) if train else \
             np.empty((n, W.shape[0]), dtype=W.dtype)
-        linear_forward(X, W, b, Y)
+        self.kernels.linear_forward(X, W, b, Y)
 
         def backprop(dY: np.ndarray) -> np.ndarray:
             """dX = dY·W;  dW += dYᵀ·X;  db += Σ dY."""
+            from seqtag.kernels.matmul import linear_backward
+
             dX = self.buffers.get("dX", n, W.shape[1])
             linear_backward(X, W, dY, dX, self.grads[self.W], self.grads[self.b])
             return dX

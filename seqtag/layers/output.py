@@ -18,8 +18,8 @@ class Softmax(Layer):
     names: tuple[str, ...] = ()
     decodes_from_marginals = True     # its chain is log ŷ
 
-    def __init__(self, params: dict):
-        super().__init__(params)
+    def __init__(self, params: dict, kernels=None):
+        super().__init__(params, kernels)
         self.buffers = Buffers(params["Wya"].dtype)
 
     def loss(self, E: np.ndarray, offsets: np.ndarray, labels: np.ndarray):
@@ -31,10 +31,8 @@ class Softmax(Layer):
 
     def marginals(self, E: np.ndarray, offsets: np.ndarray) -> np.ndarray:
         """ŷ<t> of every token."""
-        from seqtag.kernels.softmax import softmax_rows
-
         P = E.copy()
-        softmax_rows(P, False)
+        self.kernels.softmax_rows(P, False)
         return P
 
     def chain(self, E: np.ndarray, offsets: np.ndarray, P: np.ndarray | None = None):
@@ -50,8 +48,8 @@ class CRF(Layer):
     names = ("trans", "start", "end")
     decodes_from_marginals = False
 
-    def __init__(self, params: dict):
-        super().__init__(params)
+    def __init__(self, params: dict, kernels=None):
+        super().__init__(params, kernels)
         self.buffers = Buffers(params["Wya"].dtype)
 
     def loss(self, E: np.ndarray, offsets: np.ndarray, labels: np.ndarray):
@@ -66,11 +64,9 @@ class CRF(Layer):
 
     def marginals(self, E: np.ndarray, offsets: np.ndarray) -> np.ndarray:
         """P(y<t> = j | x) by forward-backward."""
-        from seqtag.kernels.crf import crf_marginals
-
         p = self.params
         P = np.empty_like(E)
-        crf_marginals(E, offsets, p["trans"], p["start"], p["end"], P)
+        self.kernels.crf_marginals(E, offsets, p["trans"], p["start"], p["end"], P)
         return P
 
     def chain(self, E: np.ndarray, offsets: np.ndarray, P: np.ndarray | None = None):

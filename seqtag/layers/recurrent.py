@@ -27,35 +27,46 @@ GATES = {"rnn": 1, "gru": 3, "lstm": 4}
 CACHE = {"rnn": 0, "gru": 4, "lstm": 5}
 
 
-def _kernels(cell: str):
-    """(forward, backward) kernels of a cell, with one calling convention for all three."""
+def _kernels(cell: str, kernels):
+    """(forward, backward) kernels of a cell, with one calling convention for all three: the
+    forward one from the set ``kernels`` (seqtag.engines), the backward one Numba's."""
     if cell == "rnn":
-        from seqtag.kernels.elman import rnn_backward, rnn_forward
+        rnn_forward = kernels.rnn_forward
 
         def forward(Wax, Waa, ba, ids, offsets, reverse, exact, A, col, C):
             rnn_forward(Wax, Waa, ba, ids, offsets, reverse, exact, A, col)
 
         def backward(Waa, ids, offsets, reverse, A, col, C, dA, dWax, dWaa, dba, exact):
+            from seqtag.kernels.elman import rnn_backward
+
             rnn_backward(Waa, ids, offsets, reverse, A, col, dA, dWax, dWaa, dba, exact)
 
         return forward, backward
     if cell == "lstm":
-        from seqtag.kernels.lstm import lstm_backward, lstm_forward
+        def backward(*args):
+            from seqtag.kernels.lstm import lstm_backward
 
-        return lstm_forward, lstm_backward
-    from seqtag.kernels.gru import gru_backward, gru_forward
+            lstm_backward(*args)
 
-    return gru_forward, gru_backward
+        return kernels.lstm_forward, backward
+
+    def backward(*args):
+        from seqtag.kernels.gru import gru_backward
+
+        gru_backward(*args)
+
+    return kernels.gru_forward, backward
 
 
 class Recurrent(Layer):
     """One direction: parameters Wax<sfx>, Waa<sfx>, ba<sfx> of ``params``."""
 
-    def __init__(self, params: dict, cell: str, reverse: bool, col: int, embedded: bool):
+    def __init__(self, params: dict, cell: str, reverse: bool, col: int, embedded: bool,
+                 kernels=None):
         if cell not in GATES:
             raise ValueError(f"unknown cell {cell!r}")
         sfx = "_b" if reverse else ""
-        super().__init__(params)
+        super().__init__(params, kernels)
         self.cell, self.reverse, self.col = cell, reverse, col
         self.embedded = embedded
         self.Wax, self.Waa, self.ba = "Wax" + sfx, "Waa" + sfx, "ba" + sfx
@@ -71,7 +82,7 @@ class Recurrent(Layer):
         # Kernels are looked up at first use: importing Numba is a third of a second that
         # inspect and error paths need not pay.
         if self._forward_kernel is None:
-            self._forward_kernel, self._backward_kernel = _kernels(self.cell)
+            self._forward_kernel, self._backward_kernel = _kernels(self.cell, self.kernels)
         return self._forward_kernel, self._backward_kernel
 
     def slots(self, n: int, grad: bool = False) -> np.ndarray:
@@ -92,8 +103,6 @@ class Recurrent(Layer):
         """States into A[:, col:col+H]. X: the distinct rows' dense inputs (embedded), with
         ``ids`` each token's row; or None (multi-hot), with ``ids`` the Wax columns of each
         token. Returns backprop(dA) -> dX (None for multi-hot input)."""
-        from seqtag.kernels.matmul import linear_backward, linear_forward
-
         p = self.params
         forward, backward = self._cell()
         if self.embedded:
@@ -101,18 +110,24 @@ class Recurrent(Layer):
             slots = self.slots(n)
             # slots[:, :n].T is a C-ordered (n, G) view: the product lands in the slots.
             # (Numba's product, not NumPy's: BLAS threads spin on a busy machine.)
-            linear_forward(X, p[self.Wax], self._no_bias, slots[:, :n].T)
+            self.kernels.linear_forward(X, p[self.Wax], self._no_bias, slots[:, :n].T)
             Wax = slots
         else:
             Wax = p[self.Wax]
         width = CACHE[self.cell] * self.hidden
-        C = self.buffers.get("C", len(ids), width) if train else \
-            np.empty((len(ids), width), p[self.Waa].dtype)
+        if train:
+            C = self.buffers.get("C", len(ids), width)
+        elif getattr(self.kernels, "WRITES_CACHE", True):
+            C = np.empty((len(ids), width), p[self.Waa].dtype)
+        else:       # (what only backprop reads, and an engine that only tags does not write)
+            C = None
         forward(Wax, p[self.Waa], p[self.ba], ids, offsets, self.reverse, exact, A, self.col, C)
 
         def backprop(dA: np.ndarray):
             """BPTT through this direction: dWaa, dba and dWax (or the slots' gradients, then
             dX = dP·Wax and dWax += dPᵀ·X)."""
+            from seqtag.kernels.matmul import linear_backward
+
             g = self.grads
             if not self.embedded:
                 backward(p[self.Waa], ids, offsets, self.reverse, A, self.col, C, dA,

@@ -1,0 +1,311 @@
+"""The NumPy inference engine against the Numba one (seqtag.engines): the same labels, and
+probabilities, n-best lists and entity probabilities within 1e-4, for every architecture; tagging
+without Numba at all; the engine option and auto's choice."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from seqtag.build import build_model
+from seqtag.config import TrainConfig
+from seqtag.corpus import read_corpus
+from seqtag.engines import numpy_kernels
+from seqtag.model import RNNTagger
+
+REPO = Path(__file__).resolve().parents[1]
+SHARED = REPO.parent / "shared" / "data"
+TOL = 1e-4
+
+INPUTS = {
+    "multi-hot": dict(embed_dim=0, char_filters=0, features="none"),
+    "multi-hot+features": dict(embed_dim=0, char_filters=0),
+    "embedded": dict(embed_dim=12, char_filters=0, features="none"),
+    "embedded+features+chars": dict(embed_dim=12, char_filters=6, char_dim=5),
+}
+
+SENTENCES = [
+    ["Sam", "Li", "and", "Tom", "date", "on", "Tuesday", "."],
+    [],
+    ["Unseenword", "in", "Paris"],
+    ["a"],
+    ["Supercalifragilisticexpialidocious", "x" * 60, "LONDON", "12.5", "@user", "#tag"],
+    ["the"] * 40,
+]
+
+
+def _model(tiny, cell, bidirectional, inputs, crf, seed=3):
+    cfg = TrainConfig(cell=cell, bidirectional=bidirectional, crf=crf, hidden=7,
+                      **INPUTS[inputs])
+    rng = np.random.default_rng(seed)
+    model, _ = build_model(cfg, tiny, rng)
+    for k, p in model.params.items():
+        # larger weights than the initialisation: decisive, varied outputs
+        scaled = p * 3 + rng.normal(0, 0.3, p.shape)
+        model.params[k][...] = scaled.astype(p.dtype)
+    return model
+
+
+def _analyse(model, engine, sentences, **kw):
+    model.use_engine(engine)
+    return model.analyse(sentences, **kw), model.predict_proba(sentences)
+
+
+@pytest.mark.parametrize("crf", [False, True], ids=["softmax", "crf"])
+@pytest.mark.parametrize("inputs", list(INPUTS))
+@pytest.mark.parametrize("bidirectional", [False, True], ids=["uni", "bi"])
+@pytest.mark.parametrize("cell", ["rnn", "gru", "lstm"])
+def test_numpy_engine_matches_numba(tiny, cell, bidirectional, inputs, crf):
+    model = _model(tiny, cell, bidirectional, inputs, crf)
+    sentences = SENTENCES + [s.tokens for s in tiny]
+    (a, pa), (b, pb) = (_analyse(model, e, sentences, scores=True, nbest=4)
+                        for e in ("numba", "numpy"))
+    assert model.kernels == "numpy"
+    for x, y, px, py in zip(a, b, pa, pb):
+        np.testing.assert_array_equal(x["labels"], y["labels"])
+        np.testing.assert_allclose(x["emissions"], y["emissions"], atol=TOL)
+        np.testing.assert_allclose(x["probs"], y["probs"], atol=TOL)
+        np.testing.assert_allclose(px, py, atol=TOL)
+        np.testing.assert_allclose(x["spans"], y["spans"], atol=TOL)
+        assert [p for p, _ in x["nbest"]] == [p for p, _ in y["nbest"]]
+        np.testing.assert_allclose([q for _, q in x["nbest"]], [q for _, q in y["nbest"]],
+                                   atol=TOL)
+    # labels vary: the comparison is not between two constant outputs
+    assert len({int(k) for r in a for k in r["labels"]}) > 1
+
+
+def test_crf_kernels_break_ties_as_numba():
+    """Integer scores: many exact ties in Viterbi and the k-best lists, broken alike."""
+    from seqtag.kernels import crf
+
+    rng = np.random.default_rng(0)
+    for L, lengths in ((3, [4, 1, 0, 6]), (5, [7, 7, 2])):
+        offsets = np.concatenate([[0], np.cumsum(lengths)]).astype(np.int64)
+        E = rng.integers(-2, 3, (offsets[-1], L)).astype(np.float32)
+        trans = rng.integers(-1, 2, (L, L)).astype(np.float32)
+        trans[0, 1] = -np.inf
+        start, end = (rng.integers(-1, 2, L).astype(np.float32) for _ in range(2))
+        out_a, out_b = (np.zeros(len(E), np.int32) for _ in range(2))
+        crf.viterbi(E, offsets, trans, start, end, out_a)
+        numpy_kernels.viterbi(E, offsets, trans, start, end, out_b)
+        np.testing.assert_array_equal(out_a, out_b)
+        za, zb = np.zeros(len(lengths)), np.zeros(len(lengths))
+        crf.crf_log_partition(E, offsets, trans, start, end, za)
+        numpy_kernels.crf_log_partition(E, offsets, trans, start, end, zb)
+        np.testing.assert_allclose(za, zb, atol=1e-9)
+        for s in range(len(lengths)):
+            e = E[offsets[s]:offsets[s + 1]]
+            for k in (1, 3, 50):
+                pa, sa = crf.nbest(e, trans, start, end, k)
+                pb, sb = numpy_kernels.nbest(e, trans, start, end, k)
+                np.testing.assert_array_equal(pa, pb)
+                np.testing.assert_array_equal(sa, sb)
+
+
+def _labels(model, engine, sentences):
+    model.use_engine(engine)
+    return [label for i in range(0, len(sentences), 256)
+            for label in model.predict(sentences[i:i + 256])]
+
+
+@pytest.mark.parametrize("path", [SHARED / "conll2003" / "eng.testb", REPO / "samples" / "btc.test"],
+                         ids=["conll2003-testb", "btc-test"])
+def test_bundled_model_same_labels_on_test_sets(bundled_model, path):
+    if not path.exists():
+        pytest.skip(f"{path} is not here (../shared/data)")
+    sentences = [s.tokens for s in read_corpus(str(path), labels="auto")[0]]
+    assert _labels(bundled_model, "numpy", sentences) == \
+        _labels(bundled_model, "numba", sentences)
+    bundled_model.use_engine("numba")
+
+
+# Every import of numba (or llvmlite) fails, as on a machine without them.
+NO_NUMBA = textwrap.dedent("""
+    import sys
+    class NoNumba:
+        def find_spec(self, name, path=None, target=None):
+            if name.split(".")[0] in ("numba", "llvmlite"):
+                raise ImportError("no numba here")
+    sys.meta_path.insert(0, NoNumba())
+""")
+
+
+def _run_without_numba(code, *args, stdin=None):
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    return subprocess.run([sys.executable, "-c", NO_NUMBA + textwrap.dedent(code), *args],
+                          input=stdin, capture_output=True, text=True, env=env, cwd=REPO,
+                          timeout=300)
+
+
+CLI = "from seqtag.cli import main; sys.argv[0] = 'seqtag'; main()"
+
+
+@pytest.mark.parametrize("engine", ["numpy", "auto"])
+def test_tag_without_numba(engine):
+    r = _run_without_numba(CLI, "tag", "--engine", engine, "-f", "jsonl", "--scores", "--nbest",
+                           "2", "Sam Li and Tom date on Tuesday.")
+    assert r.returncode == 0, r.stderr
+    record = json.loads(r.stdout)
+    assert record["labels"][:2] == ["B-PER", "I-PER"]
+    assert len(record["nbest"]) == 2
+    api = _run_without_numba("""
+        import seqtag
+        tagger = seqtag.Tagger.load(engine=%r)
+        print(tagger.tag(["Sam Li and Tom date on Tuesday."])[0][1][1])
+        print(tagger.predict_proba([["Sam", "Li"]])[0].shape)
+        assert "numba" not in sys.modules
+    """ % engine)
+    assert api.returncode == 0, api.stderr
+    assert api.stdout.split("\n")[:2] == ["I-PER", "(2, 7)"]
+
+
+def test_tag_without_numba_conll_file_and_eval(tmp_path):
+    gold = REPO / "samples" / "btc.test"
+    r = _run_without_numba(CLI, "tag", "--input-format", "conll", "-i", str(gold))
+    assert r.returncode == 0, r.stderr
+    lines = [line for line in r.stdout.splitlines() if line]
+    assert len(lines) == sum(1 for line in gold.read_text().splitlines() if line.strip())
+    e = _run_without_numba(CLI, "eval", str(gold), "--json")
+    assert e.returncode == 0, e.stderr
+    with_numba = subprocess.run([sys.executable, "-m", "seqtag", "eval", str(gold), "--json",
+                                 "--engine", "numba"], capture_output=True, text=True, cwd=REPO,
+                                env={**os.environ, "PYTHONPATH": str(REPO)})
+    assert json.loads(e.stdout) == json.loads(with_numba.stdout)
+
+
+def test_engine_numba_refused_without_numba():
+    r = _run_without_numba(CLI, "tag", "--engine", "numba", "Sam Li")
+    assert r.returncode != 0
+    assert r.stderr.startswith("ERROR:") and "numba" in r.stderr
+    assert "Traceback" not in r.stderr
+
+
+def test_unknown_engine_is_an_error_line():
+    r = subprocess.run([sys.executable, "-m", "seqtag", "tag", "--engine", "gpu", "Sam"],
+                       capture_output=True, text=True, cwd=REPO,
+                       env={**os.environ, "PYTHONPATH": str(REPO)})
+    assert r.returncode != 0
+    assert r.stderr.startswith("ERROR:") and "gpu" in r.stderr and "Traceback" not in r.stderr
+
+
+def test_auto_stays_on_numpy_until_warm_and_long(tmp_path, monkeypatch, bundled_model):
+    from seqtag import engines
+    from seqtag.engines import warm
+
+    monkeypatch.setenv("NUMBA_CACHE_DIR", str(tmp_path))
+    monkeypatch.setenv("SEQTAG_WARMUP", "0")
+    sentence = ["Sam", "Li", "went", "to", "Paris"]
+    model = bundled_model.use_engine("auto")
+    try:
+        for _ in range(3):      # not warm: NumPy however much is tagged
+            model.analyse([sentence] * (engines.SWITCH_TOKENS // 10))
+            assert model.kernels == "numpy"
+        warm.marker().touch()   # as the warm-up leaves it
+        model.use_engine("auto")
+        model.analyse([sentence])
+        assert model.kernels == "numpy"      # short input: NumPy
+        model.analyse([sentence] * (engines.SWITCH_TOKENS // 5))
+        assert model.kernels == "numba"      # warm and long: Numba
+    finally:
+        model.use_engine("numba")
+
+
+def test_warm_marker_key_follows_the_kernel_sources(tmp_path, monkeypatch):
+    from seqtag.engines import warm
+
+    monkeypatch.setenv("NUMBA_CACHE_DIR", str(tmp_path))
+    before = warm.marker()
+    assert before.parent == tmp_path and not warm.is_warm()
+    kernels = tmp_path / "kernels"
+    kernels.mkdir()
+    for f in warm.KERNELS.glob("*.py"):
+        (kernels / f.name).write_bytes(f.read_bytes())
+    monkeypatch.setattr(warm, "KERNELS", kernels)
+    assert warm.marker() == before
+    (kernels / "lstm.py").write_text((kernels / "lstm.py").read_text() + "\n# edited\n")
+    assert warm.marker() != before
+
+
+@pytest.mark.slow
+def test_warmup_process_writes_the_marker(tmp_path):
+    """The real background warm-up, in a cache of its own: the tagging process exits at once
+    (its output does not wait for the warm-up), and the marker appears when it is done."""
+    import time
+
+    env = {**os.environ, "PYTHONPATH": str(REPO), "NUMBA_CACHE_DIR": str(tmp_path)}
+    env.pop("SEQTAG_WARMUP", None)
+    r = subprocess.run([sys.executable, "-m", "seqtag", "tag", "Sam Li"], capture_output=True,
+                       text=True, cwd=REPO, env=env, timeout=120)
+    assert r.returncode == 0, r.stderr
+    assert (tmp_path / "seqtag-warmup.lock").exists()
+    deadline = time.time() + 600
+    while time.time() < deadline and not list(tmp_path.glob("seqtag-warm-*")):
+        time.sleep(1)
+    assert list(tmp_path.glob("seqtag-warm-*"))
+    while (tmp_path / "seqtag-warmup.lock").exists() and time.time() < deadline:
+        time.sleep(0.2)
+    check = subprocess.run([sys.executable, "-c", "from seqtag.engines import warm; "
+                            "print(warm.is_warm())"], capture_output=True, text=True, cwd=REPO,
+                           env=env)
+    assert check.stdout.strip() == "True"
+
+
+def test_one_sentence_imports_no_numba():
+    r = subprocess.run([sys.executable, "-c", textwrap.dedent("""
+        import sys, seqtag
+        print(seqtag.Tagger.load().tag(["Sam Li and Tom date on Tuesday."])[0][0][1])
+        print(sorted(m for m in ("numba", "llvmlite") if m in sys.modules))
+    """)], capture_output=True, text=True, cwd=REPO,
+        env={**os.environ, "PYTHONPATH": str(REPO), "SEQTAG_WARMUP": "0"})
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.split("\n")[:2] == ["B-PER", "[]"]
+
+
+@pytest.mark.parametrize("preset", [None, "OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS"])
+def test_cli_bounds_blas_threads_unless_the_user_did(preset):
+    env = {k: v for k, v in os.environ.items()
+           if k not in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS")}
+    if preset:
+        env[preset] = "3"
+    r = subprocess.run([sys.executable, "-c", "import os, seqtag.cli; print(os.environ.get("
+                        "'OPENBLAS_NUM_THREADS'), os.environ.get('OMP_NUM_THREADS'))"],
+                       capture_output=True, text=True, cwd=REPO,
+                       env={**env, "PYTHONPATH": str(REPO)})
+    assert r.stdout.split() == {None: ["1", "None"], "OMP_NUM_THREADS": ["None", "3"],
+                                "OPENBLAS_NUM_THREADS": ["3", "None"]}[preset]
+
+
+def test_api_bounds_blas_threads_unless_the_user_did(monkeypatch):
+    from threadpoolctl import threadpool_info
+
+    from seqtag.engines import blas_threads
+
+    def blas():
+        return {i["num_threads"] for i in threadpool_info() if i["user_api"] == "blas"}
+
+    for v in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
+        monkeypatch.delenv(v, raising=False)
+    with blas_threads():
+        assert blas() <= {1}
+    monkeypatch.setenv("OMP_NUM_THREADS", "2")
+    before = blas()
+    with blas_threads():
+        assert blas() == before
+
+
+def test_no_warmup_where_the_marker_cannot_be_written(tmp_path, monkeypatch):
+    from seqtag.engines import warm
+
+    (tmp_path / "a-file").write_text("x")
+    monkeypatch.delenv("SEQTAG_WARMUP", raising=False)
+    for cache in (tmp_path / "a-file", tmp_path / "a-file" / "cache", Path("/proc/no-such")):
+        monkeypatch.setenv("NUMBA_CACHE_DIR", str(cache))
+        assert not warm.is_warm()
+        assert not warm.start_warmup()
