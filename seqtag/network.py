@@ -23,6 +23,28 @@ from seqtag.layers.embed import EmbeddingSum
 from seqtag.layers.linear import Linear
 from seqtag.layers.output import CRF, Softmax
 from seqtag.layers.recurrent import Recurrent
+from seqtag.threads import Pool
+
+# Sentences per chunk of a training batch: the recurrent kernels' group (seqtag.kernels.stepping
+# ._GROUP), so that a chunk goes through time as one group, as the whole batch would.
+CHUNK = 16
+
+
+def chunk_bounds(n: int, size: int = CHUNK) -> np.ndarray:
+    """Where each chunk of a batch of n sentences starts, and the last ends: ⌈n / size⌉ chunks
+    (at least one) of sizes as equal as can be, the larger first."""
+    k = max(1, -(-n // size))
+    return np.concatenate(([0], np.cumsum([(n - i + k - 1) // k for i in range(k)]))
+                          ).astype(np.int64)
+
+
+def chunk_order(lengths: np.ndarray, size: int = CHUNK) -> np.ndarray:
+    """An order of a batch's sentences for chunk_bounds: longest first, dealt in turn to the
+    chunks, so that the chunks have about as many tokens (their threads finish together) and
+    each is longest first already (the order the kernels step a group in)."""
+    k = max(1, -(-len(lengths) // size))
+    order = np.argsort(-np.asarray(lengths), kind="stable")
+    return np.concatenate([order[i::k] for i in range(k)])
 
 
 @dataclass(frozen=True)
@@ -87,6 +109,11 @@ class Network:
         self.projection = Linear(params, "Wya", "by")
         self.output = CRF(params) if "trans" in params else Softmax(params)
         self.buffers = Buffers(params["Wya"].dtype)
+        # Training: chunks of CHUNK sentences, run by ``pool``; chunk 0 and row block 0 add into
+        # the attached gradients, the others into their own (_Partial), added in order after.
+        self.chunk = CHUNK
+        self.pool = Pool(1)
+        self._partials: list[_Partial] = []
 
     def layers(self):
         return [x for x in (self.embed, self.chars, *self.directions, self.projection,
@@ -105,6 +132,124 @@ class Network:
             if d.embedded:
                 d.slots(tokens)
                 d.slots(tokens, grad=True)
+
+    def _partial(self, i: int, n: int) -> "_Partial":
+        while len(self._partials) <= i:
+            self._partials.append(_Partial(self))
+        part = self._partials[i]
+        part.reserve(n)
+        return part
+
+    def train_step(self, ids: np.ndarray, offsets: np.ndarray, labels: np.ndarray,
+                   rng: np.random.Generator, exact: bool = False) -> float:
+        """The summed loss of a packed batch; adds its gradients into the attached grads.
+
+        The batch is cut into chunks of sentences (chunk_bounds) and its distinct input rows
+        into as many blocks; each chunk (recurrence, output layer, loss) and each block (the
+        character CNN, Wax·x and their gradients) is one work item of ``pool``, with its own
+        gradient arrays, summed in item order. The items depend on the batch alone and the
+        dropout masks are drawn whole first, so the result is the same bits for any number
+        of threads."""
+        p, g = self.params, self.projection.grads
+        dtype = p["Wya"].dtype
+        N, D = len(ids), p["Wya"].shape[1]
+        bounds = chunk_bounds(len(offsets) - 1, self.chunk)
+        K = len(bounds) - 1
+        tokens = offsets[bounds]
+        embedded = self.embed is not None
+        if embedded:
+            rows, inverse = unique_rows(ids)
+            rows = np.ascontiguousarray(rows, dtype=np.int32)
+            n = len(rows)
+            blocks = [n * b // K for b in range(K + 1)]
+            Xe, embed_back = self.embed.forward(rows)
+            d = Xe.shape[1]
+            F = p["Wconv"].shape[0] if self.chars is not None else 0
+            X = np.empty((n, d + F), dtype)
+            X[:, :d] = Xe
+            in_mask = self.input_dropout.mask(X.shape, dtype, rng)
+            step_ids = inverse.reshape(-1, 1).astype(np.int32)
+            for direction in self.directions:       # allocated here, not in the threads
+                direction.slots(n)
+                direction.slots(n, grad=True)
+            if self.chars is not None:
+                self.chars.spellings()
+        else:
+            n, step_ids = 0, ids
+        state_mask = self.state_dropout.mask((N, D), dtype, rng)
+        parts = [g] + [self._partial(k, n) for k in range(1, K)]
+        A = self.buffers.get("A", N, D)
+        E = self.buffers.get("E", N, p["Wya"].shape[0])
+        dE = self.buffers.get("dE", N, p["Wya"].shape[0])
+        dA = self.buffers.get("dA", N, D)
+        caches = [d.buffers.get("C", N, d.cache_width) for d in self.directions]
+
+        def embed_block(b):
+            lo, hi = blocks[b], blocks[b + 1]
+            back = None
+            if self.chars is not None:
+                X[lo:hi, d:], back = self.chars.forward(rows[lo:hi])
+            if in_mask is not None:
+                X[lo:hi] *= in_mask[lo:hi]
+            for direction in self.directions:
+                direction.project(X, lo, hi)
+            return back
+
+        def run_chunk(k):
+            lo, hi = tokens[k], tokens[k + 1]
+            off = offsets[bounds[k]:bounds[k + 1] + 1] - lo
+            chunk_ids = step_ids[lo:hi]
+            backs = [direction.run(chunk_ids, off, A[lo:hi], C[lo:hi], exact)
+                     for direction, C in zip(self.directions, caches)]
+            A_out = A[lo:hi] if state_mask is None else A[lo:hi] * state_mask[lo:hi]
+            self.projection.apply(A_out, E[lo:hi])
+            grads = parts[k] if k == 0 else parts[k].grads
+            loss, dE_k = self.output.loss(E[lo:hi], off, labels[lo:hi], grads, dE[lo:hi])
+            dA_k = dA[lo:hi]
+            self.projection.apply_back(A_out, dE_k, dA_k, grads)
+            if state_mask is not None:
+                dA_k *= state_mask[lo:hi]
+            for i, (direction, back) in enumerate(zip(self.directions, backs)):
+                if embedded:
+                    back(dA_k, grads, direction._dslots if k == 0 else parts[k].dslots[i])
+                elif k == 0:
+                    back(dA_k, grads, g[direction.Wax])
+                else:
+                    # Wax's gradient in the columns this chunk reads, compacted.
+                    cols, local = np.unique(chunk_ids, return_inverse=True)
+                    dW = np.zeros((p[direction.Wax].shape[0], len(cols)), dtype, order="F")
+                    back(dA_k, grads, dW, local.reshape(chunk_ids.shape).astype(np.int32))
+                    parts[k].columns[i] = (cols, dW)
+            return loss
+
+        def back_block(b):
+            lo, hi = blocks[b], blocks[b + 1]
+            grads = parts[b] if b == 0 else parts[b].grads
+            dX_b = None
+            for direction in self.directions:
+                dX_d = direction.project_back(X, lo, hi, grads[direction.Wax])
+                if dX_b is None:
+                    dX_b = dX_d
+                else:
+                    dX_b += dX_d
+            if in_mask is not None:
+                dX_b *= in_mask[lo:hi]
+            dX[lo:hi] = dX_b
+            if chars_backs[b] is not None:
+                chars_backs[b](dX_b[:, d:], grads)
+
+        if embedded:
+            chars_backs = self.pool.map(embed_block, range(K))
+        losses = self.pool.map(run_chunk, range(K))
+        for part in parts[1:]:
+            part.add_chunk_into(g, n)
+        if embedded:
+            dX = np.empty_like(X)
+            self.pool.map(back_block, range(K))
+            for part in parts[1:]:
+                part.add_block_into(g)
+            embed_back(np.ascontiguousarray(dX[:, :d]))
+        return float(sum(losses))
 
     def states(self, ids: np.ndarray, offsets: np.ndarray, rng: np.random.Generator | None = None,
                exact: bool = False):
@@ -163,3 +308,47 @@ class Network:
             states_back(state_back(projection_back(dE)))
 
         return E, backprop
+
+
+class _Partial:
+    """The gradients of one chunk and one row block after the first (Network.train_step), kept
+    from batch to batch and zeroed once added."""
+
+    def __init__(self, network: Network):
+        p = network.params
+        self.network = network
+        dense = [d.Waa for d in network.directions] + [d.ba for d in network.directions] + \
+            [network.projection.W, network.projection.b] + list(network.output.names)
+        if network.embed is not None:
+            dense += [d.Wax for d in network.directions]
+            if network.chars is not None:
+                dense += ["Ec", "Wconv", "bconv"]
+        self.grads = {k: np.zeros_like(p[k], order="K") for k in dense}
+        self.chunk_names = [k for k in dense if k not in
+                            {d.Wax for d in network.directions} | {"Ec", "Wconv", "bconv"}]
+        self.block_names = [k for k in dense if k not in self.chunk_names]
+        self.dslots: list[np.ndarray] = []
+        self.columns: list = [None] * len(network.directions)
+
+    def reserve(self, n: int) -> None:
+        if self.network.embed is not None and (not self.dslots or self.dslots[0].shape[1] < n):
+            self.dslots = [np.zeros_like(d.slots(n, grad=True), order="F")
+                           for d in self.network.directions]
+
+    def add_chunk_into(self, g: dict, n: int) -> None:
+        for k in self.chunk_names:
+            g[k] += self.grads[k]
+            self.grads[k][...] = 0
+        for d, dslots in zip(self.network.directions, self.dslots):
+            d._dslots[:, :n] += dslots[:, :n]
+            dslots[:, :n] = 0
+        for i, d in enumerate(self.network.directions):
+            if self.columns[i] is not None:
+                cols, dW = self.columns[i]
+                g[d.Wax][:, cols] += dW
+                self.columns[i] = None
+
+    def add_block_into(self, g: dict) -> None:
+        for k in self.block_names:
+            g[k] += self.grads[k]
+            self.grads[k][...] = 0
