@@ -105,11 +105,19 @@ class RNNTagger:
 
     def emissions(self, sentences: Sequence[Sequence[str]]) -> tuple[np.ndarray, np.ndarray]:
         """Wya·a<t> + by for every token of the packed sentences, and their offsets."""
+        ids, offsets, _ = self.prepare(sentences)
+        E, _ = self.network.forward(ids, offsets)
+        return E, offsets
+
+    def prepare(self, sentences: Sequence[Sequence[str]]):
+        """(ids, offsets, spellings): the sentences encoded and packed, with the spellings their
+        rows refer to. The encoder's caches are not for sharing between threads: a caller that
+        tags on several threads prepares here, in its own thread, and passes the result to
+        ``analyse(..., prepared=)`` on the others."""
         self.encoder.trim()
         ids, offsets = pack([self.encoder.encode(s) for s in sentences])
         ids = ids.reshape(len(ids), self.encoder.n_columns)
-        E, _ = self.network.forward(ids, offsets)
-        return E, offsets
+        return ids, offsets, self.encoder.spellings() if self.chars is not None else None
 
     def predict_proba(self, sentences: Sequence[Sequence[str]]) -> list[np.ndarray]:
         """P(y<t> = label) for each token: one (T, L) float32 array per sentence (ŷ<t> of the
@@ -121,18 +129,26 @@ class RNNTagger:
         return [P[offsets[i]:offsets[i + 1]] for i in range(len(sentences))]
 
     def analyse(self, sentences: Sequence[Sequence[str]], proba: bool = True,
-                scores: bool = False, nbest: int = 0) -> list[dict]:
+                scores: bool = False, nbest: int = 0, prepared=None) -> list[dict]:
         """Everything tagging can show of each sentence, from one pass of the network: its
         best valid labels ("labels", indices), their probabilities ("probs", or None without
         ``proba``), with ``scores`` each entity's probability ("spans"), with ``nbest`` > 0 the
         n best sequences and their probabilities ("nbest"), and its emissions ("emissions",
-        what span_probabilities can take instead of computing them again)."""
+        what span_probabilities can take instead of computing them again). With ``prepared``
+        (from ``prepare``), safe to call from several threads at once: it uses a network of its
+        own."""
         from seqtag.decoding import decode_emissions, nbest_paths, span_probabilities
 
         if not sentences:
             return []
-        E, offsets = self.emissions(sentences)
-        output = self.network.output
+        if prepared is None:
+            network = self.network
+            E, offsets = self.emissions(sentences)
+        else:
+            ids, offsets, spellings = prepared
+            network = Network(self.params, self.architecture, lambda: spellings)
+            E, _ = network.forward(ids, offsets)
+        output = network.output
         best, P = decode_emissions(output, E, offsets, self.masks, proba or scores)
         out = []
         for i in range(len(sentences)):

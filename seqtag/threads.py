@@ -10,8 +10,9 @@ from __future__ import annotations
 
 import itertools
 import os
+from collections import deque
 from concurrent.futures import ThreadPoolExecutor
-from typing import Callable, Sequence
+from typing import Callable, Iterable, Iterator, Sequence
 
 
 def available_cores() -> int:
@@ -63,3 +64,28 @@ class Pool:
         if self._executor is not None:
             self._executor.shutdown()
             self._executor = None
+
+
+def ordered(fn: Callable, jobs: Iterable, threads: int | None = 1) -> Iterator:
+    """(job, fn(job)) for each job of a stream, in the stream's order, with up to ``threads``
+    calls of fn running at once on worker threads while this thread makes the next jobs
+    (the stream is read only as far as the results are taken, plus ``threads`` ahead)."""
+    threads = available_cores() if threads is None else max(1, int(threads))
+    if threads == 1:
+        for job in jobs:
+            yield job, fn(job)
+        return
+    pending: deque = deque()
+    with ThreadPoolExecutor(threads, thread_name_prefix="seqtag") as executor:
+        try:
+            for job in jobs:
+                pending.append((job, executor.submit(fn, job)))
+                if len(pending) > threads:
+                    job, future = pending.popleft()
+                    yield job, future.result()
+            while pending:
+                job, future = pending.popleft()
+                yield job, future.result()
+        finally:
+            for _, future in pending:
+                future.cancel()
