@@ -21,6 +21,7 @@ The model file (save, load and its checks) is seqtag.modelfile.
 from __future__ import annotations
 
 import os
+import threading
 from dataclasses import dataclass, field
 from functools import cached_property
 from typing import Sequence
@@ -146,7 +147,7 @@ class RNNTagger:
             E, offsets = self.emissions(sentences)
         else:
             ids, offsets, spellings = prepared
-            network = Network(self.params, self.architecture, lambda: spellings)
+            network = self._thread_network(spellings)
             E, _ = network.forward(ids, offsets)
         output = network.output
         best, P = decode_emissions(output, E, offsets, self.masks, proba or scores)
@@ -163,6 +164,17 @@ class RNNTagger:
                               nbest_paths(output, E[lo:hi], self.masks, nbest)]
             out.append(r)
         return out
+
+    def _thread_network(self, spellings) -> Network:
+        """The calling thread's own network (its scratch arrays are its own), reading
+        ``spellings``."""
+        local = self.__dict__.setdefault("_threads", threading.local())
+        network = getattr(local, "network", None)
+        if network is None:
+            network = local.network = Network(self.params, self.architecture)
+        if network.chars is not None:
+            network.chars.spellings = lambda: spellings
+        return network
 
     def decode(self, sentences: Sequence[Sequence[str]], proba: bool = True
                ) -> list[tuple[np.ndarray, np.ndarray | None]]:

@@ -225,6 +225,8 @@ class Network:
         def back_block(b):
             lo, hi = blocks[b], blocks[b + 1]
             grads = parts[b] if b == 0 else parts[b].grads
+            for part in parts[1:]:       # the chunks' gradients in these slots, in chunk order
+                part.add_slots_into(lo, hi)
             dX_b = None
             for direction in self.directions:
                 dX_d = direction.project_back(X, lo, hi, grads[direction.Wax])
@@ -242,7 +244,7 @@ class Network:
             chars_backs = self.pool.map(embed_block, range(K))
         losses = self.pool.map(run_chunk, range(K))
         for part in parts[1:]:
-            part.add_chunk_into(g, n)
+            part.add_chunk_into(g)
         if embedded:
             dX = np.empty_like(X)
             self.pool.map(back_block, range(K))
@@ -335,18 +337,21 @@ class _Partial:
             self.dslots = [np.zeros_like(d.slots(n, grad=True), order="F")
                            for d in self.network.directions]
 
-    def add_chunk_into(self, g: dict, n: int) -> None:
+    def add_chunk_into(self, g: dict) -> None:
         for k in self.chunk_names:
             g[k] += self.grads[k]
             self.grads[k][...] = 0
-        for d, dslots in zip(self.network.directions, self.dslots):
-            d._dslots[:, :n] += dslots[:, :n]
-            dslots[:, :n] = 0
         for i, d in enumerate(self.network.directions):
             if self.columns[i] is not None:
                 cols, dW = self.columns[i]
                 g[d.Wax][:, cols] += dW
                 self.columns[i] = None
+
+    def add_slots_into(self, lo: int, hi: int) -> None:
+        """The chunk's gradients of the slots lo..hi into the first chunk's (zeroed after)."""
+        for d, dslots in zip(self.network.directions, self.dslots):
+            d._dslots[:, lo:hi] += dslots[:, lo:hi]
+            dslots[:, lo:hi] = 0
 
     def add_block_into(self, g: dict) -> None:
         for k in self.block_names:

@@ -12,6 +12,10 @@ import numpy as np
 
 from seqtag.config import TrainConfig, plain
 from seqtag.model import CRF_NAMES
+from seqtag.threads import Pool
+
+# Pieces an update is cut into, whatever the number of threads that run them.
+PIECES = 2
 
 
 class Optimizer:
@@ -37,6 +41,7 @@ class Optimizer:
                                   for i in (0, 1)) for _, names in self.groups]
         self.t = 0
         self.lr = cfg.lr
+        self.pool = Pool(1)       # the threads that run the pieces (the trainer's)
 
     def step(self, cols: np.ndarray, n_tokens: int) -> None:
         """One update from the summed gradients of n_tokens tokens (``cols``: the lazily stepped
@@ -50,18 +55,28 @@ class Optimizer:
             if norm > cfg.clip:
                 scale *= cfg.clip / norm
         self.t += 1
-        for gi, (wax, _) in enumerate(self.groups):
-            dense, dense_g = self.dense[gi]
+        b1, b2 = 0.9, 0.999
+        lr_t = self.lr * np.sqrt(1 - b2 ** self.t) / (1 - b1 ** self.t)
+
+        def run(item):
+            """One piece of a group: a fixed share of every dense array and of the columns
+            (each entry is stepped alone, so pieces can run on any thread)."""
+            gi, piece = item
+            wax = self.groups[gi][0]
+            share = lambda arrays: tuple(a[len(a) * piece // PIECES:  # noqa: E731
+                                           len(a) * (piece + 1) // PIECES] for a in arrays)
+            dense, dense_g = (share(a) for a in self.dense[gi])
+            own = cols[len(cols) * piece // PIECES:len(cols) * (piece + 1) // PIECES]
             if self.adam:
-                b1, b2 = 0.9, 0.999
-                lr_t = self.lr * np.sqrt(1 - b2 ** self.t) / (1 - b1 ** self.t)
                 m, v = self.moments[wax]
-                adam_step(dense, dense_g, self.dense_m[gi][0], self.dense_m[gi][1],
-                                  params[wax], grads[wax], m, v, cols, f32(scale), f32(lr_t),
-                                  f32(b1), f32(b2), f32(1e-8))
+                adam_step(dense, dense_g, share(self.dense_m[gi][0]),
+                          share(self.dense_m[gi][1]), params[wax], grads[wax], m, v, own,
+                          f32(scale), f32(lr_t), f32(b1), f32(b2), f32(1e-8))
             else:
-                sgd_step(dense, dense_g, params[wax], grads[wax], cols,
-                                 f32(self.lr * scale))
+                sgd_step(dense, dense_g, params[wax], grads[wax], own, f32(self.lr * scale))
+
+        self.pool.map(run, [(gi, piece) for gi in range(len(self.groups))
+                            for piece in range(PIECES)])
 
     def sq_norm(self, cols: np.ndarray) -> float:
         """‖g‖² of all gradients, reading the lazily stepped ones only in the columns the batch

@@ -75,7 +75,7 @@ class Trainer:
         optimizer = Optimizer(cfg, model.params)
         network.attach_grads(optimizer.grads)
         network.reserve(batches.max_tokens)
-        network.pool = Pool(cfg.threads)
+        network.pool = optimizer.pool = Pool(cfg.threads)
         selection = Selection(cfg)
         first_epoch = 1
         if resume:

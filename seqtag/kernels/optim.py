@@ -33,7 +33,7 @@ def _adam(p, g, m, v, scale, lr_t, b1, b2, eps):
         g[i] = 0
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def sgd_step(params, grads, Wax, dWax, cols, lr_scale):
     """SGD on the dense parameters and on the touched columns of Wax; zeroes the gradients.
 
@@ -46,7 +46,7 @@ def sgd_step(params, grads, Wax, dWax, cols, lr_scale):
         _sgd(WaxT[c], dWaxT[c], lr_scale)
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def adam_step(params, grads, ms, vs, Wax, dWax, mWax, vWax, cols, scale, lr_t, b1, b2, eps):
     """Adam on the dense parameters; lazy Adam (moments of touched columns only) on Wax.
 
