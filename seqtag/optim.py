@@ -81,8 +81,10 @@ class Optimizer:
     def sq_norm(self, cols: np.ndarray) -> float:
         """‖g‖² of all gradients, reading the lazily stepped ones only in the columns the batch
         touched."""
+        from seqtag.kernels.optim import sum_squares
+
         return sum(float(np.square(g[:, cols]).sum()) if k in self.lazy else
-                   float(np.vdot(g, g)) for k, g in self.grads.items())
+                   sum_squares(g.reshape(-1)) for k, g in self.grads.items())
 
     # -- checkpoints ------------------------------------------------------------------------
 

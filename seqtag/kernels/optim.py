@@ -57,3 +57,24 @@ def adam_step(params, grads, ms, vs, Wax, dWax, mWax, vWax, cols, scale, lr_t, b
     WaxT, dWaxT, mWaxT, vWaxT = Wax.T, dWax.T, mWax.T, vWax.T  # rows: columns of Wax, ...
     for c in cols:
         _adam(WaxT[c], dWaxT[c], mWaxT[c], vWaxT[c], scale, lr_t, b1, b2, eps)
+
+
+@njit(cache=True, nogil=True, error_model="numpy")
+def sum_squares(g):
+    """Σ g[i]² of a flat array in float64: eight running sums (of the entries i ≡ j mod 8, an
+    order fixed by the length alone), then the rest. What np.vdot(g, g) gives, without OpenBLAS,
+    whose threads would spin beside the trainer's on a busy machine."""
+    n = g.shape[0]
+    acc = np.zeros(8)
+    n8 = n - n % 8
+    for i in range(0, n8, 8):
+        for j in range(8):
+            x = np.float64(g[i + j])
+            acc[j] += x * x
+    total = 0.0
+    for j in range(8):
+        total += acc[j]
+    for i in range(n8, n):
+        x = np.float64(g[i])
+        total += x * x
+    return total
