@@ -147,9 +147,9 @@ class Network:
         The batch is cut into chunks of sentences (chunk_bounds) and its distinct input rows
         into as many blocks; each chunk (recurrence, output layer, loss) and each block (the
         character CNN, Wax·x and their gradients) is one work item of ``pool``, with its own
-        gradient arrays, summed in item order. The items depend on the batch alone and the
-        dropout masks are drawn whole first, so the result is the same bits for any number
-        of threads."""
+        gradient arrays, summed in item order, and its own dropout masks, from a generator
+        seeded from ``rng`` in item order. The items depend on the batch alone, so the result
+        is the same bits for any number of threads."""
         p, g = self.params, self.projection.grads
         dtype = p["Wya"].dtype
         N, D = len(ids), p["Wya"].shape[1]
@@ -167,7 +167,8 @@ class Network:
             F = p["Wconv"].shape[0] if self.chars is not None else 0
             X = np.empty((n, d + F), dtype)
             X[:, :d] = Xe
-            in_mask = self.input_dropout.mask(X.shape, dtype, rng)
+            in_rngs = self.input_dropout.seeds(K, rng)
+            in_masks = [None] * K
             step_ids = inverse.reshape(-1, 1).astype(np.int32)
             for direction in self.directions:       # allocated here, not in the threads
                 direction.slots(n)
@@ -176,7 +177,7 @@ class Network:
                 self.chars.spellings()
         else:
             n, step_ids = 0, ids
-        state_mask = self.state_dropout.mask((N, D), dtype, rng)
+        state_rngs = self.state_dropout.seeds(K, rng)
         parts = [g] + [self._partial(k, n) for k in range(1, K)]
         A = self.buffers.get("A", N, D)
         E = self.buffers.get("E", N, p["Wya"].shape[0])
@@ -189,8 +190,9 @@ class Network:
             back = None
             if self.chars is not None:
                 X[lo:hi, d:], back = self.chars.forward(rows[lo:hi])
-            if in_mask is not None:
-                X[lo:hi] *= in_mask[lo:hi]
+            in_masks[b] = self.input_dropout.mask((hi - lo, X.shape[1]), dtype, in_rngs[b])
+            if in_masks[b] is not None:
+                X[lo:hi] *= in_masks[b]
             for direction in self.directions:
                 direction.project(X, lo, hi)
             return back
@@ -201,14 +203,15 @@ class Network:
             chunk_ids = step_ids[lo:hi]
             backs = [direction.run(chunk_ids, off, A[lo:hi], C[lo:hi], exact)
                      for direction, C in zip(self.directions, caches)]
-            A_out = A[lo:hi] if state_mask is None else A[lo:hi] * state_mask[lo:hi]
+            state_mask = self.state_dropout.mask((hi - lo, D), dtype, state_rngs[k])
+            A_out = A[lo:hi] if state_mask is None else A[lo:hi] * state_mask
             self.projection.apply(A_out, E[lo:hi])
             grads = parts[k] if k == 0 else parts[k].grads
             loss, dE_k = self.output.loss(E[lo:hi], off, labels[lo:hi], grads, dE[lo:hi])
             dA_k = dA[lo:hi]
             self.projection.apply_back(A_out, dE_k, dA_k, grads)
             if state_mask is not None:
-                dA_k *= state_mask[lo:hi]
+                dA_k *= state_mask
             for i, (direction, back) in enumerate(zip(self.directions, backs)):
                 if embedded:
                     back(dA_k, grads, direction._dslots if k == 0 else parts[k].dslots[i])
@@ -234,8 +237,8 @@ class Network:
                     dX_b = dX_d
                 else:
                     dX_b += dX_d
-            if in_mask is not None:
-                dX_b *= in_mask[lo:hi]
+            if in_masks[b] is not None:
+                dX_b *= in_masks[b]
             dX[lo:hi] = dX_b
             if chars_backs[b] is not None:
                 chars_backs[b](dX_b[:, d:], grads)
