@@ -177,3 +177,17 @@ def test_the_pool_runs_every_item_once_in_order_and_passes_errors_on():
         pool.map(fail, list(range(20)))
     pool.close()
     assert Pool(None).threads == available_cores() >= 1
+
+
+def test_a_run_resumed_on_other_threads_ends_with_the_same_model(btc, tmp_path):
+    from seqtag.training import Trainer
+
+    train, dev = btc
+    options = dict(ARCHITECTURES["default"], patience=0, seed=3, batch_size=40)
+    whole = Trainer(TrainConfig(**options, epochs=2, threads=1)).fit(train, dev).model_
+    ckpt = tmp_path / "m.ckpt.npz"
+    Trainer(TrainConfig(**options, epochs=1, threads=2), checkpoint=ckpt).fit(train, dev)
+    resumed = Trainer(TrainConfig(**options, epochs=2, threads=3), checkpoint=ckpt).fit(
+        train, dev, resume=True).model_
+    for k, v in whole.params.items():
+        assert np.array_equal(v, resumed.params[k]), k
