@@ -228,8 +228,9 @@ class Network:
         def back_block(b):
             lo, hi = blocks[b], blocks[b + 1]
             grads = parts[b] if b == 0 else parts[b].grads
-            for part in parts[1:]:       # the chunks' gradients in these slots, in chunk order
-                part.add_slots_into(lo, hi)
+            for part in parts[1:]:       # the chunks' gradients, in chunk order: of these
+                part.add_slots_into(lo, hi)  # slots, and a share of every other
+                part.add_chunk_share(g, b, K)
             dX_b = None
             for direction in self.directions:
                 dX_d = direction.project_back(X, lo, hi, grads[direction.Wax])
@@ -246,9 +247,10 @@ class Network:
         if embedded:
             chars_backs = self.pool.map(embed_block, range(K))
         losses = self.pool.map(run_chunk, range(K))
-        for part in parts[1:]:
-            part.add_chunk_into(g)
-        if embedded:
+        if not embedded:
+            for part in parts[1:]:
+                part.add_chunk_into(g)
+        else:
             dX = np.empty_like(X)
             self.pool.map(back_block, range(K))
             for part in parts[1:]:
@@ -349,6 +351,15 @@ class _Partial:
                 cols, dW = self.columns[i]
                 g[d.Wax][:, cols] += dW
                 self.columns[i] = None
+
+    def add_chunk_share(self, g: dict, b: int, K: int) -> None:
+        """Share b of K of add_chunk_into's sums (each entry added alone: any share, any
+        thread)."""
+        for k in self.chunk_names:
+            own = self.grads[k]
+            lo, hi = len(own) * b // K, len(own) * (b + 1) // K     # rows
+            g[k][lo:hi] += own[lo:hi]
+            own[lo:hi] = 0
 
     def add_slots_into(self, lo: int, hi: int) -> None:
         """The chunk's gradients of the slots lo..hi into the first chunk's (zeroed after)."""

@@ -83,8 +83,13 @@ class Optimizer:
         touched."""
         from seqtag.kernels.optim import sum_squares
 
-        return sum(float(np.square(g[:, cols]).sum()) if k in self.lazy else
-                   sum_squares(g.reshape(-1)) for k, g in self.grads.items())
+        def square(item):
+            k, g = item
+            return float(np.square(g[:, cols]).sum()) if k in self.lazy else \
+                sum_squares(g.reshape(-1))
+
+        # one sum per parameter on the threads, added in the parameters' order
+        return sum(self.pool.map(square, list(self.grads.items())))
 
     # -- checkpoints ------------------------------------------------------------------------
 
