@@ -228,9 +228,9 @@ class Network:
         def back_block(b):
             lo, hi = blocks[b], blocks[b + 1]
             grads = parts[b] if b == 0 else parts[b].grads
-            for part in parts[1:]:       # the chunks' gradients, in chunk order: of these
-                part.add_slots_into(lo, hi)  # slots, and a share of every other
-                part.add_chunk_share(g, b, K)
+            # the chunks' gradients, in chunk order: of these slots, and a share of every other
+            _accumulate([pair for part in parts[1:] for pair in
+                         part.slot_pairs(lo, hi) + part.chunk_share(g, b, K)])
             dX_b = None
             for direction in self.directions:
                 dX_d = direction.project_back(X, lo, hi, grads[direction.Wax])
@@ -343,31 +343,46 @@ class _Partial:
                            for d in self.network.directions]
 
     def add_chunk_into(self, g: dict) -> None:
-        for k in self.chunk_names:
-            g[k] += self.grads[k]
-            self.grads[k][...] = 0
+        _accumulate([(g[k], self.grads[k]) for k in self.chunk_names])
         for i, d in enumerate(self.network.directions):
             if self.columns[i] is not None:
                 cols, dW = self.columns[i]
                 g[d.Wax][:, cols] += dW
                 self.columns[i] = None
 
-    def add_chunk_share(self, g: dict, b: int, K: int) -> None:
-        """Share b of K of add_chunk_into's sums (each entry added alone: any share, any
-        thread)."""
+    def chunk_share(self, g: dict, b: int, K: int) -> list:
+        """(total, part) pairs of share b of K of add_chunk_into's sums (each entry is added
+        alone: any share, on any thread)."""
+        pairs = []
         for k in self.chunk_names:
             own = self.grads[k]
             lo, hi = len(own) * b // K, len(own) * (b + 1) // K     # rows
-            g[k][lo:hi] += own[lo:hi]
-            own[lo:hi] = 0
+            pairs.append((g[k][lo:hi], own[lo:hi]))
+        return pairs
 
-    def add_slots_into(self, lo: int, hi: int) -> None:
-        """The chunk's gradients of the slots lo..hi into the first chunk's (zeroed after)."""
-        for d, dslots in zip(self.network.directions, self.dslots):
-            d._dslots[:, lo:hi] += dslots[:, lo:hi]
-            dslots[:, lo:hi] = 0
+    def slot_pairs(self, lo: int, hi: int) -> list:
+        """(total, part) pairs of the chunk's gradients of the slots lo..hi and the first
+        chunk's."""
+        return [(d._dslots[:, lo:hi], dslots[:, lo:hi])
+                for d, dslots in zip(self.network.directions, self.dslots)]
 
     def add_block_into(self, g: dict) -> None:
-        for k in self.block_names:
-            g[k] += self.grads[k]
-            self.grads[k][...] = 0
+        _accumulate([(g[k], self.grads[k]) for k in self.block_names])
+
+
+def _accumulate(pairs) -> None:
+    """total += part, part = 0 for each (total, part), in one pass and one call
+    (seqtag.kernels.optim.accumulate) over rows that are contiguous in memory: vectors as one
+    row, column-major arrays transposed."""
+    from seqtag.kernels.optim import accumulate
+
+    totals, parts = [], []
+    for total, part in pairs:
+        if total.ndim == 1:
+            total, part = total[None], part[None]
+        elif not total.flags.c_contiguous:
+            total, part = total.T, part.T
+        totals.append(total)
+        parts.append(part)
+    if totals:
+        accumulate(tuple(totals), tuple(parts))

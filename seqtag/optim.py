@@ -42,6 +42,13 @@ class Optimizer:
         self.t = 0
         self.lr = cfg.lr
         self.pool = Pool(1)       # the threads that run the pieces (the trainer's)
+        # Each group's dense arrays (parameters, gradients, moments) cut into PIECES fixed
+        # shares: views, made once.
+        share = lambda arrays, i: tuple(a[len(a) * i // PIECES:  # noqa: E731
+                                          len(a) * (i + 1) // PIECES] for a in arrays)
+        self.pieces = [(gi, i, tuple(share(a, i) for a in (
+            *self.dense[gi], *(self.dense_m[gi] if self.adam else ()))))
+            for gi in range(len(self.groups)) for i in range(PIECES)]
 
     def step(self, cols: np.ndarray, n_tokens: int) -> None:
         """One update from the summed gradients of n_tokens tokens (``cols``: the lazily stepped
@@ -58,38 +65,35 @@ class Optimizer:
         b1, b2 = 0.9, 0.999
         lr_t = self.lr * np.sqrt(1 - b2 ** self.t) / (1 - b1 ** self.t)
 
-        def run(item):
-            """One piece of a group: a fixed share of every dense array and of the columns
-            (each entry is stepped alone, so pieces can run on any thread)."""
-            gi, piece = item
+        def run(piece):
+            """A fixed share of every dense array of a group and of its columns (each entry is
+            stepped alone, so pieces can run on any thread)."""
+            gi, i, arrays = piece
             wax = self.groups[gi][0]
-            share = lambda arrays: tuple(a[len(a) * piece // PIECES:  # noqa: E731
-                                           len(a) * (piece + 1) // PIECES] for a in arrays)
-            dense, dense_g = (share(a) for a in self.dense[gi])
-            own = cols[len(cols) * piece // PIECES:len(cols) * (piece + 1) // PIECES]
+            own = cols[len(cols) * i // PIECES:len(cols) * (i + 1) // PIECES]
             if self.adam:
+                dense, dense_g, dense_m, dense_v = arrays
                 m, v = self.moments[wax]
-                adam_step(dense, dense_g, share(self.dense_m[gi][0]),
-                          share(self.dense_m[gi][1]), params[wax], grads[wax], m, v, own,
+                adam_step(dense, dense_g, dense_m, dense_v, params[wax], grads[wax], m, v, own,
                           f32(scale), f32(lr_t), f32(b1), f32(b2), f32(1e-8))
             else:
+                dense, dense_g = arrays
                 sgd_step(dense, dense_g, params[wax], grads[wax], own, f32(self.lr * scale))
 
-        self.pool.map(run, [(gi, piece) for gi in range(len(self.groups))
-                            for piece in range(PIECES)])
+        self.pool.map(run, self.pieces)
 
     def sq_norm(self, cols: np.ndarray) -> float:
         """‖g‖² of all gradients, reading the lazily stepped ones only in the columns the batch
         touched."""
-        from seqtag.kernels.optim import sum_squares
+        from seqtag.kernels.optim import sums_of_squares
 
-        def square(item):
-            k, g = item
-            return float(np.square(g[:, cols]).sum()) if k in self.lazy else \
-                sum_squares(g.reshape(-1))
-
-        # one sum per parameter on the threads, added in the parameters' order
-        return sum(self.pool.map(square, list(self.grads.items())))
+        dense = tuple(g.reshape(-1) for k, g in self.grads.items() if k not in self.lazy)
+        sums = np.empty(len(dense))
+        sums_of_squares(dense, sums)
+        lazy = iter(float(np.square(self.grads[k][:, cols]).sum()) for k in self.lazy)
+        it = iter(sums)
+        # added in the parameters' order
+        return sum(next(lazy) if k in self.lazy else float(next(it)) for k in self.grads)
 
     # -- checkpoints ------------------------------------------------------------------------
 
