@@ -30,21 +30,29 @@ from seqtag.threads import Pool
 CHUNK = 16
 
 
-def chunk_bounds(n: int, size: int = CHUNK) -> np.ndarray:
-    """Where each chunk of a batch of n sentences starts, and the last ends: ⌈n / size⌉ chunks
-    (at least one) of sizes as equal as can be, the larger first."""
+def _deal(n: int, size: int = CHUNK) -> np.ndarray:
+    """The chunk of each of n sentences taken longest first: ⌈n / size⌉ chunks (at least one)
+    dealt to in turn, forth then back (0, 1, 1, 0, 0, 1, ...), so that each chunk's sentences
+    are about as long as the others'."""
     k = max(1, -(-n // size))
-    return np.concatenate(([0], np.cumsum([(n - i + k - 1) // k for i in range(k)]))
+    rank = np.arange(n)
+    turn, seat = rank // k, rank % k
+    return np.where(turn % 2 == 0, seat, k - 1 - seat)
+
+
+def chunk_bounds(n: int, size: int = CHUNK) -> np.ndarray:
+    """Where each chunk of a batch of n sentences (in chunk_order) starts, and the last ends."""
+    k = max(1, -(-n // size))
+    return np.concatenate(([0], np.cumsum(np.bincount(_deal(n, size), minlength=k)))
                           ).astype(np.int64)
 
 
 def chunk_order(lengths: np.ndarray, size: int = CHUNK) -> np.ndarray:
-    """An order of a batch's sentences for chunk_bounds: longest first, dealt in turn to the
-    chunks, so that the chunks have about as many tokens (their threads finish together) and
+    """An order of a batch's sentences for chunk_bounds: longest first, dealt to the chunks
+    (_deal), so that the chunks have about as many tokens (their threads finish together) and
     each is longest first already (the order the kernels step a group in)."""
-    k = max(1, -(-len(lengths) // size))
     order = np.argsort(-np.asarray(lengths), kind="stable")
-    return np.concatenate([order[i::k] for i in range(k)])
+    return order[np.argsort(_deal(len(order), size), kind="stable")]
 
 
 @dataclass(frozen=True)
