@@ -77,11 +77,13 @@ class Tagger:
         return self._model().labels
 
     def tag(self, texts: Iterable[str]) -> list[list[tuple[str, str]]]:
-        """Tokenize and label each text: its (token, label) pairs."""
+        """Tokenize and label each text: its (token, label) pairs (on ``threads`` threads, as
+        `seqtag tag --threads`)."""
         from seqtag.tagging import tag_texts
 
         return [list(zip(t.tokens, t.labels))
-                for t in tag_texts(self._model(), list(texts), probs=False)]
+                for t in tag_texts(self._model(), list(texts), probs=False,
+                                   threads=self.config.threads)]
 
     def predict(self, token_lists: Sequence[Sequence[str]]) -> list[list[str]]:
         """The labels of already tokenized sentences."""

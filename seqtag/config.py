@@ -98,6 +98,9 @@ class TrainConfig:
         min=0, max=8192)
     char_dim: int = option(25, "Size of each character's embedding in the CNN.", min=1,
                            max=8192)
+    threads: int | None = option(
+        None, "Threads to train with (default: the cores this process may use); the model is "
+              "the same, bit for bit, for any count.", min=1, max=1024)
 
     def __post_init__(self):
         # Choices given as strings become their Enum members; an unknown one is left for
@@ -124,6 +127,11 @@ class TrainConfig:
             raise SeqtagError("the character CNN (--char-filters) needs embeddings",
                               hint="set --embed-dim above 0, or --char-filters 0")
         return self
+
+
+# Options that change how fast a run goes, never what it computes: not hyperparameters of the
+# model (its file is the same whatever they are).
+RUNTIME = ("threads",)
 
 
 # The plain recurrent tagger of the textbook: one left-to-right Elman RNN over word ids, softmax

@@ -21,6 +21,7 @@ The model file (save, load and its checks) is seqtag.modelfile.
 from __future__ import annotations
 
 import os
+import threading
 from dataclasses import dataclass, field
 from functools import cached_property
 from typing import Sequence
@@ -123,28 +124,48 @@ class RNNTagger:
 
     def emissions(self, sentences: Sequence[Sequence[str]]) -> tuple[np.ndarray, np.ndarray]:
         """Wya·a<t> + by for every token of the packed sentences, and their offsets."""
+        prepared = self.prepare(sentences)
+        _, E = self._forward(prepared)
+        return E, prepared[1]
+
+    def prepare(self, sentences: Sequence[Sequence[str]]):
+        """(ids, offsets, spellings, kernels): the sentences encoded and packed, the spellings
+        their rows refer to, and the engine that runs them (chosen here, in input order, so that
+        auto moves a stream to Numba between two batches whichever thread runs them). The
+        encoder's caches are not for sharing between threads: a caller that tags on several
+        threads prepares here, in its own thread, and passes the result to
+        ``analyse(..., prepared=)`` on the others."""
         self.encoder.trim()
         ids, offsets = pack([self.encoder.encode(s) for s in sentences])
         ids = ids.reshape(len(ids), self.encoder.n_columns)
-        kernels = self.engine.choose(len(ids))
-        if kernels != self.kernels:
-            self._network_for(kernels)
+        spellings = self.encoder.spellings() if self.chars is not None else None
+        return ids, offsets, spellings, self.engine.choose(len(ids))
+
+    def _forward(self, prepared, own: bool = False) -> tuple[Network, np.ndarray]:
+        """(network, E) of a prepared batch, on the network of the engine it was prepared for:
+        the model's, or with ``own`` the calling thread's own (its scratch arrays are its
+        own)."""
+        ids, offsets, spellings, kernels = prepared
         try:
+            network = self._thread_network(spellings, kernels) if own else \
+                self._model_network(kernels)
             if kernels == "numpy":
                 from seqtag.engines import blas_threads
 
                 with blas_threads():
-                    E, _ = self.network.forward(ids, offsets)
-            else:
-                E, _ = self.network.forward(ids, offsets)
+                    return network, network.forward(ids, offsets)[0]
+            return network, network.forward(ids, offsets)[0]
         except ImportError:
             if self.engine.requested != "auto":
                 raise
             # auto saw Numba installed but it does not import: NumPy for good.
             self.engine.fall_back()
-            self._network_for("numpy")
-            E, _ = self.network.forward(ids, offsets)
-        return E, offsets
+            return self._forward((ids, offsets, spellings, "numpy"), own)
+
+    def _model_network(self, kernels: str) -> Network:
+        if kernels != self.kernels:
+            self._network_for(kernels)
+        return self.network
 
     def predict_proba(self, sentences: Sequence[Sequence[str]]) -> list[np.ndarray]:
         """P(y<t> = label) for each token: one (T, L) float32 array per sentence (ŷ<t> of the
@@ -156,18 +177,25 @@ class RNNTagger:
         return [P[offsets[i]:offsets[i + 1]] for i in range(len(sentences))]
 
     def analyse(self, sentences: Sequence[Sequence[str]], proba: bool = True,
-                scores: bool = False, nbest: int = 0) -> list[dict]:
+                scores: bool = False, nbest: int = 0, prepared=None) -> list[dict]:
         """Everything tagging can show of each sentence, from one pass of the network: its
         best valid labels ("labels", indices), their probabilities ("probs", or None without
         ``proba``), with ``scores`` each entity's probability ("spans"), with ``nbest`` > 0 the
         n best sequences and their probabilities ("nbest"), and its emissions ("emissions",
-        what span_probabilities can take instead of computing them again)."""
+        what span_probabilities can take instead of computing them again). With ``prepared``
+        (from ``prepare``), safe to call from several threads at once: it uses a network of its
+        own."""
         from seqtag.decoding import decode_emissions, nbest_paths, span_probabilities
 
         if not sentences:
             return []
-        E, offsets = self.emissions(sentences)
-        output = self.network.output
+        if prepared is None:
+            prepared = self.prepare(sentences)
+            network, E = self._forward(prepared)
+        else:
+            network, E = self._forward(prepared, own=True)
+        offsets = prepared[1]
+        output = network.output
         best, P = decode_emissions(output, E, offsets, self.masks, proba or scores)
         out = []
         for i in range(len(sentences)):
@@ -182,6 +210,20 @@ class RNNTagger:
                               nbest_paths(output, E[lo:hi], self.masks, nbest)]
             out.append(r)
         return out
+
+    def _thread_network(self, spellings, kernels: str) -> Network:
+        """The calling thread's own network on the engine ``kernels``, reading ``spellings``."""
+        from seqtag.engines import kernel_set
+
+        local = self.__dict__.setdefault("_threads", threading.local())
+        networks = local.__dict__.setdefault("networks", {})
+        network = networks.get(kernels)
+        if network is None:
+            network = networks[kernels] = Network(self.params, self.architecture,
+                                                  kernels=kernel_set(kernels))
+        if network.chars is not None:
+            network.chars.spellings = lambda: spellings
+        return network
 
     def decode(self, sentences: Sequence[Sequence[str]], proba: bool = True
                ) -> list[tuple[np.ndarray, np.ndarray | None]]:

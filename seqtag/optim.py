@@ -12,6 +12,10 @@ import numpy as np
 
 from seqtag.config import TrainConfig, plain
 from seqtag.model import CRF_NAMES
+from seqtag.threads import Pool
+
+# Pieces an update is cut into, whatever the number of threads that run them.
+PIECES = 2
 
 
 class Optimizer:
@@ -37,6 +41,14 @@ class Optimizer:
                                   for i in (0, 1)) for _, names in self.groups]
         self.t = 0
         self.lr = cfg.lr
+        self.pool = Pool(1)       # the threads that run the pieces (the trainer's)
+        # Each group's dense arrays (parameters, gradients, moments) cut into PIECES fixed
+        # shares: views, made once.
+        share = lambda arrays, i: tuple(a[len(a) * i // PIECES:  # noqa: E731
+                                          len(a) * (i + 1) // PIECES] for a in arrays)
+        self.pieces = [(gi, i, tuple(share(a, i) for a in (
+            *self.dense[gi], *(self.dense_m[gi] if self.adam else ()))))
+            for gi in range(len(self.groups)) for i in range(PIECES)]
 
     def step(self, cols: np.ndarray, n_tokens: int) -> None:
         """One update from the summed gradients of n_tokens tokens (``cols``: the lazily stepped
@@ -50,24 +62,38 @@ class Optimizer:
             if norm > cfg.clip:
                 scale *= cfg.clip / norm
         self.t += 1
-        for gi, (wax, _) in enumerate(self.groups):
-            dense, dense_g = self.dense[gi]
+        b1, b2 = 0.9, 0.999
+        lr_t = self.lr * np.sqrt(1 - b2 ** self.t) / (1 - b1 ** self.t)
+
+        def run(piece):
+            """A fixed share of every dense array of a group and of its columns (each entry is
+            stepped alone, so pieces can run on any thread)."""
+            gi, i, arrays = piece
+            wax = self.groups[gi][0]
+            own = cols[len(cols) * i // PIECES:len(cols) * (i + 1) // PIECES]
             if self.adam:
-                b1, b2 = 0.9, 0.999
-                lr_t = self.lr * np.sqrt(1 - b2 ** self.t) / (1 - b1 ** self.t)
+                dense, dense_g, dense_m, dense_v = arrays
                 m, v = self.moments[wax]
-                adam_step(dense, dense_g, self.dense_m[gi][0], self.dense_m[gi][1],
-                                  params[wax], grads[wax], m, v, cols, f32(scale), f32(lr_t),
-                                  f32(b1), f32(b2), f32(1e-8))
+                adam_step(dense, dense_g, dense_m, dense_v, params[wax], grads[wax], m, v, own,
+                          f32(scale), f32(lr_t), f32(b1), f32(b2), f32(1e-8))
             else:
-                sgd_step(dense, dense_g, params[wax], grads[wax], cols,
-                                 f32(self.lr * scale))
+                dense, dense_g = arrays
+                sgd_step(dense, dense_g, params[wax], grads[wax], own, f32(self.lr * scale))
+
+        self.pool.map(run, self.pieces)
 
     def sq_norm(self, cols: np.ndarray) -> float:
         """‖g‖² of all gradients, reading the lazily stepped ones only in the columns the batch
         touched."""
-        return sum(float(np.square(g[:, cols]).sum()) if k in self.lazy else
-                   float(np.vdot(g, g)) for k, g in self.grads.items())
+        from seqtag.kernels.optim import sums_of_squares
+
+        dense = tuple(g.reshape(-1) for k, g in self.grads.items() if k not in self.lazy)
+        sums = np.empty(len(dense))
+        sums_of_squares(dense, sums)
+        lazy = iter(float(np.square(self.grads[k][:, cols]).sum()) for k in self.lazy)
+        it = iter(sums)
+        # added in the parameters' order
+        return sum(next(lazy) if k in self.lazy else float(next(it)) for k in self.grads)
 
     # -- checkpoints ------------------------------------------------------------------------
 

@@ -104,13 +104,28 @@ def _nbest_error(n_tokens: int, nbest: int, name: str | None, line: int | None) 
         hint="split the text into sentences, or lower --nbest")
 
 
-def _tag_batch(model: RNNTagger, token_lists: list[list[str]], proba: bool, nbest: int):
-    """(labels, their probabilities, the analysis) of each sentence, from one pass of the
-    network over the batch (RNNTagger.analyse: n-best lists and the emissions the entity scores
-    are computed from)."""
-    labels = model.labels
-    for r in model.analyse(token_lists, proba, nbest=nbest if nbest > 1 else 0):
-        yield [labels[k] for k in r["labels"]], r["probs"], r
+def _analysed(model: RNNTagger, jobs: Iterable[tuple], proba: bool, nbest: int,
+              threads: int | None) -> Iterator[tuple]:
+    """(job, [(labels, their probabilities, the analysis) of each sentence]) for each job
+    (token lists first) in order, each batch from one pass of the network (RNNTagger.analyse:
+    n-best lists and the emissions the entity scores are computed from). On several threads,
+    batches are encoded here (RNNTagger.prepare) and analysed on the others: each batch gives
+    the same bits whichever thread runs it."""
+    from seqtag.threads import available_cores, ordered
+
+    threads = available_cores() if threads is None else threads
+    labels, k = model.labels, nbest if nbest > 1 else 0
+    if threads > 1:
+        model.masks    # noqa: B018  (computed once, here, not by every thread)
+        jobs = ((job, model.prepare(job[0])) for job in jobs)
+
+    def analyse(item):
+        job, prepared = item if threads > 1 else (item, None)
+        return [([labels[j] for j in r["labels"]], r["probs"], r) for r in
+                model.analyse(job[0], proba, nbest=k, prepared=prepared)]
+
+    for item, results in ordered(analyse, jobs, threads):
+        yield (item[0] if threads > 1 else item), results
 
 
 def _with_scores(model: RNNTagger, tagged: Tagged, analysis: dict, scores: bool,
@@ -131,49 +146,66 @@ def _with_scores(model: RNNTagger, tagged: Tagged, analysis: dict, scores: bool,
 
 def tag_texts(model: RNNTagger, texts: Iterable[str], batch_size: int = 256, *,
               scores: bool = False, nbest: int = 1, probs: bool = True,
-              name: str | None = None) -> Iterator[Tagged]:
+              name: str | None = None, threads: int | None = 1) -> Iterator[Tagged]:
     """Tokenize and tag each text (one sequence per text); with ``scores`` each entity gets its
     exact probability, with ``nbest`` > 1 the n best sequences are kept too; without ``probs``
     (and ``scores``) the labels' probabilities are not computed (Tagged.probs is None).
+    ``threads`` (None: the cores this process may use) tag that many batches at once; the
+    results, in input order, are the same for any number.
 
     A text too long for its n-best search (NBEST_LIMIT) or its entities' scores (SCORES_LIMIT)
     raises SeqtagError after the texts before it are yielded; ``name`` names the input there, its
     texts counted as lines from 1."""
-    done = 0
-    for batch in _batches(texts, batch_size):
-        toks = [tokenize(t) for t in batch]
-        token_lists = [[w for w, _, _ in tk] for tk in toks]
-        bad = _too_long_for_nbest(token_lists, nbest)
-        if bad is not None:
-            error = _nbest_error(len(token_lists[bad]), nbest, name, done + bad + 1)
-            batch, toks, token_lists = batch[:bad], toks[:bad], token_lists[:bad]
-        for i, (text, tk, words, (labels, p, r)) in enumerate(zip(
-                batch, toks, token_lists,
-                _tag_batch(model, token_lists, probs or scores, nbest))):
+    def jobs():
+        done = 0
+        for batch in _batches(texts, batch_size):
+            toks = [tokenize(t) for t in batch]
+            token_lists = [[w for w, _, _ in tk] for tk in toks]
+            bad = _too_long_for_nbest(token_lists, nbest)
+            error = None
+            if bad is not None:
+                error = _nbest_error(len(token_lists[bad]), nbest, name, done + bad + 1)
+                batch, toks, token_lists = batch[:bad], toks[:bad], token_lists[:bad]
+            yield token_lists, batch, toks, done, error
+            if error is not None:
+                return
+            done += len(batch)
+
+    for (token_lists, batch, toks, done, error), results in _analysed(
+            model, jobs(), probs or scores, nbest, threads):
+        for i, (text, tk, words, (labels, p, r)) in enumerate(zip(batch, toks, token_lists,
+                                                                  results)):
             yield _with_scores(model, Tagged(words, labels, p, text=text,
                                              offsets=[(s, e) for _, s, e in tk]), r, scores,
                                name, done + i + 1)
-        if bad is not None:
+        if error is not None:
             raise error
-        done += len(batch)
 
 
 def tag_sentences(model: RNNTagger, sentences: Iterable[Sentence], batch_size: int = 256, *,
                   scores: bool = False, nbest: int = 1, probs: bool = True,
-                  name: str | None = None) -> Iterator[Tagged]:
+                  name: str | None = None, threads: int | None = 1) -> Iterator[Tagged]:
     """Tag sentences read from a column file, keeping their lines for crf_test-style output
-    (``probs``, ``nbest`` and ``name``, the file's name for errors, as for tag_texts)."""
-    for batch in _batches(sentences, batch_size):
-        token_lists = [s.tokens for s in batch]
-        bad = _too_long_for_nbest(token_lists, nbest)
-        if bad is not None:
-            error = _nbest_error(len(token_lists[bad]), nbest, name, batch[bad].line_no)
-            batch, token_lists = batch[:bad], token_lists[:bad]
-        for s, (labels, p, r) in zip(batch, _tag_batch(model, token_lists, probs or scores,
-                                                       nbest)):
+    (``probs``, ``nbest``, ``threads`` and ``name``, the file's name for errors, as for
+    tag_texts)."""
+    def jobs():
+        for batch in _batches(sentences, batch_size):
+            token_lists = [s.tokens for s in batch]
+            bad = _too_long_for_nbest(token_lists, nbest)
+            error = None
+            if bad is not None:
+                error = _nbest_error(len(token_lists[bad]), nbest, name, batch[bad].line_no)
+                batch, token_lists = batch[:bad], token_lists[:bad]
+            yield token_lists, batch, error
+            if error is not None:
+                return
+
+    for (_, batch, error), results in _analysed(model, jobs(), probs or scores, nbest,
+                                                threads):
+        for s, (labels, p, r) in zip(batch, results):
             yield _with_scores(model, Tagged(s.tokens, labels, p, lines=s.lines), r, scores,
                                name, s.line_no)
-        if bad is not None:
+        if error is not None:
             raise error
 
 

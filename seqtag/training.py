@@ -33,9 +33,10 @@ from seqtag.corpus import CorpusInfo, Sentence
 from seqtag.encoding import pack
 from seqtag.metrics import evaluate
 from seqtag.model import RNNTagger
-from seqtag.network import Network
+from seqtag.network import Network, chunk_order
 from seqtag.optim import Optimizer
 from seqtag.errors import SeqtagError
+from seqtag.threads import Pool
 from seqtag.vocab import UNK_ID, Vocabulary
 
 Progress = Callable[[str, dict], None]
@@ -74,6 +75,7 @@ class Trainer:
         optimizer = Optimizer(cfg, model.params)
         network.attach_grads(optimizer.grads)
         network.reserve(batches.max_tokens)
+        network.pool = optimizer.pool = Pool(cfg.threads)
         selection = Selection(cfg)
         first_epoch = 1
         if resume:
@@ -113,6 +115,8 @@ class Trainer:
                     break
         except KeyboardInterrupt:
             self.interrupted_ = True
+        finally:
+            network.pool.close()
         self.best_epoch_ = selection.best_epoch
         self.model_ = None if selection.best_params is None else RNNTagger(
             model.vocab, selection.best_params, self._meta(model, selection, corpus, dev_corpus),
@@ -204,11 +208,9 @@ class Trainer:
 
 def train_step(network: Network, ids: np.ndarray, offsets: np.ndarray, labels: np.ndarray,
                rng: np.random.Generator, exact: bool = False) -> float:
-    """The summed loss of a packed batch; adds its gradients into the network's grads."""
-    E, backprop = network.forward(ids, offsets, rng, exact)
-    loss, dE = network.output.loss(E, offsets, labels)
-    backprop(dE)
-    return loss
+    """The summed loss of a packed batch; adds its gradients into the network's grads
+    (in chunks, on the network's threads: Network.train_step)."""
+    return network.train_step(ids, offsets, labels, rng, exact)
 
 
 class Batches:
@@ -244,6 +246,10 @@ class Batches:
         slices."""
         cfg, lengths, n_tokens = self.cfg, self.lengths, self.n_tokens
         order = rng.permutation(self.n_sents)
+        # Each batch's sentences in the order the network cuts into chunks (chunk_order).
+        for first in range(0, self.n_sents, cfg.batch_size):
+            batch = order[first:first + cfg.batch_size]
+            batch[:] = batch[chunk_order(lengths[batch])]
         ends = np.cumsum(lengths[order])
         # Token positions of the shuffled sentences, in order.
         gather = np.repeat(self.offsets[order] - (ends - lengths[order]),

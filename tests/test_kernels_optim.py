@@ -84,3 +84,13 @@ def test_adam_step_equals_numpy(dtype, rtol):
     np.testing.assert_array_equal(params[0][:, untouched],
                                   optimizer_setup(dtype)[1][0][:, untouched])
     assert not ms[0][:, untouched].any() and not vs[0][:, untouched].any()
+
+
+def test_sum_squares_is_the_float64_sum_of_squares():
+    from seqtag.kernels.optim import sum_squares
+
+    rng = np.random.default_rng(4)
+    for n in (0, 1, 7, 8, 9, 1000, 65_537):
+        g = rng.standard_normal(n).astype(np.float32)
+        assert sum_squares(g) == pytest.approx(float(np.sum(g.astype(np.float64) ** 2)),
+                                               rel=1e-12, abs=0)

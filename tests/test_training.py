@@ -713,6 +713,9 @@ def test_one_sgd_step_with_dropout_matches_numpy_backprop(data):
     """The gradient reaching the recurrence goes through the same dropout mask as the forward
     pass. Replays the trainer's random stream (init, shuffle, mask) for one full-batch SGD step
     and compares the step with backpropagation through time written in NumPy."""
+    from seqtag.layers.dropout import Dropout
+    from seqtag.network import chunk_bounds, chunk_order
+
     train = data[0][:20]
     p_drop, lr, hidden, seed = 0.5, 0.1, 6, 4
     vocab, _ = Vocabulary.build(train)
@@ -720,9 +723,14 @@ def test_one_sgd_step_with_dropout_matches_numpy_backprop(data):
     before = {k: v.astype(np.float64)
               for k, v in init_params(vocab.n_words, vocab.n_labels, hidden, rng).items()}
     order = rng.permutation(len(train))
+    # the one batch's sentences in the order the trainer cuts them into chunks
+    order = order[chunk_order(np.array([len(train[i].tokens) for i in order]))]
     sents = [train[i] for i in order]
     n = sum(len(s.tokens) for s in sents)
-    keep = rng.random((n, hidden), dtype=np.float32) >= p_drop
+    # one mask per chunk of the batch, each from its generator seeded in chunk order
+    rows = np.diff(np.r_[0, np.cumsum([len(s.tokens) for s in sents])][chunk_bounds(len(sents))])
+    keep = np.concatenate([r.random((k, hidden), dtype=np.float32) >= p_drop for k, r in
+                           zip(rows, Dropout(p_drop).seeds(len(rows), rng))])
     mask = keep * np.float32(1 / (1 - p_drop))
     t = Trainer(cfg(optimizer="sgd", lr=lr, clip=0, epochs=1, hidden=hidden, seed=seed,
                     batch_size=len(train), dropout=p_drop)).fit(train, vocab=vocab)

@@ -80,6 +80,10 @@ def tag(
         help="Inference engine: numpy (no compilation: short inputs), numba (compiled kernels: "
              "long ones) or auto (NumPy for short inputs and until Numba's kernels are "
              "compiled, which a background process then does once)."),
+    threads: Optional[int] = typer.Option(
+        None, "--threads", min=1, max=1024,
+        help="Batches tagged at once; the output is the same for any count.",
+        show_default="the cores this process may use"),
 ) -> None:
     """Tag texts or column files; labels go to stdout, one stable format into a pipe."""
     with user_errors():
@@ -115,7 +119,7 @@ def tag(
         model = RNNTagger.load(model_path or default_model_path(), engine=engine)
         # Plain conll and inline output print labels only: no label probabilities needed.
         options = dict(batch_size=batch_size, scores=scores, nbest=nbest,
-                       probs=scores or fmt in ("jsonl", "pretty"))
+                       probs=scores or fmt in ("jsonl", "pretty"), threads=threads)
 
         def streams():
             if input_format == "conll":

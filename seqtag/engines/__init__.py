@@ -17,6 +17,7 @@ take one set at construction (seqtag.network.Network(kernels=...)). Training alw
 from __future__ import annotations
 
 import os
+import threading
 
 ENGINES = ("auto", "numpy", "numba")
 
@@ -38,7 +39,8 @@ def blas_threads():
     they are small (a batch's states by Waa, step after step) and OpenBLAS's other threads spin
     between them, which made tagging 7x slower on this project's busy 2-core machine. Nothing
     is changed when one of BLAS_VARIABLES is set (the user's choice, or the CLI's) or when
-    threadpoolctl is missing."""
+    threadpoolctl is missing. Tagging threads may enter it at once: the limit is set by the
+    first to enter and restored by the last to leave (the pool's size is process-wide)."""
     global _controller
     from contextlib import nullcontext
 
@@ -51,7 +53,29 @@ def blas_threads():
             _controller = False
         else:
             _controller = ThreadpoolController()
-    return _controller.limit(limits=1, user_api="blas") if _controller else nullcontext()
+    return _SharedLimit() if _controller else nullcontext()
+
+
+class _SharedLimit:
+    lock = threading.Lock()
+    depth = 0
+    limit = None
+
+    def __enter__(self):
+        cls = type(self)
+        with cls.lock:
+            if cls.depth == 0:
+                cls.limit = _controller.limit(limits=1, user_api="blas")
+            cls.depth += 1
+
+    def __exit__(self, *exc):
+        cls = type(self)
+        with cls.lock:
+            cls.depth -= 1
+            if cls.depth == 0:
+                cls.limit.restore_original_limits()
+                cls.limit = None
+        return False
 
 
 def kernel_set(name: str):

@@ -267,7 +267,7 @@ def _forward_backward(E, offsets, trans, start, end, P, acc, pairs):
     return logZs
 
 
-@njit(cache=True, fastmath=_FM, error_model="numpy")
+@njit(cache=True, fastmath=_FM, error_model="numpy", nogil=True)
 def crf_nll(E, offsets, labels, trans, start, end, dE, dtrans, dstart, dend):
     """Σ_s [log Z_s − score(y_s)] over the packed batch, with its gradients.
 
@@ -313,7 +313,7 @@ def crf_nll(E, offsets, labels, trans, start, end, dE, dtrans, dstart, dend):
     return loss
 
 
-@njit(cache=True, fastmath=_FM, error_model="numpy")
+@njit(cache=True, fastmath=_FM, error_model="numpy", nogil=True)
 def crf_marginals(E, offsets, trans, start, end, P):
     """P[t, j] = P(y_t = j | x) for every token of the packed batch (P (N, L), overwritten).
 
@@ -324,7 +324,7 @@ def crf_marginals(E, offsets, trans, start, end, P):
     _forward_backward(E, offsets, trans, start, end, P, acc, False)
 
 
-@njit(cache=True, fastmath=_FM, error_model="numpy")
+@njit(cache=True, fastmath=_FM, error_model="numpy", nogil=True)
 def crf_log_partition(E, offsets, trans, start, end, out):
     """out[s] = log Z_s = log Σ_y exp score(y) for each sentence of the packed batch (out (n,))."""
     L = trans.shape[0]
@@ -338,7 +338,7 @@ def crf_log_partition(E, offsets, trans, start, end, out):
                                              fast)
 
 
-@njit(cache=True, fastmath=_FM, error_model="numpy")
+@njit(cache=True, fastmath=_FM, error_model="numpy", nogil=True)
 def viterbi(E, offsets, trans, start, end, out):
     """out[o:o+T] = argmax_y score(y) for each sentence (out (N,) int32): max-sum, float64.
 
@@ -398,7 +398,7 @@ def viterbi(E, offsets, trans, start, end, out):
             out[o + t - 1] = y
 
 
-@njit(cache=True, fastmath=_FM, error_model="numpy")
+@njit(cache=True, fastmath=_FM, error_model="numpy", nogil=True)
 def nbest(E, trans, start, end, k):
     """The k best label sequences of ONE sentence E (T, L): (paths (k', T) int32, scores (k',) f64).
 

@@ -89,7 +89,7 @@ def _gemm(X, Y, C, M, P, N):
 # ---------------------------------------------------------------------------------------------
 # Output layer
 
-@njit(cache=True, fastmath=True, error_model="numpy")
+@njit(cache=True, fastmath=True, error_model="numpy", nogil=True)
 def linear_forward(A, Wya, by, E):
     """E = A·Wyaᵀ + by  (the emission scores, or logits, of every token): E[i] = Wya·A[i] + by.
 
@@ -118,7 +118,7 @@ def linear_forward(A, Wya, by, E):
                 E[first + i, k] = E_block[i, k]
 
 
-@njit(cache=True, fastmath=True, error_model="numpy")
+@njit(cache=True, fastmath=True, error_model="numpy", nogil=True)
 def linear_backward(A, Wya, dE, dA, dWya, dby):
     """dWya += dEᵀ·A;  dby += Σi dE[i];  dA = dE·Wya  (dA overwritten).
 

@@ -33,7 +33,7 @@ def _adam(p, g, m, v, scale, lr_t, b1, b2, eps):
         g[i] = 0
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def sgd_step(params, grads, Wax, dWax, cols, lr_scale):
     """SGD on the dense parameters and on the touched columns of Wax; zeroes the gradients.
 
@@ -46,7 +46,7 @@ def sgd_step(params, grads, Wax, dWax, cols, lr_scale):
         _sgd(WaxT[c], dWaxT[c], lr_scale)
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def adam_step(params, grads, ms, vs, Wax, dWax, mWax, vWax, cols, scale, lr_t, b1, b2, eps):
     """Adam on the dense parameters; lazy Adam (moments of touched columns only) on Wax.
 
@@ -57,3 +57,52 @@ def adam_step(params, grads, ms, vs, Wax, dWax, mWax, vWax, cols, scale, lr_t, b
     WaxT, dWaxT, mWaxT, vWaxT = Wax.T, dWax.T, mWax.T, vWax.T  # rows: columns of Wax, ...
     for c in cols:
         _adam(WaxT[c], dWaxT[c], mWaxT[c], vWaxT[c], scale, lr_t, b1, b2, eps)
+
+
+@njit(cache=True, nogil=True, error_model="numpy")
+def sum_squares(g):
+    """Σ g[i]² of a flat array in float64: eight running sums (of the entries i ≡ j mod 8, an
+    order fixed by the length alone), then the rest. What np.vdot(g, g) gives, without OpenBLAS,
+    whose threads would spin beside the trainer's on a busy machine."""
+    n = g.shape[0]
+    a0 = a1 = a2 = a3 = a4 = a5 = a6 = a7 = 0.0
+    n8 = n - n % 8
+    for i in range(0, n8, 8):
+        x0, x1 = np.float64(g[i]), np.float64(g[i + 1])
+        x2, x3 = np.float64(g[i + 2]), np.float64(g[i + 3])
+        x4, x5 = np.float64(g[i + 4]), np.float64(g[i + 5])
+        x6, x7 = np.float64(g[i + 6]), np.float64(g[i + 7])
+        a0 += x0 * x0
+        a1 += x1 * x1
+        a2 += x2 * x2
+        a3 += x3 * x3
+        a4 += x4 * x4
+        a5 += x5 * x5
+        a6 += x6 * x6
+        a7 += x7 * x7
+    total = a0 + a1 + a2 + a3 + a4 + a5 + a6 + a7
+    for i in range(n8, n):
+        x = np.float64(g[i])
+        total += x * x
+    return total
+
+
+@njit(cache=True, nogil=True, error_model="numpy")
+def accumulate(totals, parts):
+    """totals[k] += parts[k];  parts[k] = 0  for each pair of 2-D arrays of the tuples (rows
+    contiguous): chunks' gradients into the batch's, each read once."""
+    for k in range(len(totals)):
+        total, part = totals[k], parts[k]
+        for i in range(total.shape[0]):
+            t = total[i]
+            p = part[i]
+            for j in range(t.shape[0]):
+                t[j] += p[j]
+                p[j] = 0
+
+
+@njit(cache=True, nogil=True, error_model="numpy")
+def sums_of_squares(arrays, out):
+    """out[k] = sum_squares(arrays[k]) for each flat array of the tuple."""
+    for k in range(len(arrays)):
+        out[k] = sum_squares(arrays[k])

@@ -32,7 +32,7 @@ def _normalise(d, one):
     return total
 
 
-@njit(cache=True, fastmath=True, error_model="numpy")
+@njit(cache=True, fastmath=True, error_model="numpy", nogil=True)
 def softmax_xent(E, labels, exact, dE):
     """ŷ[i] = softmax(E[i]); returns Σi -log ŷ[i, labels[i]]; dE = ŷ - onehot(labels).
 
@@ -51,7 +51,7 @@ def softmax_xent(E, labels, exact, dE):
     return loss
 
 
-@njit(cache=True, fastmath=True, error_model="numpy")
+@njit(cache=True, fastmath=True, error_model="numpy", nogil=True)
 def softmax_rows(E, exact):
     """E[i] = softmax(E[i]) = exp(E[i] - max) / Σk exp(E[i, k] - max), in place (prediction)."""
     N, L = E.shape

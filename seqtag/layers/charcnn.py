@@ -28,11 +28,12 @@ class CharCNN(Layer):
         self.kernels.charcnn_forward(p["Ec"], p["Wconv"], p["bconv"], spelled, starts, types, CHAR_WIDTH,
                         c, arg)
 
-        def backprop(dc: np.ndarray) -> None:
-            """Through tanh and the winning window of each filter into Ec, Wconv and bconv."""
+        def backprop(dc: np.ndarray, grads: dict | None = None) -> None:
+            """Through tanh and the winning window of each filter into Ec, Wconv and bconv (of
+            ``grads``, by default the attached ones)."""
             from seqtag.kernels.charcnn import charcnn_backward
 
-            g = self.grads
+            g = self.grads if grads is None else grads
             charcnn_backward(p["Ec"], p["Wconv"], spelled, starts, types, CHAR_WIDTH, c, arg,
                              np.ascontiguousarray(dc), g["Ec"], g["Wconv"], g["bconv"])
 

@@ -12,14 +12,28 @@ class Dropout:
     def __init__(self, rate: float = 0.0):
         self.rate = float(rate)
 
-    def forward(self, X: np.ndarray, rng: np.random.Generator | None):
+    def mask(self, shape, dtype, rng: np.random.Generator | None) -> np.ndarray | None:
+        """The mask m / (1 - p) for an input of ``shape`` (None: nothing dropped)."""
         if rng is None or self.rate <= 0:
-            return X, _identity
-        # Drawn in float32 whatever X's dtype, so a float64 gradient check sees the masks a
+            return None
+        # Drawn in float32 whatever the dtype, so a float64 gradient check sees the masks a
         # float32 training run draws.
-        mask = (rng.random(X.shape, dtype=np.float32) >= self.rate) * \
+        mask = (rng.random(shape, dtype=np.float32) >= self.rate) * \
             np.float32(1 / (1 - self.rate))
-        mask = mask.astype(X.dtype, copy=False)
+        return mask.astype(dtype, copy=False)
+
+    def seeds(self, n: int, rng: np.random.Generator | None) -> list:
+        """One generator for each of n pieces of an input (a training batch's chunks), seeded
+        from ``rng`` in piece order: each piece's mask is then the same whichever thread draws
+        it, and when. Nones (and no draw) when nothing is dropped."""
+        if rng is None or self.rate <= 0:
+            return [None] * n
+        return [np.random.default_rng(s) for s in rng.integers(2 ** 63, size=n)]
+
+    def forward(self, X: np.ndarray, rng: np.random.Generator | None):
+        mask = self.mask(X.shape, X.dtype, rng)
+        if mask is None:
+            return X, _identity
 
         def backprop(dY: np.ndarray) -> np.ndarray:
             dY *= mask

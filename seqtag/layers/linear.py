@@ -31,3 +31,15 @@ class Linear(Layer):
             return dX
 
         return Y, backprop
+
+    def apply(self, X: np.ndarray, Y: np.ndarray) -> None:
+        """Y = X·Wᵀ + b into Y (a chunk's rows)."""
+        from seqtag.kernels.matmul import linear_forward
+
+        linear_forward(X, self.params[self.W], self.params[self.b], Y)
+
+    def apply_back(self, X: np.ndarray, dY: np.ndarray, dX: np.ndarray, grads: dict) -> None:
+        """dX = dY·W into dX;  dW += dYᵀ·X and db += Σ dY into ``grads``."""
+        from seqtag.kernels.matmul import linear_backward
+
+        linear_backward(X, self.params[self.W], dY, dX, grads[self.W], grads[self.b])

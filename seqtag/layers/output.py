@@ -22,11 +22,13 @@ class Softmax(Layer):
         super().__init__(params, kernels)
         self.buffers = Buffers(params["Wya"].dtype)
 
-    def loss(self, E: np.ndarray, offsets: np.ndarray, labels: np.ndarray):
-        """(summed cross-entropy, dL/dE)."""
+    def loss(self, E: np.ndarray, offsets: np.ndarray, labels: np.ndarray, grads=None,
+             dE=None):
+        """(summed cross-entropy, dL/dE) (into ``dE`` if given)."""
         from seqtag.kernels.softmax import softmax_xent
 
-        dE = self.buffers.get("dE", *E.shape)
+        if dE is None:
+            dE = self.buffers.get("dE", *E.shape)
         return softmax_xent(E, labels, False, dE), dE
 
     def marginals(self, E: np.ndarray, offsets: np.ndarray) -> np.ndarray:
@@ -52,12 +54,15 @@ class CRF(Layer):
         super().__init__(params, kernels)
         self.buffers = Buffers(params["Wya"].dtype)
 
-    def loss(self, E: np.ndarray, offsets: np.ndarray, labels: np.ndarray):
-        """(summed -log P(y | x), dL/dE); adds dtrans, dstart, dend into the grads."""
+    def loss(self, E: np.ndarray, offsets: np.ndarray, labels: np.ndarray, grads=None,
+             dE=None):
+        """(summed -log P(y | x), dL/dE); adds dtrans, dstart, dend into ``grads`` (by default
+        the attached ones), dL/dE into ``dE`` if given."""
         from seqtag.kernels.crf import crf_nll
 
-        p, g = self.params, self.grads
-        dE = self.buffers.get("dE", *E.shape)
+        p, g = self.params, self.grads if grads is None else grads
+        if dE is None:
+            dE = self.buffers.get("dE", *E.shape)
         loss = crf_nll(E, offsets, labels, p["trans"], p["start"], p["end"], dE,
                        g["trans"], g["start"], g["end"])
         return loss, dE

@@ -144,3 +144,48 @@ class Recurrent(Layer):
             return dX
 
         return backprop
+
+    # -- a training batch in chunks (seqtag.network.Network.train_step) ---------------------
+    # The same arithmetic as forward/backprop, cut into pieces that several threads can run:
+    # the slots of a block of distinct rows, and the recurrence over a chunk of sentences with
+    # the gradient arrays it adds into given by the caller.
+
+    def project(self, X: np.ndarray, lo: int, hi: int) -> None:
+        """slots[:, lo:hi] = Wax·x of the distinct rows X[lo:hi] (embedded input)."""
+        from seqtag.kernels.matmul import linear_forward
+
+        slots = self.slots(len(X))
+        linear_forward(X[lo:hi], self.params[self.Wax], self._no_bias, slots[:, lo:hi].T)
+
+    def project_back(self, X: np.ndarray, lo: int, hi: int, dWax: np.ndarray) -> np.ndarray:
+        """dX = dP·Wax of the rows X[lo:hi], dWax += dPᵀ·X there (dP: their slots' gradient,
+        zeroed after)."""
+        from seqtag.kernels.matmul import linear_backward
+
+        dP = self.slots(len(X), grad=True)[:, lo:hi].T
+        dX = np.empty((hi - lo, X.shape[1]), X.dtype)
+        linear_backward(X[lo:hi], self.params[self.Wax], dP, dX, dWax,
+                        np.zeros_like(self._no_bias))
+        dP[...] = 0
+        return dX
+
+    def run(self, ids: np.ndarray, offsets: np.ndarray, A: np.ndarray, C: np.ndarray,
+            exact: bool = False):
+        """States of one chunk of sentences into A (its rows), its cache into C; reads the
+        slots (embedded) or Wax. Returns back(dA, grads, dinput): BPTT adding into grads' Waa
+        and ba, and into dinput, the slots' gradient (embedded) or Wax's, by ``ids``."""
+        forward, backward = self._cell()
+        p = self.params
+        Wax = self._slots if self.embedded else p[self.Wax]
+        forward(Wax, p[self.Waa], p[self.ba], ids, offsets, self.reverse, exact, A, self.col, C)
+
+        def back(dA: np.ndarray, grads: dict, dinput: np.ndarray, input_ids=None) -> None:
+            backward(p[self.Waa], ids if input_ids is None else input_ids, offsets,
+                     self.reverse, A, self.col, C, dA, dinput, grads[self.Waa], grads[self.ba],
+                     exact)
+
+        return back
+
+    @property
+    def cache_width(self) -> int:
+        return CACHE[self.cell] * self.hidden
