@@ -98,6 +98,11 @@ class TrainConfig:
         min=0, max=8192)
     char_dim: int = option(25, "Size of each character's embedding in the CNN.", min=1,
                            max=8192)
+    time_budget: float | None = option(
+        None, "Seconds the whole run may take (`seqtag train`: from the process start): no "
+              "epoch is begun that would end after it, judged by the last epochs' times with "
+              "their dev scoring; the best dev epoch so far is kept. The first epoch always "
+              "runs.", min=0.0, min_open=True)
 
     def __post_init__(self):
         # Choices given as strings become their Enum members; an unknown one is left for
@@ -124,6 +129,11 @@ class TrainConfig:
             raise SeqtagError("the character CNN (--char-filters) needs embeddings",
                               hint="set --embed-dim above 0, or --char-filters 0")
         return self
+
+
+# Options that decide how a run goes, not what model it makes: not recorded among the model's
+# hyperparameters, and free to change on --resume.
+RUN_ONLY = frozenset({"time_budget"})
 
 
 # The plain recurrent tagger of the textbook: one left-to-right Elman RNN over word ids, softmax
