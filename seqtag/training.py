@@ -5,7 +5,8 @@
   → at the epoch's end, evaluate on dev and keep the best epoch (Selection), stop early.
 
 The library never prints: it reports through ``progress(event, info)`` and returns the trainer,
-whose learned state ends in ``_`` (``model_``, ``history_``, ``best_epoch_``, ``interrupted_``).
+whose learned state ends in ``_`` (``model_``, ``history_``, ``best_epoch_``, ``interrupted_``,
+``stopped_by_budget_``).
 
 Checkpoints. Given a ``checkpoint`` path, the trainer writes at every epoch's end (atomically) a
 model file of the current weights whose ``state`` section holds everything else the next epoch
