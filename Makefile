@@ -9,7 +9,7 @@ SHARED := ../shared/data
 # The bundled model: the default configuration (see README), its seed written out.
 MODEL_FLAGS := --seed 1
 
-.PHONY: install install-test demo test fuzz model bench bench-deps bench-accuracy bench-startup clean
+.PHONY: install install-test demo test fuzz model bench bench-deps bench-accuracy bench-startup bench-train clean
 
 $(VENV)/bin/activate:
 	$(PYTHON) -m venv $(VENV)
@@ -48,17 +48,26 @@ model: install
 	$(SEQTAG) eval samples/uner-en_ewt-test.iob2 -m seqtag/data/default.npz
 
 $(VENV)/.installed-bench: | $(VENV)/.installed
-	$(PIP) install --quiet torch==2.13.0
+	$(PIP) install --quiet torch==2.13.0 threadpoolctl
 	touch $@
 
 bench-deps: $(VENV)/.installed-bench
 
 # Speed and accuracy against PyTorch on CoNLL-2003 (needs ../shared/data); prints ratios: the
 # textbook RNN against its PyTorch twin, then the default model against its PyTorch equivalent.
+# Then the kernels' efficiency (GFLOP/s of the default model against this machine's one-thread
+# matmul peak; the vector registers the kernels compile to) and whole `seqtag tag` processes
+# over every sentence of the shared corpora (tokens/s, peak memory).
 bench: bench-deps
 	OMP_WAIT_POLICY=passive $(PY) bench/bench_rnn.py --data $(SHARED)
 	OMP_WAIT_POLICY=passive $(PY) bench/bench_default.py --data $(SHARED)
+	OMP_WAIT_POLICY=passive $(PY) bench/bench_efficiency.py --data $(SHARED)
+	OMP_WAIT_POLICY=passive $(PY) bench/bench_whole.py --data $(SHARED)
 	$(PY) bench/bench_startup.py
+
+# The default training on CoNLL-2003 as one whole `seqtag train` process, timed (minutes).
+bench-train: install
+	$(PY) bench/bench_whole.py --data $(SHARED) --train --repeats 1
 
 # Start-up time of `seqtag --help` and `seqtag tag "..."` against `python -c "import numpy"`.
 bench-startup: install

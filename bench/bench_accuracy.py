@@ -10,6 +10,10 @@ chunk columns: only the token column, as seqtag's reader reads it.
     OMP_WAIT_POLICY=passive .venv/bin/python bench/bench_accuracy.py --data ../shared/data
     .venv/bin/python bench/bench_accuracy.py --quick --corpora conll2003,btc
 
+Equal time (CoNLL-2003, CoNLL-2000, BTC; --budget-only for it alone): after CRFsuite's training, a
+whole `seqtag train TRAIN --dev DEV --seed 1 --time-budget T` process, T = CRFsuite's training
+wall time; both test scores and times are printed, and whether seqtag's is the higher.
+
 Timing: seqtag's tagging speed is that of a whole `seqtag tag --input-format conll -m model.npz
 < test > /dev/null` process (start-up included; best of two runs). CRFsuite's is measured
 in-process: tagger.open + feature extraction + tag over the whole test file. Training times are
@@ -205,6 +209,64 @@ def time_seqtag_tag(model_path: str, test_path: str, repeats: int = 2) -> float:
     return best
 
 
+# -- seqtag within CRFsuite's training time ----------------------------------------------------------
+
+# The corpora of the equal-time comparison: seqtag trains with --time-budget = CRFsuite's time.
+BUDGET_KEYS = ("conll2003", "conll2000", "btc")
+
+
+def train_seqtag_budget(key, data, train, dev, workdir, budget: float, quick: bool) -> dict:
+    """A whole `seqtag train TRAIN --dev DEV --seed 1 --time-budget B` process (default
+    options and threads); its wall time (start-up and compilation included), epochs and model."""
+    train_path, dev_path = str(data / CORPORA[key][1]), CORPORA[key][2]
+    if quick or not isinstance(dev_path, str):
+        train_path = os.path.join(workdir, key + ".budget.train")
+        dev_path = os.path.join(workdir, key + ".budget.dev")
+        write_subset(train, train_path)
+        write_subset(dev, dev_path)
+    else:
+        dev_path = str(data / dev_path)
+    out = os.path.join(workdir, key + ".budget.npz")
+    cmd = seqtag_exe() + ["train", train_path, "--dev", dev_path, "-o", out, "--seed", "1",
+                          "--time-budget", f"{budget:.2f}"]
+    log(f"  seqtag train --time-budget {budget:.2f} (CRFsuite's training time)")
+    t0 = time.perf_counter()
+    r = subprocess.run(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    secs = time.perf_counter() - t0
+    err = r.stderr.decode(errors="replace")
+    if r.returncode:
+        raise RuntimeError(f"seqtag train failed ({r.returncode}): {err[-800:]}")
+    from seqtag.model import RNNTagger
+
+    model = RNNTagger.load(out)
+    epochs = len(model.meta.get("history", []))
+    log(f"  seqtag (budget) ran {epochs} epoch(s) in {secs:.1f}s, best epoch "
+        f"{model.meta.get('best_epoch')}")
+    return {"model": model, "seconds": secs, "epochs": epochs,
+            "best_epoch": model.meta.get("best_epoch"), "budget": budget}
+
+
+def print_budget_table(rows: dict) -> None:
+    if not rows:
+        return
+    head = (f"{'corpus':<28} {'metric':<6} {'seqtag':>7} {'crfsuite':>8}  {'verdict':<7} "
+            f"{'seqtag s':>8} {'crf s':>7} {'epochs':>7}")
+    print("\nseqtag within CRFsuite's training time: `seqtag train --seed 1 --time-budget <CRFsuite's"
+          " training wall time>`,\nthe whole process timed (start-up and compilation included); "
+          "verdict: seqtag's test score above CRFsuite's")
+    print(head)
+    print("-" * len(head))
+    wins = 0
+    for key, r in rows.items():
+        ok = r["seqtag"] > r["crf"]
+        wins += ok
+        metric = "F1" if CORPORA[key][4] == "f1" else "acc%"
+        print(f"{CORPORA[key][0]:<28} {metric:<6} {r['seqtag']:7.2f} {r['crf']:8.2f}  "
+              f"{'PASS' if ok else 'FAIL':<7} {r['seconds']:8.1f} {r['budget']:7.1f} "
+              f"{r['best_epoch']:>3}/{r['epochs']:<3}")
+    print(f"{wins}/{len(rows)} above CRFsuite at equal training time (epochs: best/run)")
+
+
 # -- the run ------------------------------------------------------------------------------------------
 
 def score(metric: str, gold, pred) -> float:
@@ -255,20 +317,36 @@ def evaluate_test(key, data, test, workdir, models, quick, results):
     log("  row: " + format_row(row).strip())
 
 
-def train_both(key, data, cfg, workdir, quick):
+def train_both(key, data, cfg, workdir, quick, table=True, budget=False):
+    """CRFsuite, then seqtag with CRFsuite's time as its budget (``budget``), then seqtag's
+    default run for the accuracy table (``table``)."""
     train, dev, test = load(data, key, quick)
     ntok = sum(len(s.tokens) for s in train)
     log(f"{key}: train {len(train):,} sentences ({ntok:,} tokens), dev {len(dev):,}")
-    model_path = os.path.join(workdir, key + ".npz")
-    model, secs, info = train_seqtag(cfg, train, dev, model_path)
-    log(f"  seqtag trained in {secs:.1f}s (best epoch {info['best_epoch']} of "
-        f"{info['epochs_run']})")
     crf_path = os.path.join(workdir, key + ".crfsuite")
     log(f"  crfsuite training ({CRF_PARAMS['max_iterations'] if not quick else 10} iterations)")
     csecs = train_crfsuite(train, crf_path, 10 if quick else CRF_PARAMS["max_iterations"])
     log(f"  crfsuite trained in {csecs:.1f}s")
-    return test, {"model": model, "model_path": model_path, "train_s": secs,
-                  "crf_path": crf_path, "crf_train_s": csecs, **info}
+    models = {"crf_path": crf_path, "crf_train_s": csecs}
+    if budget:
+        models["budget"] = train_seqtag_budget(key, data, train, dev, workdir, csecs, quick)
+    if table:
+        model_path = os.path.join(workdir, key + ".npz")
+        model, secs, info = train_seqtag(cfg, train, dev, model_path)
+        log(f"  seqtag trained in {secs:.1f}s (best epoch {info['best_epoch']} of "
+            f"{info['epochs_run']})")
+        models.update({"model": model, "model_path": model_path, "train_s": secs, **info})
+    return test, models
+
+
+def evaluate_budget(key, test, models, rows) -> None:
+    metric = CORPORA[key][4]
+    b = models["budget"]
+    pred, _ = tag_crfsuite(models["crf_path"], test)
+    rows[key] = {**b, "seqtag": score(metric, test, predict_seqtag(b["model"], test)),
+                 "crf": score(metric, test, pred)}
+    log(f"  equal time: seqtag test {rows[key]['seqtag']:.2f} ({b['seconds']:.1f}s), "
+        f"crfsuite {rows[key]['crf']:.2f} ({b['budget']:.1f}s)")
 
 
 def bar_of(key: str, row: dict) -> tuple[str, bool]:
@@ -325,6 +403,11 @@ def main(argv=None) -> int:
     ap.add_argument("--quick", action="store_true",
                     help="smoke run: 500/200/300 train/dev/test sentences, 2 seqtag epochs, "
                          "10 CRFsuite iterations")
+    ap.add_argument("--budget-only", action="store_true",
+                    help="only the equal-time comparison (CoNLL-2003, CoNLL-2000, BTC), not the "
+                         "accuracy table's full seqtag runs")
+    ap.add_argument("--no-budget", action="store_true",
+                    help="only the accuracy table, not the equal-time comparison")
     args = ap.parse_args(argv)
 
     keys = [k.strip() for k in args.corpora.split(",") if k.strip()]
@@ -359,15 +442,23 @@ def main(argv=None) -> int:
     print(flush=True)
 
     results: dict[str, dict] = {}
+    budget_rows: dict[str, dict] = {}
     interrupted = False
     t_all = time.perf_counter()
+    table = not args.budget_only
+    if args.budget_only:
+        keys = [k for k in keys if k in BUDGET_KEYS]
     with tempfile.TemporaryDirectory(prefix="seqtag-bench-") as workdir:
         try:
             for key in keys:
                 if key == "uner":
                     continue  # after BTC, below
-                test, models = train_both(key, data, cfg, workdir, args.quick)
-                evaluate_test(key, data, test, workdir, models, args.quick, results)
+                budget = key in BUDGET_KEYS and not args.no_budget
+                test, models = train_both(key, data, cfg, workdir, args.quick, table, budget)
+                if budget:
+                    evaluate_budget(key, test, models, budget_rows)
+                if table:
+                    evaluate_test(key, data, test, workdir, models, args.quick, results)
                 if key == "btc" and "uner" in keys:
                     btc_models = models
             if "uner" in keys:
@@ -382,7 +473,9 @@ def main(argv=None) -> int:
             interrupted = True
             log("interrupted: printing the rows that finished")
     log(f"done in {time.perf_counter() - t_all:.0f}s")
-    print_table(keys, results, args, args.seqtag_flags, interrupted)
+    if table:
+        print_table(keys, results, args, args.seqtag_flags, interrupted)
+    print_budget_table(budget_rows)
     return 130 if interrupted else 0
 
 

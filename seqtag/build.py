@@ -10,7 +10,7 @@ from typing import Sequence
 import numpy as np
 
 from seqtag.chars import CharVocab
-from seqtag.config import RUNTIME, TrainConfig, plain
+from seqtag.config import RUN_ONLY, TrainConfig, plain
 from seqtag.corpus import Sentence
 from seqtag.embeddings import project_into, read_vectors
 from seqtag.errors import SeqtagError
@@ -169,4 +169,4 @@ def training_bytes(cfg: TrainConfig, n_inputs: int, n_labels: int, n_chars: int,
 
 def hyperparameters(cfg: TrainConfig) -> dict:
     """The configuration as the model file records it (plain JSON values)."""
-    return {k: plain(v) for k, v in asdict(cfg).items() if k not in RUNTIME}
+    return {k: plain(v) for k, v in asdict(cfg).items() if k not in RUN_ONLY}

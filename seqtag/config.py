@@ -101,6 +101,11 @@ class TrainConfig:
     threads: int | None = option(
         None, "Threads to train with (default: the cores this process may use); the model is "
               "the same, bit for bit, for any count.", min=1, max=1024)
+    time_budget: float | None = option(
+        None, "Seconds the whole run may take (`seqtag train`: from the process start): no "
+              "epoch is begun that would end after it, judged by the last epochs' times with "
+              "their dev scoring; the best dev epoch so far is kept. The first epoch always "
+              "runs.", min=0.0, min_open=True)
 
     def __post_init__(self):
         # Choices given as strings become their Enum members; an unknown one is left for
@@ -129,9 +134,10 @@ class TrainConfig:
         return self
 
 
-# Options that change how fast a run goes, never what it computes: not hyperparameters of the
-# model (its file is the same whatever they are).
-RUNTIME = ("threads",)
+# Options that decide how a run goes, not what it computes: not recorded among the model's
+# hyperparameters, and free to change on --resume (the model is the same, bit for bit, for any
+# thread count).
+RUN_ONLY = frozenset({"threads", "time_budget"})
 
 
 # The plain recurrent tagger of the textbook: one left-to-right Elman RNN over word ids, softmax

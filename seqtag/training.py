@@ -5,7 +5,8 @@
   → at the epoch's end, evaluate on dev and keep the best epoch (Selection), stop early.
 
 The library never prints: it reports through ``progress(event, info)`` and returns the trainer,
-whose learned state ends in ``_`` (``model_``, ``history_``, ``best_epoch_``, ``interrupted_``).
+whose learned state ends in ``_`` (``model_``, ``history_``, ``best_epoch_``, ``interrupted_``,
+``stopped_by_budget_``).
 
 Checkpoints. Given a ``checkpoint`` path, the trainer writes at every epoch's end (atomically) a
 model file of the current weights whose ``state`` section holds everything else the next epoch
@@ -57,14 +58,19 @@ class Trainer:
     """Fits an RNNTagger to labelled sentences."""
 
     def __init__(self, config: TrainConfig | None = None, progress: Progress | None = None,
-                 checkpoint: str | os.PathLike | None = None):
+                 checkpoint: str | os.PathLike | None = None, started: float | None = None):
+        """``started``: the time.monotonic() at which the run began, from which
+        ``config.time_budget`` counts (the CLI gives its process's start); by default the call
+        of ``fit``."""
         self.config = config or TrainConfig()
         self.progress = progress or (lambda event, info: None)
         self.checkpoint = checkpoint
+        self.started = started
 
     def fit(self, train: Sequence[Sentence], dev: Sequence[Sentence] | None = None, *,
             vocab: Vocabulary | None = None, corpus: Sequence[CorpusInfo] = (),
             dev_corpus: CorpusInfo | None = None, resume: bool = False) -> "Trainer":
+        started = time.monotonic() if self.started is None else self.started
         cfg = self.config.check()
         check_corpus(train, dev)
         rng = np.random.default_rng(cfg.seed)
@@ -83,6 +89,8 @@ class Trainer:
             if selection.should_stop(first_epoch - 1):
                 first_epoch = cfg.epochs + 1          # it had stopped early: nothing to train
         self.history_, self.interrupted_ = selection.history, False
+        self.stopped_by_budget_ = False
+        budget = Budget(cfg.time_budget, started)
         self.progress("start", {"epochs": cfg.epochs, "batches": batches.n_batches,
                                 "sentences": batches.n_sents, "tokens": batches.n_tokens,
                                 "words": model.vocab.n_words, "labels": model.vocab.n_labels,
@@ -109,9 +117,16 @@ class Trainer:
                     raise SeqtagError("training diverged (the loss is not finite)",
                                       hint="lower --lr or set --clip")
                 if self.checkpoint is not None:
+                    t_save = time.monotonic()
                     self._save_checkpoint(model, optimizer, selection, rng, epoch, corpus,
                                           dev_corpus)
+                    budget.saved(time.monotonic() - t_save)
+                budget.end_epoch(time.perf_counter() - t0)
                 if selection.should_stop(epoch):
+                    break
+                if epoch < cfg.epochs and budget.exceeded_by_next():
+                    self.stopped_by_budget_ = True
+                    self.progress("budget", {"epoch": epoch, **budget.report()})
                     break
         except KeyboardInterrupt:
             self.interrupted_ = True
@@ -204,6 +219,41 @@ class Trainer:
             "best_epoch": selection.best_epoch,
             "interrupted": self.interrupted_,
         }
+
+
+class Budget:
+    """When to stop a run with a time budget: before an epoch that would end after it. The next
+    epoch is expected to take as long as the mean of the last three (dev scoring and checkpoint
+    included), leaving out the run's first, which holds the kernels' compilation or cache load,
+    once there are others; the final save is expected to take as long as the last checkpoint's.
+    """
+
+    def __init__(self, seconds: float | None, started: float):
+        self.seconds, self.started = seconds, started
+        self.epochs: list[float] = []
+        self.save = 0.0
+
+    def saved(self, seconds: float) -> None:
+        self.save = seconds
+
+    def end_epoch(self, seconds: float) -> None:
+        self.epochs.append(seconds)
+
+    def next_epoch(self) -> float:
+        later = self.epochs[1:] or self.epochs
+        return sum(later[-3:]) / len(later[-3:])
+
+    def exceeded_by_next(self, now: float | None = None) -> bool:
+        """Whether another epoch (and the final save) would end after the budget; ``now``: a
+        time.monotonic() value."""
+        if self.seconds is None or not self.epochs:
+            return False
+        now = time.monotonic() if now is None else now
+        return now - self.started + self.next_epoch() + self.save > self.seconds
+
+    def report(self) -> dict:
+        return {"budget": self.seconds, "elapsed": time.monotonic() - self.started,
+                "next_epoch": self.next_epoch()}
 
 
 def train_step(network: Network, ids: np.ndarray, offsets: np.ndarray, labels: np.ndarray,

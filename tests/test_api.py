@@ -66,3 +66,16 @@ def test_importing_seqtag_imports_no_numpy():
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                          timeout=60).stdout.split()
     assert out == ["False", seqtag.__version__]
+
+
+def test_train_with_a_time_budget_stops_early_with_a_usable_tagger(tmp_path):
+    # The budget counts from fit's start: a millisecond is spent by the first epoch, which
+    # always runs, so the run stops there instead of training 500.
+    tagger = seqtag.train(TINY, dev=TINY, **{**SMALL, "epochs": 500, "patience": 0},
+                          time_budget=0.001)
+    assert len(tagger.history_) == 1 and tagger.best_epoch_ == 1
+    tokens = [t for t, _ in tagger.tag(["Sam Li and Tom date on Tuesday."])[0]]
+    assert tokens == ["Sam", "Li", "and", "Tom", "date", "on", "Tuesday", "."]
+    tagger.save(tmp_path / "budget.npz")
+    again = seqtag.Tagger.load(tmp_path / "budget.npz")
+    assert "time_budget" not in again.model_.meta["hyperparameters"]

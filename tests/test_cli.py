@@ -237,6 +237,33 @@ def test_train_default_output_and_reproducible(tmp_path):
     assert other.read_bytes() != default.read_bytes()
 
 
+def test_train_time_budget_stops_early_with_a_usable_model(tmp_path):
+    # The budget counts from the process start: start-up alone spends 0.1 s, so the run stops
+    # after its first epoch (which always runs) instead of training 500.
+    out = tmp_path / "budget.npz"
+    res = run("train", TINY, "--hidden", 8, "--epochs", 500, "--patience", 0,
+              "--time-budget", 0.1, "-o", out)
+    assert len(EPOCH_ROW.findall(res.stderr)) == 1, res
+    assert re.search(r"stopping after epoch 1: [\d.]+s of the --time-budget 0.1s used", res.stderr)
+    assert f"saved the model of epoch 1 to {out}" in res.stderr
+    assert not (tmp_path / "budget.ckpt.npz").exists()      # a complete run: nothing to resume
+    info = json.loads(run("inspect", out, "--json").stdout)
+    assert len(info["history"]) == 1 and "time_budget" not in info["hyperparameters"]
+    tagged = run("tag", "-m", out, "--format", "inline", "Sam visited Paris .")
+    assert len(tagged.stdout.split()) == 4, tagged
+    bad = run("train", TINY, "--time-budget", 0, "-o", tmp_path / "x.npz", ok=False)
+    assert bad.returncode == 2 and bad.stderr.startswith("ERROR:") and "--time-budget" in bad.stderr
+
+
+def test_the_time_budget_counts_from_the_process_start():
+    code = ("import time; time.sleep(0.5); from seqtag.cli.train import process_start; "
+            "print(time.monotonic() - process_start())")
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          cwd=REPO, env={**os.environ, "PYTHONPATH": str(REPO)}, timeout=60)
+    assert proc.returncode == 0, proc.stderr
+    assert 0.5 <= float(proc.stdout) < 60
+
+
 # -- tag ---------------------------------------------------------------------------------------
 
 TEXTS = ["Sam Li visited Paris .", "Maria works for Nordwind Labs in Oslo ."]

@@ -959,3 +959,54 @@ def test_a_run_that_would_not_fit_in_memory_is_refused_before_allocating(data, m
     with pytest.raises(SeqtagError, match=r"training this model would need .*lower --hidden"):
         Trainer(dataclasses.replace(small, hidden=4096)).fit(train)
     assert not allocated
+
+
+# -- time budget ---------------------------------------------------------------------------------
+
+def test_an_exhausted_time_budget_stops_after_the_first_epoch(data):
+    import time
+
+    train, dev = data
+    events = []
+    # A run that began long ago: the budget is spent when the first epoch ends.
+    t = Trainer(cfg(epochs=50, time_budget=60.0), started=time.monotonic() - 3600,
+                progress=lambda e, info: events.append((e, info))).fit(train, dev)
+    assert t.stopped_by_budget_ is True
+    assert len(t.history_) == 1 and t.best_epoch_ == 1
+    assert t.model_ is not None and accuracy(t.model_, dev) > 0
+    budget = [info for e, info in events if e == "budget"]
+    assert len(budget) == 1 and budget[0]["epoch"] == 1 and budget[0]["elapsed"] > 3600
+    assert "time_budget" not in t.model_.meta["hyperparameters"]
+    one = Trainer(cfg(epochs=1)).fit(train, dev)
+    assert_same_params(t.model_.params, one.model_.params)
+
+
+def test_an_ample_time_budget_changes_nothing(data):
+    train, dev = data
+    t = Trainer(cfg(epochs=3, time_budget=1e6)).fit(train, dev)
+    assert t.stopped_by_budget_ is False and len(t.history_) == 3
+    assert_same_params(t.model_.params, Trainer(cfg(epochs=3)).fit(train, dev).model_.params)
+
+
+def test_the_budget_judges_the_next_epoch_by_the_last_ones():
+    from seqtag.training import Budget
+
+    b = Budget(10.0, started=100.0)
+    assert not b.exceeded_by_next(now=200.0)          # no epoch yet: the first always runs
+    b.end_epoch(5.0)                                  # the first: compilation included
+    assert b.exceeded_by_next(now=105.1) and not b.exceeded_by_next(now=105.0)
+    b.end_epoch(2.0)                                  # later epochs leave the first out
+    assert b.next_epoch() == 2.0
+    assert not b.exceeded_by_next(now=108.0) and b.exceeded_by_next(now=108.1)
+    b.saved(0.5)                                      # the final save must fit too
+    assert b.exceeded_by_next(now=107.6)
+    for s in (3.0, 4.0, 8.0):
+        b.end_epoch(s)
+    assert b.next_epoch() == 5.0                      # the mean of the last three
+    assert not Budget(None, 0.0).exceeded_by_next(now=1e9)
+
+
+@pytest.mark.parametrize("value", [0.0, -1.0, float("inf"), "10"])
+def test_config_check_rejects_a_bad_time_budget(value):
+    with pytest.raises(SeqtagError, match="--time-budget"):
+        TrainConfig(time_budget=value).check()

@@ -52,6 +52,27 @@ def _sigterm_as_interrupt(flag: list):
         signal.signal(signal.SIGTERM, previous)
 
 
+def process_start() -> float:
+    """The time.monotonic() at which this process started (Linux: from /proc, to the clock
+    tick), so that --time-budget counts the interpreter's start and the imports too; elsewhere
+    now."""
+    import os
+    import time
+
+    now = time.monotonic()
+    try:
+        with open("/proc/self/stat", "rb") as f:
+            ticks = int(f.read().rsplit(b")", 1)[1].split()[19])   # field 22: starttime
+        with open("/proc/uptime", "rb") as f:
+            uptime = float(f.read().split()[0])
+        age = uptime - ticks / os.sysconf("SC_CLK_TCK")
+    except (OSError, ValueError, IndexError):
+        return now
+    # CLOCK_MONOTONIC and /proc/uptime both count from boot; an age outside [0, 1 day] means
+    # they do not agree here (a container's namespaced uptime): count from now.
+    return now - age if 0 <= age < 86_400 else now
+
+
 def check_writable(path: Path) -> None:
     """Fail before training, not after it, when the model could not be written."""
     directory = path.parent if str(path.parent) else Path(".")
@@ -125,6 +146,11 @@ class Renderer:
                 self.bar.reset(self.task, epoch=info["epoch"] + 1, loss=0.0)
             else:
                 err.print(line, markup=False)
+        elif event == "budget":
+            line = (f"stopping after epoch {info['epoch']}: {info['elapsed']:.1f}s of the "
+                    f"--time-budget {info['budget']:g}s used, and the next epoch would take about "
+                    f"{info['next_epoch']:.1f}s")
+            (self.bar.console if self.bar is not None else err).print(line, markup=False)
 
     def close(self):
         if self.bar is not None:
@@ -181,6 +207,7 @@ def train(
     """Train a tagger (by default a bidirectional LSTM over words, word forms and a character
     CNN, with a CRF output layer; --textbook for the plain Elman RNN; forward pass and BPTT in
     Numba) and save its best epoch."""
+    started = process_start()
     with user_errors():
         from seqtag.corpus import read_corpus
         from seqtag.training import Trainer, split_dev
@@ -233,7 +260,8 @@ def train(
         terminated = []
         with _sigterm_as_interrupt(terminated):
             try:
-                trainer = Trainer(cfg, progress=render, checkpoint=checkpoint).fit(
+                trainer = Trainer(cfg, progress=render, checkpoint=checkpoint,
+                                  started=started).fit(
                     train_sents, dev_sents, vocab=vocab, corpus=infos, dev_corpus=dev_info,
                     resume=resume)
             finally:
