@@ -27,11 +27,11 @@ class Encoder:
                  chars: CharVocab | None = None):
         self.vocab, self.features, self.chars = vocab, features, chars
         self._rows: dict[str, tuple[int, ...]] = {}
-        # Character CNN: word types by first sight and their spellings end to end.
+        # Character CNN: word types by first sight and their spellings end to end, as arrays
+        # (_spelled) plus the types added since they were last made (_new_chars, _new_ends):
+        # each batch converts only its new spellings, not every one seen so far.
         self._types: dict[str, int] = {}
-        self._spellings: list[int] = []
-        self._starts: list[int] = [0]
-        self._spelled = None
+        self._clear_spellings()
         if chars is not None:
             self._type_of("")   # type 0: no spelling, what feature dropout turns a word into
 
@@ -74,17 +74,24 @@ class Encoder:
         t = self._types.get(token)
         if t is None:
             t = self._types[token] = len(self._types)
-            self._spellings += self.chars.spell(token, CHAR_WIDTH)
-            self._starts.append(len(self._spellings))
-            self._spelled = None
+            self._new_chars += self.chars.spell(token, CHAR_WIDTH)
+            self._new_ends.append(len(self._spelled[0]) + len(self._new_chars))
         return t
 
     def spellings(self) -> tuple[np.ndarray, np.ndarray]:
-        """Every word type's character ids end to end, and where each starts."""
-        if self._spelled is None:
-            self._spelled = (np.array(self._spellings, dtype=np.int32),
-                             np.array(self._starts, dtype=np.int64))
+        """Every word type's character ids end to end, and where each starts (new arrays
+        whenever types were added: those returned before stay as they were)."""
+        if self._new_ends:
+            chars, starts = self._spelled
+            self._spelled = (np.concatenate([chars, np.array(self._new_chars, np.int32)]),
+                             np.concatenate([starts, np.array(self._new_ends, np.int64)]))
+            self._new_chars, self._new_ends = [], []
         return self._spelled
+
+    def _clear_spellings(self) -> None:
+        self._spelled = (np.zeros(0, np.int32), np.zeros(1, np.int64))
+        self._new_chars: list[int] = []
+        self._new_ends: list[int] = []
 
     def trim(self) -> None:
         """Drop the caches once they are large (between batches: a batch's rows stay valid)."""
@@ -92,9 +99,7 @@ class Encoder:
             self._rows.clear()
             if self.chars is not None:
                 self._types.clear()
-                self._spellings.clear()
-                del self._starts[1:]
-                self._spelled = None
+                self._clear_spellings()
                 self._type_of("")
 
 
