@@ -121,12 +121,30 @@ def _is_mark(char: str) -> bool:
     return unicodedata.category(char).startswith("M")
 
 
+# Whitespace-free chunks that are one token whatever the patterns say, with no need to run them:
+# one character (every pattern takes at least one, and a chunk's first character cannot glue to
+# the token before, which ends at whitespace), or a run of ASCII letters and digits (only the
+# word pattern and the bare-number pattern match it, each to its end) unless _SPLIT_WORD cuts it.
+# Most tokens of running text are such chunks; tests check the shortcut against the patterns.
+_SPLIT_WORDS = frozenset({"cannot", "gonna", "wanna", "gotta"})
+_CHUNKS = re.compile(r"\S+")
+
+
+def _one_token(chunk: str) -> bool:
+    return len(chunk) == 1 or (chunk.isascii() and chunk.isalnum()
+                               and chunk.lower() not in _SPLIT_WORDS)
+
+
 def tokenize(text: str) -> list[tuple[str, int, int]]:
     """Return ``(token, start, end)`` triples with ``text[start:end] == token``."""
     tokens: list[tuple[str | None, int, int]] = []
     glued = False
-    for chunk in re.finditer(r"\S+", text):
+    for chunk in _CHUNKS.finditer(text):
         pos, end = chunk.start(), chunk.end()
+        word = chunk.group()
+        if _one_token(word):
+            tokens.append((word, pos, end))
+            continue
         no_email_before = [pos]
         while pos < end:
             tok, stop, kind = _next_token(text, pos, end, no_email_before)

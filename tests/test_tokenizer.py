@@ -201,3 +201,47 @@ def test_offsets_on_btc_tweets():
     assert len(texts) > 6000
     for text in texts:
         assert_offsets(text)
+
+
+def _patterns_only(monkeypatch, text):
+    """The tokens the patterns give, with the one-token shortcut of tokenize() turned off."""
+    import seqtag.tokenizer as tokenizer
+    with monkeypatch.context() as m:
+        m.setattr(tokenizer, "_one_token", lambda chunk: False)
+        return tokenize(text)
+
+
+@pytest.mark.parametrize("text", [
+    "cannot Cannot GONNA wanna gotta can not", "a b 1 _ . , ! ’ é 😀 \u0301 x\u0301",
+    "abc123 9pm 2020 007 A1 ab_c ü ñandú", "it's 70's don't I. J. U.S. Mr. x.y",
+])
+def test_shortcut_agrees_with_the_patterns(monkeypatch, text):
+    assert tokenize(text) == _patterns_only(monkeypatch, text)
+
+
+def test_shortcut_agrees_on_corpora(monkeypatch):
+    """Every sentence of BTC and EWT (as raw text) cut the same with and without the shortcut."""
+    texts = []
+    path = _find("btc.train", "btc/btc.train")
+    if path is not None:
+        texts += _btc_texts(path)
+    if EWT["dev"] is not None:
+        texts += [text for text, _ in _ewt_sentences(EWT["dev"])]
+    if not texts:
+        pytest.skip("no corpus available")
+    joined = "\n".join(texts)
+    assert tokenize(joined) == _patterns_only(monkeypatch, joined)
+
+
+def test_shortcut_agrees_on_random_text(monkeypatch):
+    hypothesis = pytest.importorskip("hypothesis")
+    from hypothesis import strategies as st
+
+    alphabet = st.sampled_from(list("aAzZ09 _.,'’-@#:/\u0301é😀\t\n") + ["cannot", "gonna", "n't"])
+
+    @hypothesis.settings(max_examples=300, deadline=None, derandomize=True)
+    @hypothesis.given(st.lists(alphabet, max_size=30).map("".join))
+    def check(text):
+        assert tokenize(text) == _patterns_only(monkeypatch, text)
+
+    check()
