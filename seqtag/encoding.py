@@ -26,7 +26,11 @@ class Encoder:
     def __init__(self, vocab: Vocabulary, features: FeatureSet | None = None,
                  chars: CharVocab | None = None):
         self.vocab, self.features, self.chars = vocab, features, chars
-        self._rows: dict[str, tuple[int, ...]] = {}
+        # Each token string seen: its index into _table, whose rows are the tokens' rows; a
+        # batch gathers its rows with one fancy index (building an array from a million row
+        # tuples took a second per million tokens).
+        self._index: dict[str, int] = {}
+        self._table = np.empty((1024, self.n_columns), np.int32)
         # Character CNN: word types by first sight and their spellings end to end, as arrays
         # (_spelled) plus the types added since they were last made (_new_chars, _new_ends):
         # each batch converts only its new spellings, not every one seen so far.
@@ -48,16 +52,33 @@ class Encoder:
 
     def encode(self, tokens: Sequence[str]) -> np.ndarray:
         """(T, n_columns) int32: each token's row."""
+        return self.encode_batch([tokens])[0]
+
+    def encode_batch(self, sentences: Sequence[Sequence[str]]) -> tuple[np.ndarray, np.ndarray]:
+        """(ids, offsets) of sentences, as ``pack`` of their ``encode``: ids (N, n_columns)
+        int32, sentence s in ids[offsets[s]:offsets[s+1]]."""
+        offsets = np.zeros(len(sentences) + 1, dtype=np.int64)
+        np.cumsum([len(s) for s in sentences], out=offsets[1:])
+        tokens = [tok for s in sentences for tok in s]
         if self.features is None and self.chars is None:
-            return self.vocab.word_ids(tokens).reshape(-1, 1)
-        rows = self._rows
-        out = np.empty((len(tokens), self.n_columns), dtype=np.int32)
-        for t, tok in enumerate(tokens):
-            row = rows.get(tok)
-            if row is None:
-                row = rows[tok] = self._columns(tok)
-            out[t] = row
-        return out
+            ids = np.ascontiguousarray(self.vocab.word_ids(tokens), np.int32)
+            return ids.reshape(-1, 1), offsets
+        get, add, at = self._index.get, self._add, []
+        keep = at.append
+        for tok in tokens:
+            i = get(tok)
+            keep(add(tok) if i is None else i)
+        return self._table[np.array(at, dtype=np.int64)], offsets
+
+    def _add(self, token: str) -> int:
+        n = len(self._index)
+        if n == len(self._table):
+            grown = np.empty((2 * n, self.n_columns), np.int32)
+            grown[:n] = self._table
+            self._table = grown
+        self._table[n] = self._columns(token)
+        self._index[token] = n
+        return n
 
     def _columns(self, token: str) -> tuple[int, ...]:
         word = self.vocab.word_ids([token])[0]
@@ -95,8 +116,9 @@ class Encoder:
 
     def trim(self) -> None:
         """Drop the caches once they are large (between batches: a batch's rows stay valid)."""
-        if len(self._rows) > _CACHE_LIMIT or len(self._types) > _CACHE_LIMIT:
-            self._rows.clear()
+        if len(self._index) > _CACHE_LIMIT or len(self._types) > _CACHE_LIMIT:
+            self._index.clear()
+            self._table = np.empty((1024, self.n_columns), np.int32)
             if self.chars is not None:
                 self._types.clear()
                 self._clear_spellings()

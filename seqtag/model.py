@@ -136,8 +136,7 @@ class RNNTagger:
         threads prepares here, in its own thread, and passes the result to
         ``analyse(..., prepared=)`` on the others."""
         self.encoder.trim()
-        ids, offsets = pack([self.encoder.encode(s) for s in sentences])
-        ids = ids.reshape(len(ids), self.encoder.n_columns)
+        ids, offsets = self.encoder.encode_batch(sentences)
         spellings = self.encoder.spellings() if self.chars is not None else None
         return ids, offsets, spellings, self.engine.choose(len(ids))
 
