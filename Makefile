@@ -9,7 +9,7 @@ SHARED := ../shared/data
 # The bundled model: the default configuration (see README), its seed written out.
 MODEL_FLAGS := --seed 1
 
-.PHONY: install install-test demo test fuzz model bench bench-deps bench-accuracy bench-startup bench-train clean
+.PHONY: install install-test demo test fuzz model bench bench-deps bench-accuracy bench-calibration bench-startup bench-train clean
 
 $(VENV)/bin/activate:
 	$(PYTHON) -m venv $(VENV)
@@ -82,6 +82,12 @@ $(VENV)/.installed-bench-accuracy: | $(VENV)/.installed
 # (needs ../shared/data); BENCH_FLAGS passes e.g. --quick, --corpora btc,uner or --seqtag-flags.
 bench-accuracy: $(VENV)/.installed-bench-accuracy
 	OMP_WAIT_POLICY=passive $(PY) bench/bench_accuracy.py --data $(SHARED) $(BENCH_FLAGS)
+	OMP_WAIT_POLICY=passive $(PY) bench/bench_calibration.py --data $(SHARED)
+
+# ECE before and after the fitted temperature: the bundled model on BTC and UNER test, a default
+# model trained here on CoNLL-2003 (several minutes).
+bench-calibration: install
+	OMP_WAIT_POLICY=passive $(PY) bench/bench_calibration.py --data $(SHARED)
 
 clean:
 	rm -rf $(VENV) build *.egg-info
