@@ -21,7 +21,7 @@ from pathlib import Path
 import numpy as np
 
 from seqtag.corpus import read_corpus
-from seqtag.explain import Explainer
+from seqtag.explain import STEPS, Explainer
 from seqtag.model import RNNTagger
 
 BAR = 0.80
@@ -32,8 +32,8 @@ def log(msg: str) -> None:
 
 
 def faithfulness(model: RNNTagger, sentences, seed: int = 1, k: int = 3,
-                 limit: int | None = None) -> dict:
-    ex = Explainer(model)
+                 limit: int | None = None, steps: int = STEPS) -> dict:
+    ex = Explainer(model, steps=steps)
     rng = np.random.default_rng(seed)
     wins = cases = skipped = 0
     drops_top, drops_rand = [], []
@@ -71,6 +71,8 @@ def main(argv=None) -> int:
     ap.add_argument("--model", help="the model (default: a CoNLL-2003 model trained here)")
     ap.add_argument("--test", help="the test file (default: CoNLL-2003 eng.testb)")
     ap.add_argument("--limit", type=int, help="stop after this many entities")
+    ap.add_argument("--steps", default=f"{STEPS},1",
+                    help="integrated-gradients steps to compare (1: one gradient)")
     args = ap.parse_args(argv)
     data = Path(args.data)
     test_path = Path(args.test) if args.test else data / "conll2003" / "eng.testb"
@@ -88,15 +90,21 @@ def main(argv=None) -> int:
         log("training the default model on CoNLL-2003 (seed 1)")
         model = Trainer(TrainConfig(seed=1)).fit(train, dev).model_
     test, _ = read_corpus(test_path, labels="auto")
-    r = faithfulness(model, test, limit=args.limit)
-    print(f"faithfulness on {test_path.name} ({args.model or 'default model trained here'}): "
+    for steps in [int(x) for x in args.steps.split(",")]:
+        report(test_path, args, faithfulness(model, test, limit=args.limit, steps=steps), steps)
+    return 0
+
+
+def report(test_path, args, r, steps) -> None:
+    method = f"integrated gradients, {steps} steps" if steps > 1 else \
+        "gradient x (input - baseline)"
+    print(f"{method}: faithfulness on {test_path.name} ({args.model or 'default model trained here'}): "
           f"over {r['cases']:,} entities with >= 6 tokens outside them ({r['skipped']:,} "
           f"skipped), taking away the 3 outside tokens with the highest attribution lowered the "
           f"entity's probability more than 3 random ones in {r['faithful']:,} = "
           f"{100 * r['rate']:.1f}% (bar {100 * BAR:.0f}%: {'MET' if r['rate'] >= BAR else 'not met'}"
           f"); mean drop {r['mean_drop_top']:.3f} (top 3) vs {r['mean_drop_random']:.3f} "
           f"(random 3); {r['seconds']:.0f}s")
-    return 0
 
 
 if __name__ == "__main__":

@@ -19,14 +19,17 @@ REPO = Path(__file__).resolve().parents[1]
 SENT = "Sam Li and Tom date on Tuesday .".split()
 
 
+def _exact_model(bundled_model):
+    params = {k: v.astype(np.float64) for k, v in bundled_model.params.items()}
+    return RNNTagger(bundled_model.vocab, params, dict(bundled_model.meta),
+                     features=bundled_model.features, chars=bundled_model.chars)
+
+
 @pytest.fixture(scope="module")
 def exact(bundled_model):
-    """The bundled model in float64 with exact tanh and exp: differences then measure the
-    gradient, not the rounding."""
-    params = {k: v.astype(np.float64) for k, v in bundled_model.params.items()}
-    model = RNNTagger(bundled_model.vocab, params, dict(bundled_model.meta),
-                      features=bundled_model.features, chars=bundled_model.chars)
-    return Explainer(model, exact=True)
+    """The bundled model in float64 with exact tanh and exp, one gradient (steps=1): differences
+    then measure the gradient, not the rounding."""
+    return Explainer(_exact_model(bundled_model), exact=True, steps=1)
 
 
 def log_p(ex: Explainer, e, delta) -> float:
@@ -34,25 +37,42 @@ def log_p(ex: Explainer, e, delta) -> float:
     return np.log(ex._target_grad(E, e.clamp)[0])
 
 
+def baseline_input(ex: Explainer):
+    _, X0, _ = ex._forward(ex.unk_row().reshape(1, -1))
+    return X0[0].copy()
+
+
 @pytest.mark.parametrize("target", [dict(entity=0), dict(entity=1), dict(token=4)])
-def test_attribution_is_gradient_times_input(exact, target):
+def test_one_step_is_gradient_times_input_minus_baseline(exact, target):
     (e,) = exact.explain(SENT, **target)
+    x0 = baseline_input(exact)
     ids = exact.model.encoder.encode(SENT)
     _, X, _ = exact._forward(ids)
     Ex = exact.model.params["Ex"]
     d = Ex.shape[0]
     h = 1e-5
     for t in range(len(SENT)):
-        # The whole token: d/dα log P(x<t> + α x<t>) = x<t> · ∂log P/∂x<t>.
+        # The whole token: d/dα log P(x<t> + α (x<t> − x0)) = (x<t> − x0) · ∂log P/∂x<t>.
         delta = np.zeros_like(X)
-        delta[t] = h * X[t]
+        delta[t] = h * (X[t] - x0)
         num = (log_p(exact, e, delta) - log_p(exact, e, -delta)) / (2 * h)
         assert e.total[t] == pytest.approx(num, rel=1e-4, abs=1e-7), (t, target)
-        # One part: the word's embedding column.
+        # One part: the word's embedding column against the unknown word's.
         delta = np.zeros_like(X)
-        delta[t, :d] = h * Ex[:, ids[t, 0]]
+        delta[t, :d] = h * (Ex[:, ids[t, 0]] - Ex[:, 1])
         num = (log_p(exact, e, delta) - log_p(exact, e, -delta)) / (2 * h)
         assert e.attribution[t, 0] == pytest.approx(num, rel=1e-4, abs=1e-7), (t, target)
+
+
+def test_integrated_gradients_are_complete(bundled_model):
+    """The totals add up to log P(sentence) − log P(every token at its baseline)."""
+    ex = Explainer(_exact_model(bundled_model), exact=True, steps=64)
+    x0 = baseline_input(ex)
+    for e in ex.explain(SENT) + ex.explain(SENT, token=4):
+        _, X, _ = ex._forward(ex.model.encoder.encode(SENT))
+        gap = np.log(e.prob) - log_p(ex, e, x0 - X)
+        assert e.total.sum() == pytest.approx(gap, rel=0.02, abs=1e-3), e.target
+    assert "integrated gradients" in e.method
 
 
 def test_probabilities_are_the_models(bundled_model):
