@@ -23,8 +23,9 @@ SENTS = [["Sam", "Li", "and", "Tom", "date", "on", "Tuesday", "."],
 
 def brute_force_best(model, tokens):
     """P of the best valid label sequence, over every sequence of labels (CRF)."""
-    E = model.emissions([tokens])[0].astype(np.float64)
-    p = {k: model.params[k].astype(np.float64) for k in ("trans", "start", "end")}
+    tau = model.temperature          # every score divided by it (seqtag.calibration)
+    E = model.emissions([tokens])[0].astype(np.float64) / tau
+    p = {k: model.params[k].astype(np.float64) / tau for k in ("trans", "start", "end")}
     m_start, m_trans, m_end = model.masks
     scores, valid = [], []
     for path in itertools.product(range(len(model.labels)), repeat=len(tokens)):
