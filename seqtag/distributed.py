@@ -28,6 +28,7 @@ from __future__ import annotations
 import hashlib
 import itertools
 import os
+import re
 import tempfile
 import threading
 import uuid
@@ -219,36 +220,46 @@ def tag_batches(client, shipped: ShippedModel, jobs: Iterable[Batch], *, engine:
     run, numbers = uuid.uuid4().hex[:12], itertools.count()
     pending: deque = deque()
     jobs = iter(jobs)
-    input_error = None
+    input_error, exhausted = None, False
+
+    def take(future):
+        result, error = _cluster_call(future.result)
+        yield result            # what the batch gave before its error, if any
+        if error is not None:
+            raise error
+
     try:
         while True:
-            while input_error is None and len(pending) < window:
+            # What is done at the head is written before more input is read (a slow pipe).
+            while pending and pending[0].done():
+                yield from take(pending.popleft())
+            if not exhausted and len(pending) < window:
                 try:
                     batch = next(jobs)
                 except StopIteration:
-                    break
+                    exhausted = True
+                    continue
                 except SeqtagError as e:    # raised after the batches before it are written
-                    input_error = e
-                    break
+                    input_error, exhausted = e, True
+                    continue
                 kernels = chooser.choose(0 if chooser.settled else batch.tokens())
                 pending.append(client.submit(_tag_on_worker, shipped.digest, batch, kernels,
                                              options, fmt, key=f"seqtag-{run}-{next(numbers)}",
                                              pure=False))
+                continue
             if not pending:
                 break
-            # The oldest batch first: later ones keep running meanwhile, within the window.
-            result, error = _cluster_call(pending.popleft().result)
-            yield result
-            if error is not None:
-                raise error
+            # The oldest batch; the later ones keep running meanwhile, within the window.
+            yield from take(pending.popleft())
         if input_error is not None:
             raise input_error
     finally:
-        for future in pending:
-            future.cancel()
+        # Stopped early (an error, a reader gone): the batches still out are dropped, and the
+        # workers forget the model. A cluster already gone has nothing left to free.
         try:
+            client.cancel(list(pending))
             client.unregister_worker_plugin(plugin.name)
-        except Exception:      # noqa: BLE001 (a cluster already gone has nothing to free)
+        except Exception:      # noqa: BLE001
             pass
 
 
@@ -274,21 +285,25 @@ def _cluster_call(fn, *args, **kwargs):
 
 @contextmanager
 def connect(workers: int | None = None, scheduler: str | None = None,
-            timeout: float = 60.0) -> Iterator[Any]:
+            timeout: float = 60.0, connect_timeout: float = 10.0) -> Iterator[Any]:
     """A dask.distributed Client: on a new LocalCluster of ``workers`` processes of one thread
     each on this machine, or on the running scheduler at ``scheduler`` (then waiting, up to
-    ``timeout`` seconds, for ``workers`` workers, or for one). Both are closed on the way
-    out."""
+    ``timeout`` seconds, for ``workers`` workers, or for one, after up to ``connect_timeout``
+    seconds to reach it). Both are closed on the way out."""
     require()
     import logging
 
     from distributed import Client, LocalCluster
 
+    if scheduler is not None and not re.fullmatch(r"(?:[a-z]+://)?[^/\s]+:\d+/?", scheduler):
+        # checked here: a Client given a malformed address fails only in its finaliser
+        raise SeqtagError(f"--scheduler {scheduler!r} is not a scheduler's address",
+                          hint="give tcp://HOST:PORT, as `dask scheduler` prints it")
     cluster = None
     try:
         if scheduler is not None:
             try:
-                client = Client(scheduler, timeout=timeout, set_as_default=False)
+                client = Client(scheduler, timeout=connect_timeout, set_as_default=False)
             except (OSError, TimeoutError, ValueError) as e:
                 raise SeqtagError(f"cannot connect to the Dask scheduler at {scheduler} ({e})",
                                   hint="start one with `dask scheduler`, check the address "

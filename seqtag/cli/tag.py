@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import shlex
 import sys
+from contextlib import closing
 from itertools import chain
 from pathlib import Path
 from typing import List, Optional
@@ -164,10 +165,11 @@ def tag(
             from seqtag.distributed import ShippedModel, batches, connect, tag_batches
 
             shipped = ShippedModel.read(model_path or default_model_path())
-            with connect(workers, scheduler) as client:
-                results = tag_batches(client, shipped, batches(streams(), batch_size),
-                                      engine=engine, options=options,
-                                      fmt=None if fmt == "pretty" else fmt)
+            # closing: the stream stops (error, reader gone) while its client is still open
+            with connect(workers, scheduler) as client, \
+                    closing(tag_batches(client, shipped, batches(streams(), batch_size),
+                                        engine=engine, options=options,
+                                        fmt=None if fmt == "pretty" else fmt)) as results:
                 _write(results, fmt, scores, batched=True)
             return
 
