@@ -107,11 +107,25 @@ class ShippedModel:
 
 _MODELS: dict[tuple[int, str], "RNNTagger"] = {}    # (thread, digest) -> the loaded model
 _SHIPPED: dict[str, ShippedModel] = {}              # digest -> model, given by ModelPlugin
+_HOLDERS: dict[str, set[str]] = {}                  # digest -> the plugins (runs) using it
 _LOCK = threading.Lock()
 
 
-def _forget(digest: str) -> None:
+def _hold(shipped: ShippedModel, holder: str) -> None:
     with _LOCK:
+        _SHIPPED[shipped.digest] = shipped
+        _HOLDERS.setdefault(shipped.digest, set()).add(holder)
+
+
+def _release(digest: str, holder: str) -> None:
+    """The run ``holder`` is over; the model is forgotten when no other run uses it (two
+    `seqtag tag --scheduler` runs of one model on one cluster)."""
+    with _LOCK:
+        holders = _HOLDERS.get(digest, set())
+        holders.discard(holder)
+        if holders:
+            return
+        _HOLDERS.pop(digest, None)
         _SHIPPED.pop(digest, None)
         for key in [k for k in _MODELS if k[1] == digest]:
             del _MODELS[key]
@@ -133,10 +147,10 @@ class ModelPlugin(_WorkerPlugin):
         if seqtag.__version__ != self.version:
             raise SeqtagError(f"a Dask worker runs seqtag {seqtag.__version__}, this client "
                               f"{self.version}", hint="install the same seqtag on every worker")
-        _SHIPPED[self.shipped.digest] = self.shipped
+        _hold(self.shipped, self.name)
 
     def teardown(self, worker=None):
-        _forget(self.shipped.digest)
+        _release(self.shipped.digest, self.name)
 
 
 # -- a stream's batches, tagged on the cluster -------------------------------------------------

@@ -349,3 +349,21 @@ def test_dataframe_bad_values_and_names():
         tag_dataframe(df, "body")
     with pytest.raises(SeqtagError, match="not a text"):
         tag_dataframe(df, "text").compute(scheduler="sync")
+
+
+def test_two_runs_of_one_model_on_a_worker_keep_it_until_both_end():
+    """Two `seqtag tag --scheduler` runs of one model on a shared cluster: the first to end
+    must not take the model from the other's tasks."""
+    import seqtag
+    import seqtag.distributed as d
+
+    shipped = d.ShippedModel("m.npz", "f" * 64, b"")
+    first, second = (d.ModelPlugin(shipped, seqtag.__version__) for _ in range(2))
+    first.setup()
+    second.setup()
+    first.teardown()
+    assert d._SHIPPED[shipped.digest] is shipped
+    second.teardown()
+    assert shipped.digest not in d._SHIPPED
+    with pytest.raises(d.SeqtagError, match="this client 0.0.0"):
+        d.ModelPlugin(shipped, "0.0.0").setup()
