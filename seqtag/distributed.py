@@ -287,6 +287,10 @@ def _cluster_call(fn, *args, **kwargs):
     except Exception as e:  # noqa: BLE001 (distributed raises many kinds; each is told as is)
         from distributed import KilledWorker
 
+        if isinstance(e, ImportError):      # raised on a worker: its environment lacks it
+            raise SeqtagError(f"a Dask worker cannot import what tagging needs ({e})",
+                              hint=f"install the same seqtag on every worker ({INSTALL}), "
+                                   "with Numba for --engine numba or auto") from None
         if isinstance(e, KilledWorker):
             raise SeqtagError(f"a batch was lost with the Dask workers that ran it ({e})",
                               hint="see the workers' logs (memory?); the batch is retried "
