@@ -247,14 +247,14 @@ def format_inline(t: Tagged, scores: bool = False) -> str:
 
 def record(t: Tagged, scores: bool = False) -> dict:
     """A tagged sentence as a JSON-ready dict: what -f jsonl prints on one line."""
-    record = {"tokens": t.tokens, "labels": t.labels, "entities": t.entities()}
+    out = {"tokens": t.tokens, "labels": t.labels, "entities": t.entities()}
     if t.text is not None:
-        record = {"text": t.text, **record}
+        out = {"text": t.text, **out}
     if scores:
-        record["probs"] = [round(float(p), 4) for p in t.probs]
+        out["probs"] = [round(float(p), 4) for p in t.probs]
     if t.nbest:
-        record["nbest"] = [{"labels": labels, "prob": round(prob, 6)} for labels, prob in t.nbest]
-    return record
+        out["nbest"] = [{"labels": labels, "prob": round(prob, 6)} for labels, prob in t.nbest]
+    return out
 
 
 def format_jsonl(t: Tagged, scores: bool = False) -> str:
