@@ -87,9 +87,9 @@ def tag(
         show_default="the cores this process may use"),
     workers: Optional[int] = typer.Option(
         None, "--workers", min=1, max=4096,
-        help="Tag on Dask (the extra seqtag\\[dask]): a local cluster of N worker processes; "
-             "with --scheduler, wait for N workers of that cluster. The output is the same as "
-             "one process's."),
+        help="Tag on Dask: a local cluster of N worker processes; with --scheduler, wait for "
+             "N workers of that cluster. The output is the same as one process's. Needs the "
+             "extra seqtag\\[dask]."),
     scheduler: Optional[str] = typer.Option(
         None, "--scheduler", metavar="tcp://HOST:PORT",
         help="Tag on the workers of a running Dask scheduler (see README: Tagging on a "
