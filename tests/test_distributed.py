@@ -369,35 +369,29 @@ def test_two_runs_of_one_model_on_a_worker_keep_it_until_both_end():
         d.ModelPlugin(shipped, "0.0.0").setup()
 
 
-def _block_numba_kernels(block: bool):
-    """On a worker: make (or stop making) the Numba engine's module fail to import."""
+def _block_numba(block: bool) -> bool:
+    """On a worker: make ``import numba`` fail (or work again); whether no Numba kernel was
+    imported there yet (else the block would change nothing)."""
     import sys
 
-    global _saved_kernels
-    name = "seqtag.engines.numba_kernels"
     if block:
-        _saved_kernels = sys.modules.get(name)
-        sys.modules[name] = None
-    elif _saved_kernels is not None:
-        sys.modules[name] = _saved_kernels
-    else:
-        sys.modules.pop(name, None)
-    return True
-
-
-_saved_kernels = None
+        sys.modules["numba"] = None
+    elif sys.modules.get("numba", 0) is None:
+        del sys.modules["numba"]
+    return not any(name.startswith("seqtag.kernels.") for name in sys.modules)
 
 
 def test_a_worker_that_cannot_import_the_engine_is_one_error(client):
     import seqtag.distributed as d
     from seqtag.errors import SeqtagError
 
-    client.run(_block_numba_kernels, True)
     try:
+        # the workers have tagged with NumPy only: Numba would be imported by this run
+        assert all(client.run(_block_numba, True).values())
         results = d.tag_batches(client, d.ShippedModel.read(None),
                                 d.batches([("text", ["Sam Li went home ."], None)], 8),
                                 engine="numba", fmt="conll")
         with pytest.raises(SeqtagError, match="Dask worker cannot import.*--engine numba"):
             list(results)
     finally:
-        client.run(_block_numba_kernels, False)
+        client.run(_block_numba, False)
