@@ -9,10 +9,13 @@ its first N lines). It is tagged with the bundled model by
 
 each a whole process (cluster start-up, model shipping and Numba loading on the workers
 included), the same engine for all (--engine, default numba: the workers' kernels come from
-Numba's cache, filled by a warm-up run first). Printed: wall time and tokens/s of each, the
-scaling (tokens/s of W=2 over W=1, and over the one-process peer), whether every output is the
-bytes of the peer's, and the load average, with the machine called busy when the 1-minute
-load at the start was 1 or more: figures from a busy machine are not the tool's.
+Numba's cache, filled by a warm-up run first). Then the steady state, in this process: on a
+LocalCluster of W workers already started and warmed up (2,000 lines tagged), the time to tag
+the input through seqtag.distributed.tag_batches, start-up excluded. Printed: wall time and
+tokens/s of each, the scaling (tokens/s of W=2 over W=1, and over the one-process peer),
+whether every output is the bytes of the peer's, and the load average, with the machine called
+busy when the 1-minute load at the start was 1 or more: figures from a busy machine are not
+the tool's.
 
     .venv/bin/python bench/bench_dask.py --data ../shared/data [--lines 20000] [--repeats 1]
 """
@@ -77,6 +80,8 @@ def main() -> None:
                 peer, tokens = out, tagged_tokens(out)
             else:
                 same = same and filecmp.cmp(out, peer, shallow=False)
+        steady = {w: _steady(w, big, args, peer) for w in
+                  (int(x) for x in args.workers.split(","))}
     end = os.getloadavg()
     print(f"Dask benchmark; {os.cpu_count()} CPUs, load average {load[0]:.2f} at the start, "
           f"{end[0]:.2f} at the end: {'BUSY machine' if busy else 'quiet machine'}")
@@ -90,7 +95,46 @@ def main() -> None:
         print(f"scaling: --workers 2 / --workers 1 = "
               f"{tps['--workers 2'] / tps['--workers 1']:.2f}x; --workers 2 / one process = "
               f"{tps['--workers 2'] / tps['one process']:.2f}x")
+    print("steady state (cluster started and warm; in-process client, whose CPU time counts "
+          "its reading, writing and the scheduler):")
+    for w, (wall, cpu, ok) in steady.items():
+        tps[w] = tokens / wall
+        same = same and ok
+        print(f"  {w} worker{'s' if w > 1 else ' '}      {wall:8.2f} s  {tps[w]:10,.0f} tokens/s"
+              f"  (client CPU {cpu:.2f} s)")
+    if 1 in tps and 2 in tps:
+        print(f"scaling: 2 workers / 1 worker = {tps[2] / tps[1]:.2f}x; 2 workers / one process "
+              f"= {tps[2] / tps['one process']:.2f}x")
     print(f"outputs identical to the one-process run: {'yes' if same else 'NO'}")
+
+
+def _steady(workers: int, big: Path, args, peer: Path) -> tuple[float, float, bool]:
+    """(seconds, CPU seconds of this process: client and scheduler, output identical) of
+    tagging ``big`` on a started, warmed-up LocalCluster."""
+    import time
+
+    sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+    from seqtag.distributed import ShippedModel, batches, connect, tag_batches
+    from seqtag.tagging import read_texts
+
+    log(f"steady state, {workers} worker(s)")
+    shipped = ShippedModel.read(None)
+    options = dict(scores=False, nbest=1, probs=False)
+
+    def tag(path):
+        jobs = batches([("text", read_texts(str(path)), str(path))], args.batch_size)
+        return "".join(tag_batches(client, shipped, jobs, engine=args.engine,
+                                   options=options, fmt="conll"))
+
+    with connect(workers) as client:
+        with open(big, encoding="utf-8") as f:
+            warm = big.with_name("warm-steady.txt")
+            warm.write_text("".join(line for _, line in zip(range(2000), f)), encoding="utf-8")
+        tag(warm)
+        t0, c0 = time.perf_counter(), time.process_time()
+        out = tag(big)
+        wall, cpu = time.perf_counter() - t0, time.process_time() - c0
+    return wall, cpu, out.encode("utf-8") == peer.read_bytes()
 
 
 if __name__ == "__main__":
