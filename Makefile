@@ -51,18 +51,25 @@ $(VENV)/.installed-bench: | $(VENV)/.installed
 	$(PIP) install --quiet torch==2.13.0 threadpoolctl
 	touch $@
 
-bench-deps: $(VENV)/.installed-bench
+# Dask for bench_dask.py: the optional extra.
+$(VENV)/.installed-dask: pyproject.toml | $(VENV)/.installed
+	$(PIP) install --quiet -e '.[dask]'
+	touch $@
+
+bench-deps: $(VENV)/.installed-bench $(VENV)/.installed-dask
 
 # Speed and accuracy against PyTorch on CoNLL-2003 (needs ../shared/data); prints ratios: the
 # textbook RNN against its PyTorch twin, then the default model against its PyTorch equivalent.
 # Then the kernels' efficiency (GFLOP/s of the default model against this machine's one-thread
 # matmul peak; the vector registers the kernels compile to) and whole `seqtag tag` processes
-# over every sentence of the shared corpora (tokens/s, peak memory).
+# over every sentence of the shared corpora (tokens/s, peak memory); that corpus again on 1 and 2
+# Dask workers against one process (tokens/s, scaling).
 bench: bench-deps
 	OMP_WAIT_POLICY=passive $(PY) bench/bench_rnn.py --data $(SHARED)
 	OMP_WAIT_POLICY=passive $(PY) bench/bench_default.py --data $(SHARED)
 	OMP_WAIT_POLICY=passive $(PY) bench/bench_efficiency.py --data $(SHARED)
 	OMP_WAIT_POLICY=passive $(PY) bench/bench_whole.py --data $(SHARED)
+	OMP_WAIT_POLICY=passive $(PY) bench/bench_dask.py --data $(SHARED)
 	$(PY) bench/bench_startup.py
 
 # The default training on CoNLL-2003 as one whole `seqtag train` process, timed (minutes).

@@ -149,7 +149,8 @@ def _with_scores(model: RNNTagger, tagged: Tagged, analysis: dict, scores: bool 
 
 def tag_texts(model: RNNTagger, texts: Iterable[str], batch_size: int = 256, *,
               scores: bool = False, nbest: int = 1, probs: bool = True,
-              name: str | None = None, threads: int | None = 1) -> Iterator[Tagged]:
+              name: str | None = None, threads: int | None = 1, start: int = 0
+              ) -> Iterator[Tagged]:
     """Tokenize and tag each text (one sequence per text); with ``scores`` each entity gets its
     exact probability, with ``nbest`` > 1 the n best sequences are kept too; without ``probs``
     (and ``scores``) the labels' probabilities are not computed (Tagged.probs is None).
@@ -158,9 +159,9 @@ def tag_texts(model: RNNTagger, texts: Iterable[str], batch_size: int = 256, *,
 
     A text too long for its n-best search (NBEST_LIMIT) or its entities' scores (SCORES_LIMIT)
     raises SeqtagError after the texts before it are yielded; ``name`` names the input there, its
-    texts counted as lines from 1."""
+    texts counted as lines from ``start`` + 1 (a part of a longer stream starts past line 1)."""
     def jobs():
-        done = 0
+        done = start
         for batch in _batches(texts, batch_size):
             toks = [tokenize(t) for t in batch]
             token_lists = [[w for w, _, _ in tk] for tk in toks]
@@ -244,15 +245,20 @@ def format_inline(t: Tagged, scores: bool = False) -> str:
     return " ".join(f"{tok}/{lab}" for tok, lab in zip(t.tokens, t.labels)) + "\n"
 
 
-def format_jsonl(t: Tagged, scores: bool = False) -> str:
-    record = {"tokens": t.tokens, "labels": t.labels, "entities": t.entities()}
+def record(t: Tagged, scores: bool = False) -> dict:
+    """A tagged sentence as a JSON-ready dict: what -f jsonl prints on one line."""
+    out = {"tokens": t.tokens, "labels": t.labels, "entities": t.entities()}
     if t.text is not None:
-        record = {"text": t.text, **record}
+        out = {"text": t.text, **out}
     if scores:
-        record["probs"] = [round(float(p), 4) for p in t.probs]
+        out["probs"] = [round(float(p), 4) for p in t.probs]
     if t.nbest:
-        record["nbest"] = [{"labels": labels, "prob": round(prob, 6)} for labels, prob in t.nbest]
-    return json.dumps(record, ensure_ascii=False) + "\n"
+        out["nbest"] = [{"labels": labels, "prob": round(prob, 6)} for labels, prob in t.nbest]
+    return out
+
+
+def format_jsonl(t: Tagged, scores: bool = False) -> str:
+    return json.dumps(record(t, scores), ensure_ascii=False) + "\n"
 
 
 FORMATTERS = {"conll": format_conll, "inline": format_inline, "jsonl": format_jsonl}

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import shlex
 import sys
+from contextlib import closing
 from itertools import chain
 from pathlib import Path
 from typing import List, Optional
@@ -84,6 +85,15 @@ def tag(
         None, "--threads", min=1, max=1024,
         help="Batches tagged at once; the output is the same for any count.",
         show_default="the cores this process may use"),
+    workers: Optional[int] = typer.Option(
+        None, "--workers", min=1, max=4096,
+        help="Tag on Dask: a local cluster of N worker processes; with --scheduler, wait for "
+             "N workers of that cluster. The output is the same as one process's. Needs the "
+             "extra seqtag\\[dask]."),
+    scheduler: Optional[str] = typer.Option(
+        None, "--scheduler", metavar="tcp://HOST:PORT",
+        help="Tag on the workers of a running Dask scheduler (see README: Tagging on a "
+             "cluster)."),
 ) -> None:
     """Tag texts or column files; labels go to stdout, one stable format into a pipe."""
     with user_errors():
@@ -105,6 +115,14 @@ def tag(
         from seqtag.engines import check_engine
 
         check_engine(engine)
+        on_dask = workers is not None or scheduler is not None
+        if on_dask:
+            if threads is not None:
+                fail("--threads is for one process; with --workers or --scheduler each Dask "
+                     "worker thread tags one batch at a time (drop --threads)")
+            from seqtag.distributed import require
+
+            require()
         inputs, files = inputs or [], files or []
         if not inputs and not files:
             inputs = ["-"]
@@ -114,23 +132,19 @@ def tag(
                 err.print(f"note: {named!r} is a file; to tag its contents use: "
                           f"seqtag tag -i {shlex.quote(named)}", markup=False)
 
-        from seqtag.model import RNNTagger
-
-        model = RNNTagger.load(model_path or default_model_path(), engine=engine)
         # Plain conll and inline output print labels only: no label probabilities needed.
         options = dict(batch_size=batch_size, scores=scores, nbest=nbest,
-                       probs=scores or fmt in ("jsonl", "pretty"), threads=threads)
+                       probs=scores or fmt in ("jsonl", "pretty"))
 
         def streams():
+            """(kind, items, name) of each input, in order."""
             if input_format == "conll":
                 from seqtag.corpus import read_sentences
 
                 for path in [*inputs, *files]:
                     name = "<stdin>" if path == "-" else path
                     # the columns after the token are echoed: no label grammar to check
-                    yield tag_sentences(model, read_sentences(path, labels="auto",
-                                                              check_labels=False), name=name,
-                                        **options)
+                    yield "conll", read_sentences(path, labels="auto", check_labels=False), name
                 return
             # Texts given as arguments are batched together, up to a '-' among them.
             texts: list[str] = []
@@ -139,23 +153,56 @@ def tag(
                     texts.append(item)
                     continue
                 if texts:
-                    yield tag_texts(model, texts, **options)
+                    yield "text", texts, None
                     texts = []
-                yield tag_texts(model, read_texts("-"), name="<stdin>", **options)
+                yield "text", read_texts("-"), "<stdin>"
             if texts:
-                yield tag_texts(model, texts, **options)
+                yield "text", texts, None
             for path in files:
-                yield tag_texts(model, read_texts(path), name="<stdin>" if path == "-" else path,
-                                **options)
+                yield "text", read_texts(path), "<stdin>" if path == "-" else path
 
-        stream = chain.from_iterable(streams())
-        if fmt == "pretty":
-            from rich.console import Console
-            console = Console(highlight=False)
-            for tagged in stream:
-                render_pretty(tagged, console)
-        else:
-            write, formatter = sys.stdout.write, FORMATTERS[fmt]
-            for tagged in stream:
-                write(formatter(tagged, scores))
+        if on_dask:
+            from seqtag.distributed import ShippedModel, batches, connect, tag_batches
+
+            shipped = ShippedModel.read(model_path or default_model_path())
+            # closing: the stream stops (error, reader gone) while its client is still open
+            with connect(workers, scheduler) as client, \
+                    closing(tag_batches(client, shipped, batches(streams(), batch_size),
+                                        engine=engine, options=options,
+                                        fmt=None if fmt == "pretty" else fmt)) as results:
+                _write(results, fmt, scores, batched=True)
+            return
+
+        from seqtag.model import RNNTagger
+
+        model = RNNTagger.load(model_path or default_model_path(), engine=engine)
+
+        def tagged_streams():
+            for kind, items, name in streams():
+                run = tag_sentences if kind == "conll" else tag_texts
+                yield run(model, items, name=name, threads=threads, **options)
+
+        _write(chain.from_iterable(tagged_streams()), fmt, scores)
+
+
+def _write(results, fmt: str, scores: bool, batched: bool = False) -> None:
+    """Tagged sentences (or, ``batched``, each batch's formatted text; its Tagged list for
+    pretty) onto stdout."""
+    from seqtag.tagging import FORMATTERS
+
+    if fmt == "pretty":
+        from rich.console import Console
+        console = Console(highlight=False)
+        for tagged in chain.from_iterable(results) if batched else results:
+            render_pretty(tagged, console)
+    elif batched:
+        write = sys.stdout.write
+        for text in results:
+            write(text)
+            # each batch as it comes: a pipe downstream sees the stream move
             sys.stdout.flush()
+    else:
+        write, formatter = sys.stdout.write, FORMATTERS[fmt]
+        for tagged in results:
+            write(formatter(tagged, scores))
+    sys.stdout.flush()

@@ -142,6 +142,14 @@ class Engine:
             self.current = "numba"
         return self.current
 
+    @property
+    def settled(self) -> bool:
+        """Whether choose's answer no longer depends on the tokens it is given (an explicit
+        engine, auto on Numba, or auto that found Numba's kernels cold): a caller that has to
+        count tokens to call choose (seqtag.distributed, ahead of the workers) can stop."""
+        return (self.requested != "auto" or self.current == "numba"
+                or (self._warm_checked and not self._warm))
+
     def fall_back(self) -> None:
         """Numba failed to import: NumPy for the rest of this model's life."""
         self.requested = self.current = "numpy"
