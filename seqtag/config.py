@@ -10,7 +10,7 @@ defaults without importing Numba.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field, fields, replace
 from enum import Enum
 
 from seqtag.errors import SeqtagError
@@ -23,6 +23,15 @@ class Cell(str, Enum):
     rnn = "rnn"
     gru = "gru"
     lstm = "lstm"
+
+
+class Level(str, Enum):
+    """What a token is: auto (char when every training and dev token is one character), word
+    or char (residues: the character-level configuration, CHAR)."""
+
+    auto = "auto"
+    word = "word"
+    char = "char"
 
 
 class OptimizerName(str, Enum):
@@ -98,6 +107,13 @@ class TrainConfig:
         min=0, max=8192)
     char_dim: int = option(25, "Size of each character's embedding in the CNN.", min=1,
                            max=8192)
+    level: Level = option(
+        Level.auto, "Token level: word, char (one residue per token: DNA, proteins; the "
+                    "defaults become CHAR's, see README) or auto (char when every training "
+                    "and dev token is a single character).")
+    window: int = option(
+        0, "Neighbours on each side whose embeddings (one per position) are summed into "
+           "x<t> with the token's own (needs --embed-dim).", min=0, max=32)
     threads: int | None = option(
         None, "Threads to train with (default: the cores this process may use); the model is "
               "the same, bit for bit, for any count.", min=1, max=1024)
@@ -131,7 +147,40 @@ class TrainConfig:
         if self.char_filters and not self.embed_dim:
             raise SeqtagError("the character CNN (--char-filters) needs embeddings",
                               hint="set --embed-dim above 0, or --char-filters 0")
+        if self.window and not self.embed_dim:
+            raise SeqtagError("the window of neighbours (--window) needs embeddings",
+                              hint="set --embed-dim above 0, or --window 0")
         return self
+
+    def for_data(self, tokens) -> "TrainConfig":
+        """The configuration for a corpus whose tokens (training and dev, any iterable of
+        strings) are ``tokens``: with level auto, char when every token is a single character
+        (else word); at level char, CHAR's values replace the defaults of the options not
+        given (``given``)."""
+        level = plain(self.level)
+        if level == "auto":
+            level = "char" if is_char_level(tokens) else "word"
+        changes = {"level": Level(level)}
+        if level == "char":
+            changes.update({k: v for k, v in CHAR.items() if k not in self.given})
+        return replace(self, **changes)
+
+    @property
+    def given(self) -> frozenset[str]:
+        """The options given when this configuration was made (not left at their defaults);
+        a copy made by dataclasses.replace counts every option as given."""
+        return getattr(self, "_given", frozenset(f.name for f in fields(self)))
+
+
+def _recording_init(init):
+    def __init__(self, **options):
+        init(self, **options)
+        self._given = frozenset(options)
+    __init__.__doc__ = init.__doc__
+    return __init__
+
+
+TrainConfig.__init__ = _recording_init(TrainConfig.__init__)
 
 
 # Options that decide how a run goes, not what it computes: not recorded among the model's
@@ -146,6 +195,23 @@ TEXTBOOK = dict(cell=Cell.rnn, bidirectional=False, crf=False, features="", char
                 embed_dim=0, dropout=0.0, feature_dropout=0.0, input_dropout=0.0)
 
 
+# The character-level configuration (DNA, proteins: one residue per token), chosen on dev of the
+# protein secondary-structure split (bench/bench_protein.py) and the DNA HMM (bench/dna_hmm.py):
+# no word-form features or spelling CNN, which mean nothing for one letter; the residue's and its
+# neighbours' embeddings summed (a window, as Qian & Sejnowski's 13-residue network); small.
+CHAR = dict(features="", char_filters=0, embed_dim=32, window=6, hidden=32, word_dropout=0.0)
+
+
+def is_char_level(tokens) -> bool:
+    """Whether every token is one character (and there is one)."""
+    seen = False
+    for t in tokens:
+        if len(t) != 1:
+            return False
+        seen = True
+    return seen
+
+
 def plain(value):
     """An option's plain value: a choice's string (an Enum member or already a string),
     anything else as it is."""
@@ -157,10 +223,10 @@ def flag_of(f) -> str:
 
 
 def kind_of(f) -> type:
-    """The field's value type: Cell, OptimizerName, bool, int, float or str (None allowed where the
+    """The field's value type: Cell, OptimizerName, Level, bool, int, float or str (None allowed where the
     default is None)."""
     name = str(f.type).split("|")[0].strip()
-    return {"Cell": Cell, "OptimizerName": OptimizerName, "bool": bool, "int": int, "float": float,
+    return {"Cell": Cell, "OptimizerName": OptimizerName, "Level": Level, "bool": bool, "int": int, "float": float,
             "str": str}[name]
 
 

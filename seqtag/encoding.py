@@ -3,7 +3,9 @@
 A token's row is its word id, then each feature value's column (offset past the words and the
 earlier features' values: the columns of Wax, or of Ex with embeddings), then, with a character
 CNN, its word type: an index into the spellings kept here, which the CNN turns into a vector
-once per distinct type of a batch. Rows and spellings are cached per token string, and the caches
+once per distinct type of a batch. With a window of k neighbours (character-level models), the
+words at offsets -k..-1, 1..k come between the features and the word type, each offset with its
+own block of columns (past the features: base + j·V + word), <pad> beyond the sentence's ends. Rows and spellings are cached per token string, and the caches
 are dropped when they grow large (``trim``), so that a long stream of new tokens keeps memory
 bounded.
 """
@@ -17,15 +19,16 @@ import numpy as np
 from seqtag.chars import CharVocab
 from seqtag.features import FeatureSet
 from seqtag.layers.charcnn import CHAR_WIDTH
-from seqtag.vocab import Vocabulary
+from seqtag.vocab import PAD_ID, UNK_ID, Vocabulary
 
 _CACHE_LIMIT = 1_000_000     # cached token strings before the caches are dropped
 
 
 class Encoder:
     def __init__(self, vocab: Vocabulary, features: FeatureSet | None = None,
-                 chars: CharVocab | None = None):
-        self.vocab, self.features, self.chars = vocab, features, chars
+                 chars: CharVocab | None = None, window: int = 0):
+        self.vocab, self.features, self.chars, self.window = vocab, features, chars, window
+        self._byte_ids: np.ndarray | None = None
         self._rows: dict[str, tuple[int, ...]] = {}
         # Character CNN: word types by first sight and their spellings end to end, as arrays
         # (_spelled) plus the types added since they were last made (_new_chars, _new_ends):
@@ -37,21 +40,70 @@ class Encoder:
 
     @property
     def n_inputs(self) -> int:
-        """Columns of Wax (or Ex): words, then each feature's values."""
+        """Columns of Wax (or Ex): words, then each feature's values, then the window's words."""
+        return self._window_base + 2 * self.window * self.vocab.n_words
+
+    @property
+    def _window_base(self) -> int:
         return self.vocab.n_words + (sum(self.features.sizes) if self.features else 0)
 
     @property
     def n_columns(self) -> int:
-        """Entries of a row: the word, each feature, and the word type with a char CNN."""
-        return 1 + (len(self.features.names) if self.features else 0) + \
+        """Entries of a row: the word, each feature, each neighbour of the window, and the word
+        type with a char CNN."""
+        return 1 + (len(self.features.names) if self.features else 0) + 2 * self.window + \
             (self.chars is not None)
 
-    def encode(self, tokens: Sequence[str]) -> np.ndarray:
-        """(T, n_columns) int32: each token's row."""
+    def encode(self, tokens: Sequence[str] | str) -> np.ndarray:
+        """(T, n_columns) int32: each token's row. A string is a sequence of one-character
+        tokens (a DNA or protein sequence): with neither features nor a character CNN, its
+        ASCII letters are looked up in one step (``char_ids``)."""
         if self.features is None and self.chars is None:
-            return self.vocab.word_ids(tokens).reshape(-1, 1)
+            words = self.char_ids(tokens) if isinstance(tokens, str) else None
+            if words is None:
+                words = self.vocab.word_ids(tokens)
+            return self._with_window(words.reshape(-1, 1))
+        if isinstance(tokens, str):
+            tokens = list(tokens)
+        return self._with_window(self._rows_of(tokens))
+
+    def char_ids(self, sequence: str) -> np.ndarray | None:
+        """The word ids of a string's characters through a byte → id table, as
+        ``vocab.word_ids(list(sequence))`` gives them; None when it holds a non-ASCII character
+        (that path then serves it)."""
+        try:
+            raw = sequence.encode("ascii")
+        except UnicodeEncodeError:
+            return None
+        if self._byte_ids is None:
+            table = np.full(128, UNK_ID, np.int32)
+            for i, w in enumerate(self.vocab.words):
+                if len(w) == 1 and ord(w) < 128 and i > UNK_ID:
+                    table[ord(w)] = i
+            self._byte_ids = table
+        return self._byte_ids[np.frombuffer(raw, np.uint8)]
+
+    def _with_window(self, rows: np.ndarray) -> np.ndarray:
+        """``rows`` with the window's columns inserted before the word type (if any)."""
+        k = self.window
+        if not k:
+            return rows
+        T, V = len(rows), self.vocab.n_words
+        n_own = rows.shape[1] - (self.chars is not None)
+        padded = np.full(T + 2 * k, PAD_ID, np.int32)
+        padded[k:k + T] = rows[:, 0]
+        out = np.empty((T, self.n_columns), np.int32)
+        out[:, :n_own] = rows[:, :n_own]
+        out[:, n_own + 2 * k:] = rows[:, n_own:]
+        base = self._window_base
+        for j, o in enumerate([*range(-k, 0), *range(1, k + 1)]):
+            np.add(padded[k + o:k + o + T], base + j * V, out=out[:, n_own + j])
+        return out
+
+    def _rows_of(self, tokens: Sequence[str]) -> np.ndarray:
+        """(T, columns) of the word, its features and its word type: each token's own row."""
         rows = self._rows
-        out = np.empty((len(tokens), self.n_columns), dtype=np.int32)
+        out = np.empty((len(tokens), self.n_columns - 2 * self.window), dtype=np.int32)
         for t, tok in enumerate(tokens):
             row = rows.get(tok)
             if row is None:
@@ -113,10 +165,22 @@ def pack(id_arrays: Sequence[np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
     return np.ascontiguousarray(ids), offsets
 
 
-# Odd 64-bit multipliers of a row's entries: a row's key is Σ row[c]·K[c] mod 2^64.
+# Odd 64-bit multipliers of a row's entries: a row's key is Σ row[c]·K[c] mod 2^64. Eight
+# fixed ones, then splitmix64's outputs (made odd) for the wide rows of a window's columns.
+def _splitmix64(n: int, state: int = 0x5EED) -> list[int]:
+    out, mask = [], (1 << 64) - 1
+    for _ in range(n):
+        state = (state + 0x9E3779B97F4A7C15) & mask
+        z = state
+        z = ((z ^ (z >> 30)) * 0xBF58476D1CE4E5B9) & mask
+        z = ((z ^ (z >> 27)) * 0x94D049BB133111EB) & mask
+        out.append((z ^ (z >> 31)) | 1)
+    return out
+
+
 _KEYS = np.array([0x9E3779B97F4A7C15, 0xC2B2AE3D27D4EB4F, 0x165667B19E3779F9,
                   0xD6E8FEB86659FD93, 0xFF51AFD7ED558CCD, 0xC4CEB9FE1A85EC53,
-                  0x94D049BB133111EB, 0xBF58476D1CE4E5B9], dtype=np.uint64)
+                  0x94D049BB133111EB, 0xBF58476D1CE4E5B9] + _splitmix64(72), dtype=np.uint64)
 _SMALL = 4096          # rows below which np.unique(axis=0) is as quick
 
 
