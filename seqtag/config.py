@@ -152,17 +152,19 @@ class TrainConfig:
                               hint="set --embed-dim above 0, or --window 0")
         return self
 
-    def for_data(self, tokens) -> "TrainConfig":
-        """The configuration for a corpus whose tokens (training and dev, any iterable of
-        strings) are ``tokens``: with level auto, char when every token is a single character
-        (else word); at level char, CHAR's values replace the defaults of the options not
-        given (``given``)."""
+    def for_data(self, sentences) -> "TrainConfig":
+        """The configuration for a corpus whose sentences (training then dev: token lists) are
+        ``sentences``: with level auto, char when every token is a single character (else
+        word); at level char, the values of char_defaults replace the defaults of the options
+        not given (``given``)."""
+        sentences = [list(s) for s in sentences]
         level = plain(self.level)
         if level == "auto":
-            level = "char" if is_char_level(tokens) else "word"
+            level = "char" if is_char_level(t for s in sentences for t in s) else "word"
         changes = {"level": Level(level)}
         if level == "char":
-            changes.update({k: v for k, v in CHAR.items() if k not in self.given})
+            changes.update({k: v for k, v in char_defaults(sentences).items()
+                            if k not in self.given})
         return replace(self, **changes)
 
     @property
@@ -195,11 +197,30 @@ TEXTBOOK = dict(cell=Cell.rnn, bidirectional=False, crf=False, features="", char
                 embed_dim=0, dropout=0.0, feature_dropout=0.0, input_dropout=0.0)
 
 
-# The character-level configuration (DNA, proteins: one residue per token), chosen on dev of the
-# protein secondary-structure split (bench/bench_protein.py) and the DNA HMM (bench/dna_hmm.py):
-# no word-form features or spelling CNN, which mean nothing for one letter; the residue's and its
-# neighbours' embeddings summed (a window, as Qian & Sejnowski's 13-residue network); small.
-CHAR = dict(features="", char_filters=0, embed_dim=32, window=6, hidden=32, word_dropout=0.0)
+# The character-level configuration (DNA, proteins: one residue per token), chosen on the dev
+# sets of the protein secondary-structure split (bench/bench_protein.py) and of the CpG-island HMM
+# (bench/dna_hmm.py): no word-form features or spelling CNN, which mean nothing for one letter;
+# no word dropout (every residue is frequent). A small alphabet (DNA, RNA) gets a small model
+# over the residue alone (the BiLSTM carries the context; few distinct inputs, so the input
+# projection is nearly free); a larger one (proteins) sums the embeddings of the residue and of
+# its 6 neighbours each side (Qian & Sejnowski's 13-residue window). Few sequences (under
+# SMALL_DATA) get small batches (about 25 updates an epoch) at a higher rate, more epochs, and
+# more patience with their noisy dev scores.
+CHAR = dict(features="", char_filters=0, word_dropout=0.0)
+CHAR_SMALL_ALPHABET = dict(hidden=16, embed_dim=16, window=0)
+CHAR_LARGE_ALPHABET = dict(hidden=64, embed_dim=64, window=6)
+SMALL_ALPHABET = 12          # distinct residues at most (ACGTN, soft-masked acgtn)
+SMALL_DATA = 1000            # training sequences
+
+
+def char_defaults(sentences: list[list[str]]) -> dict:
+    """The character-level configuration's values for these sentences (training then dev)."""
+    alphabet = len({t for s in sentences for t in s})
+    out = {**CHAR, **(CHAR_SMALL_ALPHABET if alphabet <= SMALL_ALPHABET else
+                      CHAR_LARGE_ALPHABET)}
+    if len(sentences) < SMALL_DATA:
+        out.update(batch_size=max(1, len(sentences) // 25), lr=3e-3, patience=20, epochs=80)
+    return out
 
 
 def is_char_level(tokens) -> bool:

@@ -74,7 +74,7 @@ class Trainer:
         check_corpus(train, dev)
         # The level (word or char) and its defaults follow the data: ``config_`` is what ran.
         cfg = self.config_ = self.config.check().for_data(
-            t for s in list(train) + list(dev or []) for t in s.tokens).check()
+            s.tokens for s in list(train) + list(dev or [])).check()
         rng = np.random.default_rng(cfg.seed)
         model, self.pretrained_ = build_model(cfg, train, rng, vocab, dev)
         batches = Batches(model, train, cfg)

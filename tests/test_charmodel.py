@@ -11,40 +11,47 @@ import sys
 import numpy as np
 import pytest
 
-from seqtag.config import CHAR, TrainConfig, is_char_level
+from seqtag.config import (CHAR, CHAR_LARGE_ALPHABET, CHAR_SMALL_ALPHABET, TrainConfig,
+                           is_char_level)
 from seqtag.corpus import Sentence
 from seqtag.encoding import Encoder
 from seqtag.errors import SeqtagError
 from seqtag.vocab import PAD_ID, UNK_ID, Vocabulary
 
 SEQTAG = [sys.executable, "-m", "seqtag"]
-RESIDUES = ["ACDEFGHIK"[i % 9] for i in range(40)]
+PROTEINS = [["ACDEFGHIKLMNPQRSTVWY"[(i * j) % 20] for i in range(40)] for j in range(30)]
+DNA = [list("ACGTTGCA" * 5) for _ in range(1200)]
 
 
 def test_char_data_gets_the_char_configuration():
-    cfg = TrainConfig().for_data(RESIDUES)
-    assert cfg.level.value == "char"
-    for k, v in CHAR.items():
-        assert getattr(cfg, k) == v, k
-    assert cfg.features == "" and cfg.char_filters == 0 and cfg.window > 0
+    for data, alphabet in ((PROTEINS, CHAR_LARGE_ALPHABET), (DNA, CHAR_SMALL_ALPHABET)):
+        cfg = TrainConfig().for_data(data)
+        assert cfg.level.value == "char"
+        for k, v in {**CHAR, **alphabet}.items():
+            assert getattr(cfg, k) == v, k
+        assert cfg.features == "" and cfg.char_filters == 0
+    # few sequences: small batches (about 25 an epoch), more patience
+    assert TrainConfig().for_data(PROTEINS).batch_size == 1
+    assert TrainConfig().for_data(PROTEINS * 4).batch_size == 4
+    assert TrainConfig().for_data(DNA).batch_size == TrainConfig().batch_size
+    assert TrainConfig().for_data(PROTEINS).window > 0 == TrainConfig().for_data(DNA).window
 
 
 def test_word_data_keeps_the_default():
-    words = ["Sam", "Li", "and", "a", ",", "Tom"]
-    assert not is_char_level(words) and not is_char_level([])
+    words = [["Sam", "Li", "and", "a", ",", "Tom"], ["x"]]
+    assert not is_char_level(t for s in words for t in s) and not is_char_level([])
     cfg = TrainConfig().for_data(words)
-    default = TrainConfig()
-    assert cfg.level.value == "word"
-    for k in CHAR:
-        assert getattr(cfg, k) == getattr(default, k), k
+    assert cfg == TrainConfig(level="word")
 
 
 def test_level_and_options_override_the_choice():
-    assert TrainConfig(level="word").for_data(RESIDUES) == TrainConfig(level="word")
-    cfg = TrainConfig(hidden=7, window=2).for_data(RESIDUES)
-    assert (cfg.level.value, cfg.hidden, cfg.window, cfg.features) == ("char", 7, 2, "")
+    assert TrainConfig(level="word").for_data(PROTEINS) == TrainConfig(level="word")
+    cfg = TrainConfig(hidden=7, window=0, batch_size=32).for_data(PROTEINS)
+    assert (cfg.level.value, cfg.hidden, cfg.window, cfg.features, cfg.batch_size) == \
+        ("char", 7, 0, "", 32)
+    assert cfg.embed_dim == CHAR_LARGE_ALPHABET["embed_dim"]
     # level char on word data: the char configuration all the same
-    assert TrainConfig(level="char").for_data(["Sam", "Li"]).window == CHAR["window"]
+    assert TrainConfig(level="char").for_data([["Sam", "Li"]]).features == ""
     with pytest.raises(SeqtagError, match="--level"):
         TrainConfig(level="letters").check()
     with pytest.raises(SeqtagError, match="--window"):
@@ -102,7 +109,8 @@ def char_model(tmp_path_factory):
     from seqtag.training import Trainer
 
     tmp = tmp_path_factory.mktemp("char")
-    trainer = Trainer(TrainConfig(epochs=1, threads=1)).fit(tiny_corpus())
+    # DNA gets no window by default: ask for one, to see it recorded
+    trainer = Trainer(TrainConfig(epochs=1, threads=1, window=2)).fit(tiny_corpus())
     assert trainer.config_.level.value == "char"
     trainer.model_.save(tmp / "char.npz")
     return tmp
@@ -112,7 +120,7 @@ def test_the_level_is_recorded_and_shown_by_inspect(char_model):
     info = json.loads(run("inspect", "--json", char_model / "char.npz").stdout)
     assert info["level"] == "char"
     assert info["requires"] == ["window"]
-    assert info["architecture"]["window"] == CHAR["window"]
+    assert info["architecture"]["window"] == 2
     assert info["hyperparameters"]["level"] == "char"
     assert info["architecture"]["features"] == [] and info["architecture"]["char_filters"] == 0
     text = run("inspect", char_model / "char.npz").stdout
@@ -146,7 +154,7 @@ def test_an_older_reader_refuses_a_window_model(char_model, monkeypatch):
     from seqtag import modelfile
 
     model = modelfile.load_model(char_model / "char.npz")
-    assert model.architecture.window == CHAR["window"]
+    assert model.architecture.window == 2
     monkeypatch.setattr(modelfile, "KNOWN_REQUIREMENTS", frozenset())
     with pytest.raises(SeqtagError, match="upgrade"):
         modelfile.load_model(char_model / "char.npz")
@@ -175,5 +183,5 @@ def test_train_keeps_the_options_given_on_the_command_line(tmp_path):
     info = json.loads(run("inspect", "--json", tmp_path / "m.npz").stdout)
     hyper = info["hyperparameters"]
     assert (info["level"], hyper["window"], hyper["hidden"]) == ("char", 0, 4)
-    assert hyper["embed_dim"] == CHAR["embed_dim"] and hyper["features"] == ""
+    assert hyper["embed_dim"] == CHAR_SMALL_ALPHABET["embed_dim"] and hyper["features"] == ""
     assert info["requires"] == []
