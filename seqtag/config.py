@@ -175,6 +175,8 @@ class TrainConfig:
 
 
 def _recording_init(init):
+    """TrainConfig's __init__, noting which options the caller gave (``given``): a default is
+    the level's (for_data), a value given is the caller's, even when it equals the default."""
     def __init__(self, **options):
         init(self, **options)
         self._given = frozenset(options)
