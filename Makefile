@@ -9,7 +9,7 @@ SHARED := ../shared/data
 # The bundled model: the default configuration (see README), its seed written out.
 MODEL_FLAGS := --seed 1
 
-.PHONY: install install-test demo test fuzz model bench bench-deps bench-accuracy bench-startup bench-train bench-protein bench-dna clean
+.PHONY: install install-test demo test fuzz model bench bench-deps bench-accuracy bench-calibration bench-startup bench-train bench-protein bench-dna clean
 
 $(VENV)/bin/activate:
 	$(PYTHON) -m venv $(VENV)
@@ -82,7 +82,13 @@ $(VENV)/.installed-bench-accuracy: | $(VENV)/.installed
 # (needs ../shared/data); BENCH_FLAGS passes e.g. --quick, --corpora btc,uner or --seqtag-flags.
 bench-accuracy: $(VENV)/.installed-bench-accuracy
 	OMP_WAIT_POLICY=passive $(PY) bench/bench_accuracy.py --data $(SHARED) $(BENCH_FLAGS)
+	OMP_WAIT_POLICY=passive $(PY) bench/bench_calibration.py --data $(SHARED)
 	OMP_WAIT_POLICY=passive $(PY) bench/bench_protein.py --data $(SHARED)
+
+# ECE before and after the fitted temperature: the bundled model on BTC and UNER test, a default
+# model trained here on CoNLL-2003 (several minutes).
+bench-calibration: install
+	OMP_WAIT_POLICY=passive $(PY) bench/bench_calibration.py --data $(SHARED)
 
 # Protein bar: test Q3 of the default (character-level) model on Qian & Sejnowski's split,
 # seeds 1-3 and their mean (needs ../shared/data; a few minutes on one thread); then the same

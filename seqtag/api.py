@@ -96,13 +96,13 @@ class Tagger:
         return self._model().predict_proba([list(t) for t in token_lists])
 
     def score(self, sentences) -> dict:
-        """`seqtag eval`'s numbers on labelled sentences: accuracy, precision, recall, F1 and
-        each entity type's."""
-        from seqtag.metrics import evaluate, scores_to_dict
+        """`seqtag eval --json`'s numbers on labelled sentences: accuracy, precision, recall,
+        F1, each entity type's, and the calibration of the probabilities ("calibration")."""
+        from seqtag.metrics import scores_to_dict
+        from seqtag.tagging import evaluate_model
 
-        gold = _sentences(sentences)
-        predicted = self.predict([s.tokens for s in gold])
-        return scores_to_dict(evaluate([s.labels for s in gold], predicted))
+        scores, calibration, _, _ = evaluate_model(self._model(), _sentences(sentences))
+        return {**scores_to_dict(scores), "calibration": calibration.as_json()}
 
     def save(self, path: PathLike) -> None:
         self._model().save(path)

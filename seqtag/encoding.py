@@ -29,7 +29,11 @@ class Encoder:
                  chars: CharVocab | None = None, window: int = 0):
         self.vocab, self.features, self.chars, self.window = vocab, features, chars, window
         self._byte_ids: np.ndarray | None = None
-        self._rows: dict[str, tuple[int, ...]] = {}
+        # Each token string seen: its index into _table, whose rows are the tokens' rows; a
+        # batch gathers its rows with one fancy index (building an array from a million row
+        # tuples took a second per million tokens).
+        self._index: dict[str, int] = {}
+        self._table = np.empty((1024, self._own_columns), np.int32)
         # Character CNN: word types by first sight and their spellings end to end, as arrays
         # (_spelled) plus the types added since they were last made (_new_chars, _new_ends):
         # each batch converts only its new spellings, not every one seen so far.
@@ -51,21 +55,42 @@ class Encoder:
     def n_columns(self) -> int:
         """Entries of a row: the word, each feature, each neighbour of the window, and the word
         type with a char CNN."""
-        return 1 + (len(self.features.names) if self.features else 0) + 2 * self.window + \
+        return self._own_columns + 2 * self.window
+
+    @property
+    def _own_columns(self) -> int:
+        """Entries of a row that depend on the token alone (all but the window's)."""
+        return 1 + (len(self.features.names) if self.features else 0) + \
             (self.chars is not None)
 
     def encode(self, tokens: Sequence[str] | str) -> np.ndarray:
         """(T, n_columns) int32: each token's row. A string is a sequence of one-character
-        tokens (a DNA or protein sequence): with neither features nor a character CNN, its
-        ASCII letters are looked up in one step (``char_ids``)."""
+        tokens (a DNA or protein sequence)."""
+        return self.encode_batch([tokens])[0]
+
+    def encode_batch(self, sentences: Sequence[Sequence[str]]) -> tuple[np.ndarray, np.ndarray]:
+        """(ids, offsets) of sentences, as ``pack`` of their ``encode``: ids (N, n_columns)
+        int32, sentence s in ids[offsets[s]:offsets[s+1]]."""
+        offsets = np.zeros(len(sentences) + 1, dtype=np.int64)
+        np.cumsum([len(s) for s in sentences], out=offsets[1:])
         if self.features is None and self.chars is None:
-            words = self.char_ids(tokens) if isinstance(tokens, str) else None
-            if words is None:
-                words = self.vocab.word_ids(tokens)
-            return self._with_window(words.reshape(-1, 1))
-        if isinstance(tokens, str):
-            tokens = list(tokens)
-        return self._with_window(self._rows_of(tokens))
+            if any(isinstance(s, str) for s in sentences):
+                # sequences as strings: their ASCII letters through the byte table (char_ids)
+                parts = [self.char_ids(s) if isinstance(s, str) else None for s in sentences]
+                ids = np.concatenate(
+                    [p if p is not None else self.vocab.word_ids(s)
+                     for p, s in zip(parts, sentences)] or [np.zeros(0, np.int32)])
+            else:
+                ids = self.vocab.word_ids([tok for s in sentences for tok in s])
+            ids = np.ascontiguousarray(ids, np.int32).reshape(-1, 1)
+            return self._with_window(ids, offsets), offsets
+        get, add, at = self._index.get, self._add, []
+        keep = at.append
+        for s in sentences:
+            for tok in s:
+                i = get(tok)
+                keep(add(tok) if i is None else i)
+        return self._with_window(self._table[np.array(at, dtype=np.int64)], offsets), offsets
 
     def char_ids(self, sequence: str) -> np.ndarray | None:
         """The word ids of a string's characters through a byte → id table, as
@@ -83,33 +108,39 @@ class Encoder:
             self._byte_ids = table
         return self._byte_ids[np.frombuffer(raw, np.uint8)]
 
-    def _with_window(self, rows: np.ndarray) -> np.ndarray:
-        """``rows`` with the window's columns inserted before the word type (if any)."""
+    def _with_window(self, rows: np.ndarray, offsets: np.ndarray) -> np.ndarray:
+        """``rows`` (each token's own columns) with the window's columns inserted before the
+        word type (if any): the words k..1 before and 1..k after in the same sentence."""
         k = self.window
         if not k:
             return rows
-        T, V = len(rows), self.vocab.n_words
+        N, V = len(rows), self.vocab.n_words
         n_own = rows.shape[1] - (self.chars is not None)
-        padded = np.full(T + 2 * k, PAD_ID, np.int32)
-        padded[k:k + T] = rows[:, 0]
-        out = np.empty((T, self.n_columns), np.int32)
+        lengths = np.diff(offsets)
+        first = np.repeat(offsets[:-1], lengths)
+        end = np.repeat(offsets[1:], lengths)
+        at = np.arange(N)
+        words = rows[:, 0]
+        out = np.empty((N, self.n_columns), np.int32)
         out[:, :n_own] = rows[:, :n_own]
         out[:, n_own + 2 * k:] = rows[:, n_own:]
         base = self._window_base
         for j, o in enumerate([*range(-k, 0), *range(1, k + 1)]):
-            np.add(padded[k + o:k + o + T], base + j * V, out=out[:, n_own + j])
+            q = at + o
+            inside = (q >= first) & (q < end)
+            neighbour = np.where(inside, words[np.clip(q, 0, max(N - 1, 0))], PAD_ID)
+            out[:, n_own + j] = base + j * V + neighbour
         return out
 
-    def _rows_of(self, tokens: Sequence[str]) -> np.ndarray:
-        """(T, columns) of the word, its features and its word type: each token's own row."""
-        rows = self._rows
-        out = np.empty((len(tokens), self.n_columns - 2 * self.window), dtype=np.int32)
-        for t, tok in enumerate(tokens):
-            row = rows.get(tok)
-            if row is None:
-                row = rows[tok] = self._columns(tok)
-            out[t] = row
-        return out
+    def _add(self, token: str) -> int:
+        n = len(self._index)
+        if n == len(self._table):
+            grown = np.empty((2 * n, self._own_columns), np.int32)
+            grown[:n] = self._table
+            self._table = grown
+        self._table[n] = self._columns(token)
+        self._index[token] = n
+        return n
 
     def _columns(self, token: str) -> tuple[int, ...]:
         word = self.vocab.word_ids([token])[0]
@@ -147,8 +178,9 @@ class Encoder:
 
     def trim(self) -> None:
         """Drop the caches once they are large (between batches: a batch's rows stay valid)."""
-        if len(self._rows) > _CACHE_LIMIT or len(self._types) > _CACHE_LIMIT:
-            self._rows.clear()
+        if len(self._index) > _CACHE_LIMIT or len(self._types) > _CACHE_LIMIT:
+            self._index.clear()
+            self._table = np.empty((1024, self._own_columns), np.int32)
             if self.chars is not None:
                 self._types.clear()
                 self._clear_spellings()

@@ -76,6 +76,21 @@ class RNNTagger:
         self.kernels = kernels      # the engine the network runs now: "numpy" or "numba"
         self.network = Network(self.params, self.architecture, self.encoder.spellings,
                                kernels=kernel_set(kernels))
+        self.network.output.temperature = self.temperature
+
+    @property
+    def temperature(self) -> float:
+        """What the output scores are divided by for probabilities (1: as trained)."""
+        return float(self.meta.get("temperature", 1.0))
+
+    def set_temperature(self, temperature: float, fit: dict | None = None) -> "RNNTagger":
+        """Calibrate: probabilities from scores / ``temperature`` (labels stay the same);
+        ``fit`` says how it was chosen (kept in meta)."""
+        self.meta["temperature"] = float(temperature)
+        if fit is not None:
+            self.meta["temperature_fit"] = fit
+        self.network.output.temperature = self.temperature
+        return self
 
     @property
     def cell(self) -> str:
@@ -137,8 +152,7 @@ class RNNTagger:
         threads prepares here, in its own thread, and passes the result to
         ``analyse(..., prepared=)`` on the others."""
         self.encoder.trim()
-        ids, offsets = pack([self.encoder.encode(s) for s in sentences])
-        ids = ids.reshape(len(ids), self.encoder.n_columns)
+        ids, offsets = self.encoder.encode_batch(sentences)
         spellings = self.encoder.spellings() if self.chars is not None else None
         return ids, offsets, spellings, self.engine.choose(len(ids))
 
@@ -224,6 +238,7 @@ class RNNTagger:
                                                   kernels=kernel_set(kernels))
         if network.chars is not None:
             network.chars.spellings = lambda: spellings
+        network.output.temperature = self.temperature
         return network
 
     def decode(self, sentences: Sequence[Sequence[str]], proba: bool = True

@@ -154,6 +154,10 @@ META_SCHEMA: dict[str, Rule] = {
     "history[].dev_f1": Rule("number", lo=0, hi=1),
     "best_epoch": Rule("int", lo=0),
     "interrupted": Rule("bool"),
+    # Divides the output layer's scores when probabilities are computed (seqtag.calibration);
+    # labels do not depend on it. A reader that ignores it gives uncalibrated probabilities.
+    "temperature": Rule("number", lo=0.01, hi=100),
+    "temperature_fit": Rule("object"),
 }
 
 # Entries other than weights: dtype and rank. (Weights are float32 of the shapes _check_weights

@@ -128,10 +128,13 @@ def _analysed(model: RNNTagger, jobs: Iterable[tuple], proba: bool, nbest: int,
         yield (item[0] if threads > 1 else item), results
 
 
-def _with_scores(model: RNNTagger, tagged: Tagged, analysis: dict, scores: bool,
+def _with_scores(model: RNNTagger, tagged: Tagged, analysis: dict, scores: bool | str,
                  name: str | None, line: int) -> Tagged:
     if scores:
         n_spans, n_tokens = len(spans(tagged.labels)), len(tagged.tokens)
+        if n_spans * n_tokens > SCORES_LIMIT and scores == "within_limit":
+            tagged.nbest = analysis.get("nbest")
+            return tagged        # span_probs stays None: the caller leaves the sentence out
         if n_spans * n_tokens > SCORES_LIMIT:
             raise SeqtagError(
                 f"a sentence of {n_tokens:,} tokens with {n_spans:,} entities is too long for "
@@ -183,11 +186,12 @@ def tag_texts(model: RNNTagger, texts: Iterable[str], batch_size: int = 256, *,
 
 
 def tag_sentences(model: RNNTagger, sentences: Iterable[Sentence], batch_size: int = 256, *,
-                  scores: bool = False, nbest: int = 1, probs: bool = True,
+                  scores: bool | str = False, nbest: int = 1, probs: bool = True,
                   name: str | None = None, threads: int | None = 1) -> Iterator[Tagged]:
     """Tag sentences read from a column file, keeping their lines for crf_test-style output
     (``probs``, ``nbest``, ``threads`` and ``name``, the file's name for errors, as for
-    tag_texts)."""
+    tag_texts). ``scores="within_limit"``: entity probabilities for the sentences within
+    SCORES_LIMIT, none (span_probs None) for the others, instead of an error."""
     def jobs():
         for batch in _batches(sentences, batch_size):
             token_lists = [s.tokens for s in batch]
@@ -252,3 +256,30 @@ def format_jsonl(t: Tagged, scores: bool = False) -> str:
 
 
 FORMATTERS = {"conll": format_conll, "inline": format_inline, "jsonl": format_jsonl}
+
+
+def evaluate_model(model: RNNTagger, sentences: Iterable[Sentence], batch_size: int = 256, *,
+                   name: str | None = None, threads: int | None = 1):
+    """`seqtag eval` of a model on labelled sentences: (conlleval-style Scores, Calibration of
+    its probabilities (seqtag.calibration), gold label lists, predicted label lists)."""
+    from seqtag.calibration import calibration_of
+    from seqtag.metrics import evaluate
+
+    gold: list = []
+
+    def keep(items):
+        for s in items:
+            gold.append(s.labels)
+            yield s
+
+    predicted, token_probs, entity_probs = [], [], []
+    for t in tag_sentences(model, keep(sentences), batch_size, name=name, threads=threads,
+                           scores="within_limit"):
+        predicted.append(t.labels)
+        token_probs.append(t.probs)
+        entity_probs.append(t.span_probs)
+    scores = evaluate(gold, predicted)
+    calibration = calibration_of(gold, predicted, token_probs,
+                                 entity_probs if scores.chunked else None,
+                                 temperature=model.temperature)
+    return scores, calibration, gold, predicted

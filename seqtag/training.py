@@ -138,6 +138,13 @@ class Trainer:
         self.model_ = None if selection.best_params is None else RNNTagger(
             model.vocab, selection.best_params, self._meta(model, selection, corpus, dev_corpus),
             features=model.features, chars=model.chars)
+        if self.model_ is not None and dev and not self.interrupted_:
+            # Calibrate --scores on the dev set (seqtag.calibration); labels stay the same.
+            from seqtag.calibration import fit_temperature
+
+            fit = fit_temperature(self.model_, [s.tokens for s in dev], [s.labels for s in dev])
+            self.model_.set_temperature(fit["temperature"], fit)
+            self.progress("calibrated", fit)
         return self
 
     # -- checkpoints ------------------------------------------------------------------------

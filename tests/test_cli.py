@@ -422,8 +422,10 @@ def test_tag_pipe_eval_tagged_equals_eval(model, gold):
         direct = direct.result()
     assert piped.returncode == 0, piped
     assert b"Traceback" not in piped.stderr
-    assert piped.stdout.decode("utf-8") == direct.stdout
-    assert direct.stdout.startswith("processed ")
+    # eval with the model adds the calibration of its probabilities, which --tagged has not.
+    report, calibration = direct.stdout.split("calibration (ECE", 1)
+    assert piped.stdout.decode("utf-8") == report
+    assert direct.stdout.startswith("processed ") and calibration.count("\n") == 1
 
 
 # -- eval --------------------------------------------------------------------------------------
@@ -438,8 +440,11 @@ def test_eval_conlleval_report_and_json(model):
     assert int(m[1]) == len(TINY_TOKENS) and int(m[2]) == n_phrases
     assert re.fullmatch(r"accuracy: +\d+\.\d\d%; precision: +\d+\.\d\d%; recall: +\d+\.\d\d%; "
                         r"FB1: +\d+\.\d\d", lines[1]), res
+    assert re.fullmatch(r"calibration \(ECE, 15 bins; temperature [\d.]+\): token \d+\.\d\d% of "
+                        r"\d+; non-O token \d+\.\d\d% of \d+; entity \d+\.\d\d% of \d+ \(recall "
+                        r"of entities above 0\.5: \d+\.\d\d%\)", lines[-1]), res
     per_type = {}
-    for line in lines[2:]:
+    for line in lines[2:-1]:
         mt = re.fullmatch(r" *(\S+): precision: +\d+\.\d\d%; recall: +\d+\.\d\d%; "
                           r"FB1: +\d+\.\d\d  (\d+)", line)
         assert mt, line
@@ -475,7 +480,10 @@ def test_eval_upos_file_reports_accuracy_only(model, tmp_path):
     assert res.stdout.splitlines()[0] == "processed 6 tokens."
     assert re.fullmatch(r"accuracy: +0\.00%", res.stdout.splitlines()[1])  # NER labels ≠ UPOS
     assert "phrases" not in res.stdout and "precision" not in res.stdout
-    assert len(res.stdout.splitlines()) == 2
+    # no entities: the token calibrations only
+    assert re.fullmatch(r"calibration \(ECE, 15 bins; temperature [\d.]+\): token \d+\.\d\d% of "
+                        r"6; non-O token \d+\.\d\d% of 6", res.stdout.splitlines()[2])
+    assert len(res.stdout.splitlines()) == 3
 
     # An already tagged UPOS file (token, gold, predicted): 3 of 4 right.
     assert res_tagged.stdout == "processed 4 tokens.\naccuracy:  75.00%\n"

@@ -4,6 +4,7 @@ conversion (seqtag.cli._coerce) agreeing with Typer's own, value by value."""
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -103,7 +104,7 @@ def test_the_app_has_every_command_whichever_ran_first():
     res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                          timeout=120, cwd=ROOT)
     assert "Usage:" in res.stdout
-    assert sorted(res.stderr.split()) == ["build-vocab", "eval", "inspect", "tag", "train"], res
+    assert sorted(res.stderr.split()) == ["build-vocab", "eval", "inspect", "rank", "tag", "train"], res
 
 
 def test_bench_startup_runs_without_torch_or_shared_data(tmp_path):
@@ -282,3 +283,36 @@ def test_a_typer_with_other_internals_keeps_its_own_conversion(monkeypatch):
     command = typer.main.get_command(app).commands["tag"]
     _coerce.speed_up(command.params)
     assert all(p._runtime_param is None for p in command.params)
+
+
+def test_every_kernel_the_numba_engine_runs_is_cached(tmp_path):
+    """A kernel Numba cannot cache (a function passed as an argument makes its caller a "dynamic
+    global") is compiled again by every process: seconds of start-up on each large input and
+    each training run. Numba then warns "Cannot cache compiled function"; tagging and training
+    with the Numba engine, in real processes, must not."""
+    tiny = ROOT / "samples" / "tiny.tsv"
+    runs = [[sys.executable, "-m", "seqtag", "tag", "--engine", "numba", "--scores", "-n", "2", "-f", "jsonl",
+             SENTENCE],
+            [sys.executable, "-m", "seqtag", "train", str(tiny), "--epochs", "1", "--threads",
+             "2", "-o", str(tmp_path / "m.npz")]]
+    for cmd in runs:
+        res = subprocess.run(cmd, capture_output=True, text=True, timeout=600, cwd=ROOT)
+        assert res.returncode == 0, res.stderr
+        assert "Cannot cache" not in res.stderr, res.stderr
+
+
+def test_the_elementwise_helpers_are_cacheable(tmp_path):
+    """The helpers every cell calls, compiled from nothing (an empty cache of their own): none
+    may be uncacheable, or every kernel that calls it is too."""
+    code = ("import numpy as np\n"
+            "from seqtag.kernels import simd\n"
+            "for dt in (np.float32, np.float64):\n"
+            "    for exact in (False, True):\n"
+            "        for f in (simd._tanh_in_place, simd._exp_in_place, simd._sigmoid_in_place):\n"
+            "            f(np.ones(8, dt), exact)\n")
+    res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         timeout=600, cwd=ROOT, env={**os.environ, "NUMBA_CACHE_DIR":
+                                                     str(tmp_path)})
+    assert res.returncode == 0, res.stderr
+    assert "Cannot cache" not in res.stderr, res.stderr
+    assert list(tmp_path.rglob("*.nbi")), "nothing was cached"

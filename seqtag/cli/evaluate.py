@@ -25,6 +25,10 @@ def evaluate_cmd(
         help="The file already holds predictions as its last column (the output of "
              "'seqtag tag --input-format conll', or conlleval's input): score it, tag nothing."),
     as_json: bool = typer.Option(False, "--json", help="Print the scores as JSON."),
+    plot: Optional[Path] = typer.Option(
+        None, "--plot", metavar="FILE.png",
+        help="Write reliability diagrams (token, non-O token, entity) to this image "
+             "(needs matplotlib: pip install 'seqtag[plot]')."),
     batch_size: int = typer.Option(256, "--batch-size", min=1, help="Sentences per batch."),
     engine: str = typer.Option(
         "auto", "--engine",
@@ -39,6 +43,10 @@ def evaluate_cmd(
 
         if tagged and model_path is not None:
             fail("--tagged scores the file's own predictions; drop -m or --tagged")
+        if tagged and plot is not None:
+            fail("--plot needs the model's probabilities; --tagged has none (drop one)")
+        if plot is not None:
+            _check_plot(plot)
         from seqtag.engines import check_engine
 
         check_engine(engine)
@@ -48,20 +56,19 @@ def evaluate_cmd(
             sents = _first_checked(
                 read_sentences(head, labels="auto", pred_col=-1 if tagged else None),
                 head, tagged)
-            model = None
+            model = calibration = None
             if tagged:
                 sents = list(sents)
                 gold_labels = [s.labels for s in sents]
                 predicted = [s.predicted for s in sents]
+                scores = evaluate(gold_labels, predicted)
             else:
                 from seqtag.model import RNNTagger
-                from seqtag.tagging import tag_sentences
+                from seqtag.tagging import evaluate_model
 
                 model = RNNTagger.load(model_path or default_model_path(), engine=engine)
-                gold_labels: list = []
-                sents = _keep(sents, gold_labels)
-                predicted = [t.labels for t in tag_sentences(model, sents, batch_size,
-                                                             name=name)]
+                scores, calibration, gold_labels, predicted = evaluate_model(
+                    model, sents, batch_size, name=name)
         if model is not None:
             seen = {lab for labels in gold_labels for lab in labels}
             if seen and not seen & set(model.labels):
@@ -70,11 +77,78 @@ def evaluate_cmd(
                 err.print(f"note: no gold label of {name} is a label of the model (gold: "
                           f"{_some(seen)}; model: {_some(model.labels)}); the gold label is the "
                           "last column", markup=False)
-        scores = evaluate(gold_labels, predicted)
         if as_json:
-            sys.stdout.write(json.dumps(scores_to_dict(scores), indent=2) + "\n")
+            out = scores_to_dict(scores)
+            if calibration is not None:
+                out["calibration"] = calibration.as_json()
+            sys.stdout.write(json.dumps(out, indent=2) + "\n")
         else:
             sys.stdout.write(format_report(scores) + "\n")
+            if calibration is not None:
+                sys.stdout.write("\n".join(_calibration_lines(calibration,
+                                                              sys.stdout.isatty())) + "\n")
+        if plot is not None:
+            _write_plot(calibration, plot)
+
+
+def _calibration_lines(c, diagram: bool) -> list[str]:
+    from seqtag.calibration import text_diagram
+
+    lines = [f"calibration (ECE, 15 bins; temperature {c.temperature:.3g}): "
+             f"token {100 * c.token_ece:.2f}% of {c.tokens:,}; "
+             f"non-O token {100 * c.nono_token_ece:.2f}% of {c.nono_tokens:,}"]
+    if c.entity_recall_above_half is not None:
+        lines[0] += (f"; entity {100 * c.entity_ece:.2f}% of {c.entities:,} "
+                     f"(recall of entities above 0.5: {100 * c.entity_recall_above_half:.2f}%)")
+    if diagram:
+        for key, title in (("token", "tokens"), ("nono_token", "non-O tokens"),
+                           ("entity", "entities")):
+            rows = text_diagram(c.tables[key])
+            if rows:
+                lines += [f"reliability, {title} (# accuracy, | confidence):", *rows]
+    return lines
+
+
+def _check_plot(path: Path) -> None:
+    try:
+        import matplotlib  # noqa: F401
+    except ImportError:
+        raise SeqtagError("--plot needs matplotlib, which is not installed",
+                          hint="pip install 'seqtag[plot]'") from None
+    if path.suffix.lower() not in (".png", ".svg", ".pdf"):
+        raise SeqtagError(f"--plot writes .png, .svg or .pdf, not {path.name!r}",
+                          hint="name the file FILE.png")
+    from seqtag.atomic import check_target
+
+    check_target(path)      # refused now, not after scoring
+
+
+def _write_plot(c, path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from seqtag.atomic import write_bytes_atomic
+
+    panels = [("token", "tokens", c.token_ece), ("nono_token", "non-O tokens", c.nono_token_ece)]
+    if c.entities:
+        panels.append(("entity", "entities", c.entity_ece))
+    fig, axes = plt.subplots(1, len(panels), figsize=(4 * len(panels), 4), squeeze=False)
+    for ax, (key, title, value) in zip(axes[0], panels):
+        table = [b for b in c.tables[key] if b["count"]]
+        ax.plot([0, 1], [0, 1], ls="--", color="grey", lw=1)
+        ax.bar([b["lo"] for b in table], [b["accuracy"] for b in table], width=1 / 15,
+               align="edge", edgecolor="black", label="accuracy")
+        ax.plot([b["confidence"] for b in table], [b["accuracy"] for b in table], "o",
+                color="red", ms=3, label="(confidence, accuracy)")
+        ax.set(xlim=(0, 1), ylim=(0, 1), xlabel="confidence", ylabel="accuracy",
+               title=f"{title}: ECE {100 * value:.2f}%")
+        ax.legend(loc="upper left", fontsize=8)
+    fig.suptitle(f"temperature {c.temperature:.3g}")
+    fig.tight_layout()
+    write_bytes_atomic(path, writer=lambda f: fig.savefig(f, format=path.suffix.lower()[1:]))
+    plt.close(fig)
 
 
 def _some(labels, n: int = 5) -> str:
@@ -182,10 +256,3 @@ def _quote(name: str) -> str:
     import shlex
 
     return "-" if name == "<stdin>" else shlex.quote(name)
-
-
-def _keep(sentences, gold_labels):
-    """Pass sentences through, keeping their gold labels (and nothing else) on the side."""
-    for s in sentences:
-        gold_labels.append(s.labels)
-        yield s

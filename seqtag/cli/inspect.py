@@ -43,6 +43,8 @@ def describe(model, path: Path, top: int = 20, state=None,
         "hyperparameters": meta.get("hyperparameters"),
         "seed": meta.get("seed"),
         "label_scheme": meta.get("label_scheme"),
+        "temperature": model.temperature,
+        "temperature_fit": meta.get("temperature_fit"),
         "corpus": meta.get("corpus"),
         "dev_corpus": meta.get("dev_corpus"),
         "vocabulary": {
@@ -115,6 +117,11 @@ def inspect_cmd(
             say("trained on " + _corpus_line(c))
         if info["dev_corpus"]:
             say("dev set " + _corpus_line(info["dev_corpus"]))
+        fit = info["temperature_fit"]
+        say(f"temperature {info['temperature']:.3g}" + (
+            f" (fitted on the dev set: log-loss per token {fit['nll_before']:.4f} -> "
+            f"{fit['nll_after']:.4f})" if fit and "nll_before" in fit else
+            " (probabilities as trained)" if info["temperature"] == 1.0 else ""))
         voc = info["vocabulary"]
         say(f"vocabulary: {voc['size']:,} entries; most frequent: " +
             " ".join(f"{w}({c})" for w, c in voc["most_frequent"]))

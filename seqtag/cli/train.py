@@ -151,6 +151,10 @@ class Renderer:
                     f"--time-budget {info['budget']:g}s used, and the next epoch would take about "
                     f"{info['next_epoch']:.1f}s")
             (self.bar.console if self.bar is not None else err).print(line, markup=False)
+        elif event == "calibrated":
+            line = (f"calibrated --scores on the dev set: temperature {info['temperature']:.3g} "
+                    f"(dev log-loss per token {info['nll_before']:.4f} -> {info['nll_after']:.4f})")
+            (self.bar.console if self.bar is not None else err).print(line, markup=False)
 
     def close(self):
         if self.bar is not None:

@@ -254,36 +254,26 @@ def _sigmoid_in_place(v, exact):
             v[k] = half + half * fast_tanh(half * v[k])
 
 
-@njit(cache=True, fastmath=True, error_model="numpy")
-def _np_tanh(x):
-    """np.tanh(x), as a function that _map_in_place can be given (a ufunc cannot)."""
-    return np.tanh(x)
-
-
-@njit(cache=True, fastmath=True, error_model="numpy")
-def _np_exp(x):
-    """np.exp(x), likewise."""
-    return np.exp(x)
-
-
-@njit(cache=True, fastmath=True, error_model="numpy")
-def _map_in_place(v, exact, precise, fast):
-    """v[k] = precise(v[k]) if exact, else fast(v[k]), for each k of the flat array v."""
-    if exact:
-        for k in range(v.shape[0]):
-            v[k] = precise(v[k])
-    else:
-        for k in range(v.shape[0]):
-            v[k] = fast(v[k])
-
-
+# Each function keeps its own two loops: passing fast_tanh/np.tanh as function arguments to one
+# shared loop made every caller uncacheable (Numba treats a dispatcher argument as a dynamic
+# global), so every process compiled the cells again.
 @njit(cache=True, fastmath=True, error_model="numpy")
 def _tanh_in_place(v, exact):
     """v = tanh(v) elementwise: np.tanh if exact, else fast_tanh."""
-    _map_in_place(v, exact, _np_tanh, fast_tanh)
+    if exact:
+        for k in range(v.shape[0]):
+            v[k] = np.tanh(v[k])
+    else:
+        for k in range(v.shape[0]):
+            v[k] = fast_tanh(v[k])
 
 
 @njit(cache=True, fastmath=True, error_model="numpy")
 def _exp_in_place(x, exact):
     """x = exp(x) elementwise over a flat array (fast_exp unless exact)."""
-    _map_in_place(x, exact, _np_exp, fast_exp)
+    if exact:
+        for q in range(x.shape[0]):
+            x[q] = np.exp(x[q])
+    else:
+        for q in range(x.shape[0]):
+            x[q] = fast_exp(x[q])
