@@ -85,6 +85,12 @@ def test_window_rows_and_the_byte_table_match_the_general_path(k):
         assert np.array_equal(enc.encode(seq), general)
         ascii_seq = seq.replace("é", "A")
         assert np.array_equal(enc.char_ids(ascii_seq), vocab.word_ids(list(ascii_seq)))
+    # a batch: no neighbour crosses from one sentence into the next
+    seqs = ["ACGTN", "", "GGé", "T", "CATCATX"]
+    ids, offsets = enc.encode_batch(seqs)
+    assert np.array_equal(ids, np.concatenate([enc.encode(list(s)) for s in seqs]))
+    assert offsets.tolist() == [0, 5, 5, 8, 9, 16]
+    assert np.array_equal(enc.encode_batch([list(s) for s in seqs])[0], ids)
     assert enc.char_ids("Aé") is None
     assert enc.char_ids("<")[0] == UNK_ID          # not "<pad>"'s id, nor any word's
     assert enc.n_inputs == vocab.n_words * (1 + 2 * k)
@@ -185,3 +191,25 @@ def test_train_keeps_the_options_given_on_the_command_line(tmp_path):
     assert (info["level"], hyper["window"], hyper["hidden"]) == ("char", 0, 4)
     assert hyper["embed_dim"] == CHAR_SMALL_ALPHABET["embed_dim"] and hyper["features"] == ""
     assert info["requires"] == []
+
+
+def test_window_columns_sit_between_the_features_and_the_word_type():
+    from seqtag.chars import CharVocab
+    from seqtag.features import FeatureSet
+
+    sents = [["Sam", "Li", "runs"], ["Tom", "ran", "far", "away"]]
+    vocab, _ = Vocabulary.build([Sentence(s, ["O"] * len(s), [], 1) for s in sents])
+    features = FeatureSet.build((t for s in sents for t in s), ["shape", "suffix2"], 1)
+    chars = CharVocab.build(t for s in sents for t in s)
+    plain_enc = Encoder(vocab, features, chars)
+    enc = Encoder(vocab, features, chars, window=2)
+    base, V = vocab.n_words + sum(features.sizes), vocab.n_words
+    ids, _ = enc.encode_batch(sents + [["new", "Sam"]])
+    expected = []
+    for s in sents + [["new", "Sam"]]:
+        own = plain_enc.encode(s)
+        window = window_reference(own[:, 0].tolist(), 2, base, V)
+        expected += [list(row[:3]) + w[1:] + [row[3]] for row, w in zip(own.tolist(), window)]
+    # the word types are numbered by first sight in each encoder alike
+    assert ids.tolist() == expected
+    assert enc.n_columns == 4 + 4 and enc.n_inputs == base + 4 * V
