@@ -177,9 +177,10 @@ class TrainConfig:
 def _recording_init(init):
     """TrainConfig's __init__, noting which options the caller gave (``given``): a default is
     the level's (for_data), a value given is the caller's, even when it equals the default."""
-    def __init__(self, **options):
+    def __init__(self, _given: frozenset | None = None, **options):
+        # ``_given``: a copy's, from its __dict__ (TrainConfig(**cfg.__dict__))
         init(self, **options)
-        self._given = frozenset(options)
+        self._given = frozenset(options) if _given is None else frozenset(_given)
     __init__.__doc__ = init.__doc__
     return __init__
 

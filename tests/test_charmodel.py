@@ -50,6 +50,8 @@ def test_level_and_options_override_the_choice():
     assert (cfg.level.value, cfg.hidden, cfg.window, cfg.features, cfg.batch_size) == \
         ("char", 7, 0, "", 32)
     assert cfg.embed_dim == CHAR_LARGE_ALPHABET["embed_dim"]
+    # a copy through __dict__ keeps what was given
+    assert TrainConfig(**TrainConfig(hidden=7).__dict__).given == {"hidden"}
     # level char on word data: the char configuration all the same
     assert TrainConfig(level="char").for_data([["Sam", "Li"]]).features == ""
     with pytest.raises(SeqtagError, match="--level"):
