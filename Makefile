@@ -9,7 +9,7 @@ SHARED := ../shared/data
 # The bundled model: the default configuration (see README), its seed written out.
 MODEL_FLAGS := --seed 1
 
-.PHONY: install install-test demo test fuzz model bench bench-deps bench-accuracy bench-calibration bench-startup bench-train bench-protein bench-dna clean
+.PHONY: install install-test demo test fuzz model bench bench-deps bench-accuracy bench-calibration bench-explain bench-startup bench-train bench-protein bench-dna clean
 
 $(VENV)/bin/activate:
 	$(PYTHON) -m venv $(VENV)
@@ -89,6 +89,10 @@ bench-accuracy: $(VENV)/.installed-bench-accuracy
 # model trained here on CoNLL-2003 (several minutes).
 bench-calibration: install
 	OMP_WAIT_POLICY=passive $(PY) bench/bench_calibration.py --data $(SHARED)
+
+# Faithfulness of seqtag explain on CoNLL-2003 test (trains a default model first; several minutes).
+bench-explain: install
+	OMP_WAIT_POLICY=passive $(PY) bench/bench_explain.py --data $(SHARED)
 
 # Protein bar: test Q3 of the default (character-level) model on Qian & Sejnowski's split,
 # seeds 1-3 and their mean (needs ../shared/data; a few minutes on one thread); then the same

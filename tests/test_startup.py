@@ -104,7 +104,7 @@ def test_the_app_has_every_command_whichever_ran_first():
     res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                          timeout=120, cwd=ROOT)
     assert "Usage:" in res.stdout
-    assert sorted(res.stderr.split()) == ["build-vocab", "eval", "inspect", "rank", "tag", "train"], res
+    assert sorted(res.stderr.split()) == ["build-vocab", "eval", "explain", "inspect", "rank", "tag", "train"], res
 
 
 def test_bench_startup_runs_without_torch_or_shared_data(tmp_path):

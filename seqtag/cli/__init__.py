@@ -19,8 +19,8 @@ if not any(v in os.environ for v in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS",
     os.environ["OPENBLAS_NUM_THREADS"] = os.environ["MKL_NUM_THREADS"] = "1"
 
 # Command name -> its module, in the order --help lists them.
-COMMANDS = {"build-vocab": "build_vocab", "eval": "evaluate", "inspect": "inspect", "rank": "rank",
-            "tag": "tag", "train": "train"}
+COMMANDS = {"build-vocab": "build_vocab", "eval": "evaluate", "explain": "explain",
+            "inspect": "inspect", "rank": "rank", "tag": "tag", "train": "train"}
 
 
 def _register(names=COMMANDS) -> None:
