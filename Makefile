@@ -9,7 +9,7 @@ SHARED := ../shared/data
 # The bundled model: the default configuration (see README), its seed written out.
 MODEL_FLAGS := --seed 1
 
-.PHONY: install install-test demo test fuzz model bench bench-deps bench-accuracy bench-calibration bench-explain bench-startup bench-train clean
+.PHONY: install install-test demo test fuzz model bench bench-deps bench-accuracy bench-calibration bench-explain bench-startup bench-train bench-protein bench-dna clean
 
 $(VENV)/bin/activate:
 	$(PYTHON) -m venv $(VENV)
@@ -90,6 +90,7 @@ $(VENV)/.installed-bench-accuracy: | $(VENV)/.installed
 bench-accuracy: $(VENV)/.installed-bench-accuracy
 	OMP_WAIT_POLICY=passive $(PY) bench/bench_accuracy.py --data $(SHARED) $(BENCH_FLAGS)
 	OMP_WAIT_POLICY=passive $(PY) bench/bench_calibration.py --data $(SHARED)
+	OMP_WAIT_POLICY=passive $(PY) bench/bench_protein.py --data $(SHARED)
 
 # ECE before and after the fitted temperature: the bundled model on BTC and UNER test, a default
 # model trained here on CoNLL-2003 (several minutes).
@@ -99,6 +100,17 @@ bench-calibration: install
 # Faithfulness of seqtag explain on CoNLL-2003 test (trains a default model first; several minutes).
 bench-explain: install
 	OMP_WAIT_POLICY=passive $(PY) bench/bench_explain.py --data $(SHARED)
+
+# Protein bar: test Q3 of the default (character-level) model on Qian & Sejnowski's split,
+# seeds 1-3 and their mean (needs ../shared/data; a few minutes on one thread); then the same
+# from plain column files through `seqtag train` (the same model when the level is detected).
+bench-protein: install
+	OMP_WAIT_POLICY=passive $(PY) bench/bench_protein.py --data $(SHARED) --columns
+
+# DNA bar: seqtag against the Bayes limit of a CpG-island HMM (bench/dna_hmm.py, its parameters
+# written there), trained on 1M generated nucleotides; tagging speed on 2 threads.
+bench-dna: install
+	OMP_WAIT_POLICY=passive $(PY) bench/dna_hmm.py
 
 clean:
 	rm -rf $(VENV) build *.egg-info

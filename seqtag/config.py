@@ -10,7 +10,7 @@ defaults without importing Numba.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field, fields, replace
 from enum import Enum
 
 from seqtag.errors import SeqtagError
@@ -23,6 +23,15 @@ class Cell(str, Enum):
     rnn = "rnn"
     gru = "gru"
     lstm = "lstm"
+
+
+class Level(str, Enum):
+    """What a token is: auto (char when every training and dev token is one character), word
+    or char (residues: the character-level configuration, CHAR)."""
+
+    auto = "auto"
+    word = "word"
+    char = "char"
 
 
 class OptimizerName(str, Enum):
@@ -98,6 +107,13 @@ class TrainConfig:
         min=0, max=8192)
     char_dim: int = option(25, "Size of each character's embedding in the CNN.", min=1,
                            max=8192)
+    level: Level = option(
+        Level.auto, "Token level: word, char (one residue per token: DNA, proteins; the "
+                    "defaults become CHAR's, see README) or auto (char when every training "
+                    "and dev token is a single character).")
+    window: int = option(
+        0, "Neighbours on each side whose embeddings (one per position) are summed into "
+           "x<t> with the token's own (needs --embed-dim).", min=0, max=32)
     threads: int | None = option(
         None, "Threads to train with (default: the cores this process may use); the model is "
               "the same, bit for bit, for any count.", min=1, max=1024)
@@ -131,7 +147,45 @@ class TrainConfig:
         if self.char_filters and not self.embed_dim:
             raise SeqtagError("the character CNN (--char-filters) needs embeddings",
                               hint="set --embed-dim above 0, or --char-filters 0")
+        if self.window and not self.embed_dim:
+            raise SeqtagError("the window of neighbours (--window) needs embeddings",
+                              hint="set --embed-dim above 0, or --window 0")
         return self
+
+    def for_data(self, sentences) -> "TrainConfig":
+        """The configuration for a corpus whose sentences (training then dev: token lists) are
+        ``sentences``: with level auto, char when every token is a single character (else
+        word); at level char, the values of char_defaults replace the defaults of the options
+        not given (``given``)."""
+        sentences = [list(s) for s in sentences]
+        level = plain(self.level)
+        if level == "auto":
+            level = "char" if is_char_level(t for s in sentences for t in s) else "word"
+        changes = {"level": Level(level)}
+        if level == "char":
+            changes.update({k: v for k, v in char_defaults(sentences).items()
+                            if k not in self.given})
+        return replace(self, **changes)
+
+    @property
+    def given(self) -> frozenset[str]:
+        """The options given when this configuration was made (not left at their defaults);
+        a copy made by dataclasses.replace counts every option as given."""
+        return getattr(self, "_given", frozenset(f.name for f in fields(self)))
+
+
+def _recording_init(init):
+    """TrainConfig's __init__, noting which options the caller gave (``given``): a default is
+    the level's (for_data), a value given is the caller's, even when it equals the default."""
+    def __init__(self, _given: frozenset | None = None, **options):
+        # ``_given``: a copy's, from its __dict__ (TrainConfig(**cfg.__dict__))
+        init(self, **options)
+        self._given = frozenset(options) if _given is None else frozenset(_given)
+    __init__.__doc__ = init.__doc__
+    return __init__
+
+
+TrainConfig.__init__ = _recording_init(TrainConfig.__init__)
 
 
 # Options that decide how a run goes, not what it computes: not recorded among the model's
@@ -146,6 +200,42 @@ TEXTBOOK = dict(cell=Cell.rnn, bidirectional=False, crf=False, features="", char
                 embed_dim=0, dropout=0.0, feature_dropout=0.0, input_dropout=0.0)
 
 
+# The character-level configuration (DNA, proteins: one residue per token), chosen on the dev
+# sets of the protein secondary-structure split (bench/bench_protein.py) and of the CpG-island HMM
+# (bench/dna_hmm.py): no word-form features or spelling CNN, which mean nothing for one letter;
+# no word dropout (every residue is frequent). A small alphabet (DNA, RNA) gets a small model
+# over the residue alone (the BiLSTM carries the context; few distinct inputs, so the input
+# projection is nearly free); a larger one (proteins) sums the embeddings of the residue and of
+# its 6 neighbours each side (Qian & Sejnowski's 13-residue window). Few sequences (under
+# SMALL_DATA) get small batches (about 25 updates an epoch) at a higher rate, more epochs, and
+# more patience with their noisy dev scores.
+CHAR = dict(features="", char_filters=0, word_dropout=0.0)
+CHAR_SMALL_ALPHABET = dict(hidden=16, embed_dim=16, window=0)
+CHAR_LARGE_ALPHABET = dict(hidden=64, embed_dim=64, window=6)
+SMALL_ALPHABET = 12          # distinct residues at most (ACGTN, soft-masked acgtn)
+SMALL_DATA = 1000            # training sequences
+
+
+def char_defaults(sentences: list[list[str]]) -> dict:
+    """The character-level configuration's values for these sentences (training then dev)."""
+    alphabet = len({t for s in sentences for t in s})
+    out = {**CHAR, **(CHAR_SMALL_ALPHABET if alphabet <= SMALL_ALPHABET else
+                      CHAR_LARGE_ALPHABET)}
+    if len(sentences) < SMALL_DATA:
+        out.update(batch_size=max(1, len(sentences) // 25), lr=3e-3, patience=20, epochs=80)
+    return out
+
+
+def is_char_level(tokens) -> bool:
+    """Whether every token is one character (and there is one)."""
+    seen = False
+    for t in tokens:
+        if len(t) != 1:
+            return False
+        seen = True
+    return seen
+
+
 def plain(value):
     """An option's plain value: a choice's string (an Enum member or already a string),
     anything else as it is."""
@@ -157,10 +247,10 @@ def flag_of(f) -> str:
 
 
 def kind_of(f) -> type:
-    """The field's value type: Cell, OptimizerName, bool, int, float or str (None allowed where the
+    """The field's value type: Cell, OptimizerName, Level, bool, int, float or str (None allowed where the
     default is None)."""
     name = str(f.type).split("|")[0].strip()
-    return {"Cell": Cell, "OptimizerName": OptimizerName, "bool": bool, "int": int, "float": float,
+    return {"Cell": Cell, "OptimizerName": OptimizerName, "Level": Level, "bool": bool, "int": int, "float": float,
             "str": str}[name]
 
 

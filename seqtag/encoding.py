@@ -3,7 +3,9 @@
 A token's row is its word id, then each feature value's column (offset past the words and the
 earlier features' values: the columns of Wax, or of Ex with embeddings), then, with a character
 CNN, its word type: an index into the spellings kept here, which the CNN turns into a vector
-once per distinct type of a batch. Rows and spellings are cached per token string, and the caches
+once per distinct type of a batch. With a window of k neighbours (character-level models), the
+words at offsets -k..-1, 1..k come between the features and the word type, each offset with its
+own block of columns (past the features: base + j·V + word), <pad> beyond the sentence's ends. Rows and spellings are cached per token string, and the caches
 are dropped when they grow large (``trim``), so that a long stream of new tokens keeps memory
 bounded.
 """
@@ -17,20 +19,21 @@ import numpy as np
 from seqtag.chars import CharVocab
 from seqtag.features import FeatureSet
 from seqtag.layers.charcnn import CHAR_WIDTH
-from seqtag.vocab import Vocabulary
+from seqtag.vocab import PAD_ID, UNK_ID, Vocabulary
 
 _CACHE_LIMIT = 1_000_000     # cached token strings before the caches are dropped
 
 
 class Encoder:
     def __init__(self, vocab: Vocabulary, features: FeatureSet | None = None,
-                 chars: CharVocab | None = None):
-        self.vocab, self.features, self.chars = vocab, features, chars
+                 chars: CharVocab | None = None, window: int = 0):
+        self.vocab, self.features, self.chars, self.window = vocab, features, chars, window
+        self._byte_ids: np.ndarray | None = None
         # Each token string seen: its index into _table, whose rows are the tokens' rows; a
         # batch gathers its rows with one fancy index (building an array from a million row
         # tuples took a second per million tokens).
         self._index: dict[str, int] = {}
-        self._table = np.empty((1024, self.n_columns), np.int32)
+        self._table = np.empty((1024, self._own_columns), np.int32)
         # Character CNN: word types by first sight and their spellings end to end, as arrays
         # (_spelled) plus the types added since they were last made (_new_chars, _new_ends):
         # each batch converts only its new spellings, not every one seen so far.
@@ -41,17 +44,28 @@ class Encoder:
 
     @property
     def n_inputs(self) -> int:
-        """Columns of Wax (or Ex): words, then each feature's values."""
+        """Columns of Wax (or Ex): words, then each feature's values, then the window's words."""
+        return self._window_base + 2 * self.window * self.vocab.n_words
+
+    @property
+    def _window_base(self) -> int:
         return self.vocab.n_words + (sum(self.features.sizes) if self.features else 0)
 
     @property
     def n_columns(self) -> int:
-        """Entries of a row: the word, each feature, and the word type with a char CNN."""
+        """Entries of a row: the word, each feature, each neighbour of the window, and the word
+        type with a char CNN."""
+        return self._own_columns + 2 * self.window
+
+    @property
+    def _own_columns(self) -> int:
+        """Entries of a row that depend on the token alone (all but the window's)."""
         return 1 + (len(self.features.names) if self.features else 0) + \
             (self.chars is not None)
 
-    def encode(self, tokens: Sequence[str]) -> np.ndarray:
-        """(T, n_columns) int32: each token's row."""
+    def encode(self, tokens: Sequence[str] | str) -> np.ndarray:
+        """(T, n_columns) int32: each token's row. A string is a sequence of one-character
+        tokens (a DNA or protein sequence)."""
         return self.encode_batch([tokens])[0]
 
     def encode_batch(self, sentences: Sequence[Sequence[str]]) -> tuple[np.ndarray, np.ndarray]:
@@ -59,21 +73,69 @@ class Encoder:
         int32, sentence s in ids[offsets[s]:offsets[s+1]]."""
         offsets = np.zeros(len(sentences) + 1, dtype=np.int64)
         np.cumsum([len(s) for s in sentences], out=offsets[1:])
-        tokens = [tok for s in sentences for tok in s]
         if self.features is None and self.chars is None:
-            ids = np.ascontiguousarray(self.vocab.word_ids(tokens), np.int32)
-            return ids.reshape(-1, 1), offsets
+            if any(isinstance(s, str) for s in sentences):
+                # sequences as strings: their ASCII letters through the byte table (char_ids)
+                parts = [self.char_ids(s) if isinstance(s, str) else None for s in sentences]
+                ids = np.concatenate(
+                    [p if p is not None else self.vocab.word_ids(s)
+                     for p, s in zip(parts, sentences)] or [np.zeros(0, np.int32)])
+            else:
+                ids = self.vocab.word_ids([tok for s in sentences for tok in s])
+            ids = np.ascontiguousarray(ids, np.int32).reshape(-1, 1)
+            return self._with_window(ids, offsets), offsets
         get, add, at = self._index.get, self._add, []
         keep = at.append
-        for tok in tokens:
-            i = get(tok)
-            keep(add(tok) if i is None else i)
-        return self._table[np.array(at, dtype=np.int64)], offsets
+        for s in sentences:
+            for tok in s:
+                i = get(tok)
+                keep(add(tok) if i is None else i)
+        return self._with_window(self._table[np.array(at, dtype=np.int64)], offsets), offsets
+
+    def char_ids(self, sequence: str) -> np.ndarray | None:
+        """The word ids of a string's characters through a byte → id table, as
+        ``vocab.word_ids(list(sequence))`` gives them; None when it holds a non-ASCII character
+        (that path then serves it)."""
+        try:
+            raw = sequence.encode("ascii")
+        except UnicodeEncodeError:
+            return None
+        if self._byte_ids is None:
+            table = np.full(128, UNK_ID, np.int32)
+            for i, w in enumerate(self.vocab.words):
+                if len(w) == 1 and ord(w) < 128 and i > UNK_ID:
+                    table[ord(w)] = i
+            self._byte_ids = table
+        return self._byte_ids[np.frombuffer(raw, np.uint8)]
+
+    def _with_window(self, rows: np.ndarray, offsets: np.ndarray) -> np.ndarray:
+        """``rows`` (each token's own columns) with the window's columns inserted before the
+        word type (if any): the words k..1 before and 1..k after in the same sentence."""
+        k = self.window
+        if not k:
+            return rows
+        N, V = len(rows), self.vocab.n_words
+        n_own = rows.shape[1] - (self.chars is not None)
+        lengths = np.diff(offsets)
+        first = np.repeat(offsets[:-1], lengths)
+        end = np.repeat(offsets[1:], lengths)
+        at = np.arange(N)
+        words = rows[:, 0]
+        out = np.empty((N, self.n_columns), np.int32)
+        out[:, :n_own] = rows[:, :n_own]
+        out[:, n_own + 2 * k:] = rows[:, n_own:]
+        base = self._window_base
+        for j, o in enumerate([*range(-k, 0), *range(1, k + 1)]):
+            q = at + o
+            inside = (q >= first) & (q < end)
+            neighbour = np.where(inside, words[np.clip(q, 0, max(N - 1, 0))], PAD_ID)
+            out[:, n_own + j] = base + j * V + neighbour
+        return out
 
     def _add(self, token: str) -> int:
         n = len(self._index)
         if n == len(self._table):
-            grown = np.empty((2 * n, self.n_columns), np.int32)
+            grown = np.empty((2 * n, self._own_columns), np.int32)
             grown[:n] = self._table
             self._table = grown
         self._table[n] = self._columns(token)
@@ -118,7 +180,7 @@ class Encoder:
         """Drop the caches once they are large (between batches: a batch's rows stay valid)."""
         if len(self._index) > _CACHE_LIMIT or len(self._types) > _CACHE_LIMIT:
             self._index.clear()
-            self._table = np.empty((1024, self.n_columns), np.int32)
+            self._table = np.empty((1024, self._own_columns), np.int32)
             if self.chars is not None:
                 self._types.clear()
                 self._clear_spellings()
@@ -135,10 +197,22 @@ def pack(id_arrays: Sequence[np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
     return np.ascontiguousarray(ids), offsets
 
 
-# Odd 64-bit multipliers of a row's entries: a row's key is Σ row[c]·K[c] mod 2^64.
+# Odd 64-bit multipliers of a row's entries: a row's key is Σ row[c]·K[c] mod 2^64. Eight
+# fixed ones, then splitmix64's outputs (made odd) for the wide rows of a window's columns.
+def _splitmix64(n: int, state: int = 0x5EED) -> list[int]:
+    out, mask = [], (1 << 64) - 1
+    for _ in range(n):
+        state = (state + 0x9E3779B97F4A7C15) & mask
+        z = state
+        z = ((z ^ (z >> 30)) * 0xBF58476D1CE4E5B9) & mask
+        z = ((z ^ (z >> 27)) * 0x94D049BB133111EB) & mask
+        out.append((z ^ (z >> 31)) | 1)
+    return out
+
+
 _KEYS = np.array([0x9E3779B97F4A7C15, 0xC2B2AE3D27D4EB4F, 0x165667B19E3779F9,
                   0xD6E8FEB86659FD93, 0xFF51AFD7ED558CCD, 0xC4CEB9FE1A85EC53,
-                  0x94D049BB133111EB, 0xBF58476D1CE4E5B9], dtype=np.uint64)
+                  0x94D049BB133111EB, 0xBF58476D1CE4E5B9] + _splitmix64(72), dtype=np.uint64)
 _SMALL = 4096          # rows below which np.unique(axis=0) is as quick
 
 

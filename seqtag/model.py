@@ -55,7 +55,8 @@ class RNNTagger:
 
     def __post_init__(self):
         self.architecture = Architecture.of(self.meta, self.params)
-        self.encoder = Encoder(self.vocab, self.features, self.chars)
+        self.encoder = Encoder(self.vocab, self.features, self.chars,
+                               window=self.architecture.window)
         self.use_engine("numba")
 
     def use_engine(self, engine: str) -> "RNNTagger":

@@ -71,8 +71,11 @@ from seqtag.model import (BACKWARD_NAMES, CHAR_NAMES, CRF_NAMES, FORMAT_VERSION,
 from seqtag.schemes import SCHEMES
 from seqtag.vocab import PAD, UNK, Vocabulary
 
-# Capabilities this reader understands, for meta["requires"]; none yet.
-KNOWN_REQUIREMENTS: frozenset[str] = frozenset()
+# Capabilities this reader understands, for meta["requires"]. "window": the embedded input sums
+# the token's neighbours too (meta.architecture.window), so Ex has more columns than words and
+# features and the encoder must build them.
+WINDOW = "window"
+KNOWN_REQUIREMENTS: frozenset[str] = frozenset({WINDOW})
 STATE = "state"
 SECTION_JSON = ".json"
 _SECTION_NAME = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.\-]*(/[A-Za-z0-9_][A-Za-z0-9_.\-]*)*")
@@ -132,6 +135,8 @@ META_SCHEMA: dict[str, Rule] = {
     "architecture.embed_dim": Rule("int", lo=0, hi=MAX_DIM),
     "architecture.char_filters": Rule("int", lo=0, hi=MAX_DIM),
     "architecture.char_dim": Rule("int", lo=0, hi=MAX_DIM),
+    "architecture.window": Rule("int", lo=0, hi=1024),
+    "level": Rule("str", choices=("word", "char")),
     "label_scheme": Rule("str", choices=SCHEMES),
     "hyperparameters": Rule("object"),
     "seed": Rule("int|null"),
@@ -476,7 +481,7 @@ class _Reader:
         if problem:
             raise _damaged(name, problem)
         arch = meta.get("architecture", {})
-        _check_architecture(arch, version, name)
+        _check_architecture(arch, version, name, meta.get("requires", ()))
         weights = _weight_names(arch)
         names = ["words", "word_counts", "labels", "label_counts"] + \
             [f"feature_{f}" for f in arch.get("features", [])] + \
@@ -530,9 +535,16 @@ def _check_requires(meta: Any, name: str) -> None:
             f"read (meta.requires)", path=name, hint=UPGRADE)
 
 
-def _check_architecture(arch: dict, version: int, name: str) -> None:
+def _check_architecture(arch: dict, version: int, name: str, requires=()) -> None:
     """What the schema's per-key rules cannot say: options that need each other."""
     d, F, dc = arch.get("embed_dim", 0), arch.get("char_filters", 0), arch.get("char_dim", 0)
+    k = arch.get("window", 0)
+    if k and not d:
+        raise _damaged(name, f"meta.architecture.window is {k}, but embed_dim is 0 (the window "
+                             f"needs embeddings)")
+    if k and WINDOW not in requires:
+        raise _damaged(name, f"meta.architecture.window is {k}, but meta.requires does not "
+                             f"list {WINDOW!r}")
     if version < 2 and (d or F):
         raise _damaged(name, f"meta.architecture.{'embed_dim' if d else 'char_filters'} is "
                              f"{d or F}, but a format {version} file has no embeddings")
@@ -630,7 +642,7 @@ def _check_weights(params: dict[str, np.ndarray], name: str, arch: dict, vocab: 
     if waa.ndim == 2 and waa.shape[1] != H:
         raise _damaged(name, f"meta.architecture.hidden is {H}, but Waa is {waa.shape}")
     G = GATES[arch.get("cell", "rnn")] * H
-    V = vocab.n_words + (sum(features.sizes) if features else 0)
+    V = vocab.n_words * (1 + 2 * arch.get("window", 0)) + (sum(features.sizes) if features else 0)
     L = vocab.n_labels
     D = H * (2 if arch.get("bidirectional") else 1)
     d, F, dc = arch.get("embed_dim", 0), arch.get("char_filters", 0), arch.get("char_dim", 0)
@@ -642,8 +654,8 @@ def _check_weights(params: dict[str, np.ndarray], name: str, arch: dict, vocab: 
     for k, arr in params.items():
         if arr.shape != expected[k]:
             raise _damaged(name, f"{k} is {arr.shape}, which does not match the rest of the "
-                                 f"model: expected {expected[k]} for {V} inputs (words and "
-                                 f"feature values), {L} labels and {H} hidden units")
+                                 f"model: expected {expected[k]} for {V} inputs (words, "
+                                 f"feature values and the window's words), {L} labels and {H} hidden units")
         if arr.dtype != np.float32:
             raise _damaged(name, f"{k} is {arr.dtype}, expected float32")
         if not np.isfinite(arr).all():

@@ -67,6 +67,7 @@ class Architecture:
     embed_dim: int = 0
     char_filters: int = 0
     char_dim: int = 0
+    window: int = 0          # neighbours each side summed into the embedded input
 
     @classmethod
     def of(cls, meta: dict, params: dict) -> "Architecture":
@@ -80,7 +81,8 @@ class Architecture:
                        features=tuple(arch.get("features") or ()),
                        embed_dim=int(arch.get("embed_dim", 0) or 0),
                        char_filters=int(arch.get("char_filters", 0) or 0),
-                       char_dim=int(arch.get("char_dim", 0) or 0))
+                       char_dim=int(arch.get("char_dim", 0) or 0),
+                       window=int(arch.get("window", 0) or 0))
         return cls(bidirectional="Wax_b" in params, crf="trans" in params,
                    hidden=params["Waa"].shape[1],
                    embed_dim=params["Ex"].shape[0] if "Ex" in params else 0,
@@ -91,7 +93,7 @@ class Architecture:
         return {"cell": self.cell, "bidirectional": self.bidirectional, "crf": self.crf,
                 "hidden": self.hidden, "features": list(self.features),
                 "embed_dim": self.embed_dim, "char_filters": self.char_filters,
-                "char_dim": self.char_dim}
+                "char_dim": self.char_dim, **({"window": self.window} if self.window else {})}
 
 
 class Network:
@@ -106,8 +108,9 @@ class Network:
         self.kernels = kernels
         embedded = "Ex" in params
         has_chars = "Wconv" in params
-        # Input columns the embedding sum reads: the word and its features (not the word type).
-        n_cols = 1 + len(arch.features)
+        # Input columns the embedding sum reads: the word, its features and its window of
+        # neighbours (not the word type).
+        n_cols = 1 + len(arch.features) + 2 * arch.window
         self.embed = EmbeddingSum(params, n_cols, kernels) if embedded else None
         self.chars = CharCNN(params, spellings, kernels) if has_chars else None
         self.input_dropout = Dropout(input_dropout if embedded else 0.0)

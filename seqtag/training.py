@@ -71,8 +71,10 @@ class Trainer:
             vocab: Vocabulary | None = None, corpus: Sequence[CorpusInfo] = (),
             dev_corpus: CorpusInfo | None = None, resume: bool = False) -> "Trainer":
         started = time.monotonic() if self.started is None else self.started
-        cfg = self.config.check()
         check_corpus(train, dev)
+        # The level (word or char) and its defaults follow the data: ``config_`` is what ran.
+        cfg = self.config_ = self.config.check().for_data(
+            s.tokens for s in list(train) + list(dev or [])).check()
         rng = np.random.default_rng(cfg.seed)
         model, self.pretrained_ = build_model(cfg, train, rng, vocab, dev)
         batches = Batches(model, train, cfg)
@@ -159,7 +161,7 @@ class Trainer:
                 "rng": rng.bit_generator.state, "best_epoch": selection.best_epoch,
                 "best_score": None if selection.best_params is None else selection.best_score,
                 "history": selection.history, "has_average": selection.averaged is not None,
-                "hyperparameters": hyperparameters(self.config),
+                "hyperparameters": hyperparameters(self.config_),
                 "corpus": [c.sha256 for c in corpus],
                 "dev_corpus": dev_corpus.sha256 if dev_corpus else None}
         current = RNNTagger(model.vocab, model.params,
@@ -179,7 +181,7 @@ class Trainer:
         info = state.meta if state is not None else {}
         # Options that only decide when to stop may change: a run can be resumed to go longer.
         free = ("epochs", "patience")
-        expected = {"hyperparameters": _without(hyperparameters(self.config), free),
+        expected = {"hyperparameters": _without(hyperparameters(self.config_), free),
                     "corpus": [c.sha256 for c in corpus],
                     "dev_corpus": dev_corpus.sha256 if dev_corpus else None}
         got = {**info, "hyperparameters": _without(info.get("hyperparameters") or {}, free)}
@@ -211,10 +213,12 @@ class Trainer:
         return epoch + 1
 
     def _meta(self, model: RNNTagger, selection: "Selection", corpus, dev_corpus) -> dict:
-        cfg = self.config
+        cfg = self.config_
         return {
+            **({"requires": model.meta["requires"]} if "requires" in model.meta else {}),
             "seqtag_version": __version__,
             "created": created_now(),
+            "level": model.meta["level"],
             "architecture": model.meta["architecture"],
             "hyperparameters": hyperparameters(cfg),
             "seed": cfg.seed,
@@ -284,17 +288,22 @@ class Batches:
         self.n_batches = (self.n_sents + cfg.batch_size - 1) // cfg.batch_size
         # Batches are drawn in shuffled order, so a batch can hold the longest sentences.
         self.max_tokens = int(np.sort(self.lengths)[-cfg.batch_size:].sum())
-        self.n_real = 1 + (len(features.names) if features else 0)   # columns that are inputs
+        window = model.architecture.window
+        # columns that are inputs (the word, its features, its neighbours)
+        self.n_real = 1 + (len(features.names) if features else 0) + 2 * window
         # Per-token probability of the word being replaced by <unk>, so that <unk>'s column is
         # learned from contexts like those where unseen words will appear (features stay).
         counts = vocab.word_counts.astype(np.float64)
         words = self.ids[:, 0]
         self.drop_p = np.where(words > UNK_ID,
                                cfg.word_dropout / (cfg.word_dropout + counts[words]), 0.0)
-        # What feature dropout turns each feature column into: the feature's <unk>, and for the
-        # character CNN word type 0, the empty spelling.
+        # What feature dropout turns each feature column into: the feature's <unk>, a
+        # neighbour of the window its position's <unk>, and for the character CNN word type 0,
+        # the empty spelling.
+        base = vocab.n_words + (sum(features.sizes) if features else 0)
         self.feature_unk = np.array(
             list(vocab.n_words + np.cumsum([0] + features.sizes[:-1]) if features else []) +
+            [base + j * vocab.n_words + UNK_ID for j in range(2 * window)] +
             ([0] if model.chars else []), np.int32)
 
     def epoch(self, rng: np.random.Generator):

@@ -38,4 +38,7 @@ def test_bundled_model_has_the_default_configuration(bundled_model):
     from seqtag.build import hyperparameters
     from seqtag.config import TrainConfig
 
-    assert bundled_model.meta["hyperparameters"] == hyperparameters(TrainConfig())
+    # Trained on words, at level auto: the word level. Options added since the model was built
+    # (level, window) count at the values that build it again.
+    recorded = {"level": "word", "window": 0, **bundled_model.meta["hyperparameters"]}
+    assert recorded == hyperparameters(TrainConfig(level="word"))

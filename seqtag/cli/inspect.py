@@ -38,6 +38,7 @@ def describe(model, path: Path, top: int = 20, state=None,
         "sections": found,
         "seqtag_version": meta.get("seqtag_version"),
         "created": meta.get("created"),
+        "level": meta.get("level", "word"),
         "architecture": meta.get("architecture"),
         "hyperparameters": meta.get("hyperparameters"),
         "seed": meta.get("seed"),
@@ -107,6 +108,8 @@ def inspect_cmd(
                     for k, v in arrays.items()) + (f"; {json.dumps(sec['meta'])}"
                                                    if sec["meta"] else ""))
         arch = info["architecture"] or {}
+        say(f"level: {info['level']}" + (" (one residue per token; the character-level "
+                                         "configuration)" if info["level"] == "char" else ""))
         say("architecture: " + ", ".join(f"{k}={v}" for k, v in arch.items()))
         say("hyperparameters: " + ", ".join(
             f"{k}={v}" for k, v in (info["hyperparameters"] or {}).items()))

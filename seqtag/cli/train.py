@@ -184,6 +184,7 @@ def _config_options() -> list[inspect.Parameter]:
 
 
 def train(
+    ctx: typer.Context,
     corpus: List[str] = typer.Argument(..., help="Training column files ('-' for stdin)."),
     dev: Optional[str] = typer.Option(None, "--dev", help="Development file: picks the best epoch."),
     output: Optional[Path] = typer.Option(None, "-o", "--output",
@@ -219,7 +220,9 @@ def train(
 
         if options.get("embeddings") is not None:
             options["embeddings"] = str(options["embeddings"])
-        cfg = TrainConfig(**options)
+        # Only the options given on the command line: the others keep their defaults, which
+        # for character-level data are the character-level configuration's (seqtag.config).
+        cfg = TrainConfig(**{k: v for k, v in options.items() if _given(ctx, k)})
         if textbook:
             cfg = dataclasses.replace(cfg, **TEXTBOOK)
         try:
@@ -280,6 +283,13 @@ def train(
             raise typer.Exit(code)
         checkpoint.unlink(missing_ok=True)   # the run is complete: nothing left to resume
         err.print(f"saved the model of epoch {trainer.best_epoch_} to {out}", markup=False)
+
+
+def _given(ctx: typer.Context, name: str) -> bool:
+    """Whether the option was given (command line or environment), not left at its default.
+    (By the source's name: Typer vendors its own Click.)"""
+    source = ctx.get_parameter_source(name)
+    return source is not None and source.name not in ("DEFAULT", "DEFAULT_MAP")
 
 
 def _command_signature(fn, extra: list[inspect.Parameter]):
