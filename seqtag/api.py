@@ -30,6 +30,7 @@ class Tagger:
 
     def __init__(self, engine: str = "auto", **options):
         self.config = TrainConfig(**options)
+        self._options = dict(options)     # those given: a fit with init= keeps them, not the rest
         self._engine = _checked_engine(engine)
         self.model_ = None
         self.history_: list[dict] = []
@@ -48,16 +49,33 @@ class Tagger:
         tagger.best_epoch_ = tagger.model_.meta.get("best_epoch", 0)
         return tagger
 
-    def fit(self, sentences, dev=None, *, holdout: float = HOLDOUT, progress=None) -> "Tagger":
+    def fit(self, sentences, dev=None, *, holdout: float = HOLDOUT, progress=None,
+            init=None) -> "Tagger":
         """Train on ``sentences``, choosing the epoch on ``dev``; without one, on a seeded
-        ``holdout`` fraction of the sentences (0: train on all, keep the last epoch)."""
+        ``holdout`` fraction of the sentences (0: train on all, keep the last epoch).
+
+        ``init``: fine-tune, as `seqtag train --init`: start from this model's weights (a model
+        file's path, "default" for the bundled model, or a fitted Tagger) with a fresh
+        optimizer. The architecture is the model's (an option given to ``Tagger()`` that would
+        change it raises SeqtagError), the options given apply and the others are the model's
+        own; new words, feature values, characters and labels are added; labels in another tag
+        scheme are converted to the model's (a "converted" progress event says so)."""
         from seqtag.training import Trainer, split_dev
 
         train = _sentences(sentences)
         dev_sents = _sentences(dev) if dev is not None else None
+        base = source = None
+        config = self.config
+        if init is not None:
+            from seqtag.finetune import init_config, load_init
+
+            base, source = load_init(init._model() if isinstance(init, Tagger) else init)
+            config = init_config(base, self._options)
         if dev_sents is None and holdout > 0:
-            train, dev_sents = split_dev(train, holdout, self.config.seed)
-        trainer = Trainer(self.config, progress=progress).fit(train, dev_sents or None)
+            train, dev_sents = split_dev(train, holdout, config.seed)
+        trainer = Trainer(config, progress=progress).fit(train, dev_sents or None, init=base,
+                                                         init_source=source)
+        self.config = config
         self.model_ = trainer.model_.use_engine(self._engine)
         self.history_, self.best_epoch_ = trainer.history_, trainer.best_epoch_
         return self
@@ -113,9 +131,9 @@ class Tagger:
         return self.model_
 
 
-def train(train, dev=None, **options) -> Tagger:
-    """``Tagger(**options).fit(train, dev)``: `seqtag train` as a function."""
-    return Tagger(**options).fit(train, dev)
+def train(train, dev=None, *, init=None, **options) -> Tagger:
+    """``Tagger(**options).fit(train, dev, init=init)``: `seqtag train` as a function."""
+    return Tagger(**options).fit(train, dev, init=init)
 
 
 def _checked_engine(engine: str) -> str:

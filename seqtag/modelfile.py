@@ -158,6 +158,11 @@ META_SCHEMA: dict[str, Rule] = {
     # labels do not depend on it. A reader that ignores it gives uncalibrated probabilities.
     "temperature": Rule("number", lo=0.01, hi=100),
     "temperature_fit": Rule("object"),
+    # The model a fine-tuning run started from (seqtag train --init): shown by inspect.
+    "init": Rule("object"),
+    "init.name": Rule("str"),
+    "init.sha256": Rule("str"),
+    "init.added": Rule("object"),
 }
 
 # Entries other than weights: dtype and rank. (Weights are float32 of the shapes _check_weights

@@ -29,7 +29,7 @@ import numpy as np
 
 from seqtag import __version__
 from seqtag.build import build_model, check_corpus, hyperparameters
-from seqtag.config import TrainConfig
+from seqtag.config import TrainConfig, plain
 from seqtag.corpus import CorpusInfo, Sentence
 from seqtag.encoding import pack
 from seqtag.metrics import evaluate
@@ -69,14 +69,25 @@ class Trainer:
 
     def fit(self, train: Sequence[Sentence], dev: Sequence[Sentence] | None = None, *,
             vocab: Vocabulary | None = None, corpus: Sequence[CorpusInfo] = (),
-            dev_corpus: CorpusInfo | None = None, resume: bool = False) -> "Trainer":
+            dev_corpus: CorpusInfo | None = None, resume: bool = False,
+            init: RNNTagger | None = None, init_source: dict | None = None) -> "Trainer":
+        """``init``: a model to start from (fine-tuning, seqtag.finetune): its architecture
+        must be the configuration's (seqtag.finetune.init_config), its inventories grow by the
+        data's new entries, and labels in another tag scheme are converted to its scheme (said
+        by a "converted" progress event). ``init_source``: what the model file records of it
+        (name, sha256)."""
         started = time.monotonic() if self.started is None else self.started
         check_corpus(train, dev)
         # The level (word or char) and its defaults follow the data: ``config_`` is what ran.
         cfg = self.config_ = self.config.check().for_data(
             s.tokens for s in list(train) + list(dev or [])).check()
         rng = np.random.default_rng(cfg.seed)
-        model, self.pretrained_ = build_model(cfg, train, rng, vocab, dev)
+        self.init_ = None
+        if init is not None:
+            model, self.pretrained_ = self._extend(init, init_source, train, dev, vocab, rng)
+            train, dev = self._converted
+        else:
+            model, self.pretrained_ = build_model(cfg, train, rng, vocab, dev)
         batches = Batches(model, train, cfg)
         network = Network(model.params, model.architecture, model.encoder.spellings,
                           dropout=cfg.dropout, input_dropout=cfg.input_dropout)
@@ -96,7 +107,7 @@ class Trainer:
         self.progress("start", {"epochs": cfg.epochs, "batches": batches.n_batches,
                                 "sentences": batches.n_sents, "tokens": batches.n_tokens,
                                 "words": model.vocab.n_words, "labels": model.vocab.n_labels,
-                                "pretrained": self.pretrained_})
+                                "pretrained": self.pretrained_, "init": self.init_})
         t_start = time.perf_counter()
         try:
             for epoch in range(first_epoch, cfg.epochs + 1):
@@ -147,6 +158,37 @@ class Trainer:
             self.progress("calibrated", fit)
         return self
 
+    def _extend(self, init, init_source, train, dev, vocab, rng):
+        from seqtag.build import check_labels
+        from seqtag.finetune import architecture_of, extend, to_scheme
+
+        if vocab is not None:
+            raise SeqtagError("a vocabulary file builds a new model's inventories; with --init "
+                              "they are the model's, extended by the data",
+                              hint="drop --vocab, or train from scratch without --init")
+        cfg = self.config
+        mine = {k: plain(getattr(cfg, k)) for k in architecture_of(init)}
+        if mine != {k: plain(v) for k, v in architecture_of(init).items()}:
+            raise ValueError("the configuration's architecture is not the init model's: make "
+                             "it with seqtag.finetune.init_config")
+        converted = []
+        for part, sents in (("training", train), ("dev", dev)):
+            if sents is None:
+                converted.append(None)
+                continue
+            sents, found = to_scheme(sents, init.scheme)
+            if found is not None:
+                self.progress("converted", {"part": part, "from": found, "to": init.scheme})
+            converted.append(sents)
+        self._converted = converted
+        model, extension = extend(init, converted[0], cfg, rng)
+        check_labels(model.vocab, converted[0], converted[1])
+        self.init_ = {**(init_source or {}), "created": init.meta.get("created"),
+                      "corpus": [c.get("name") for c in init.meta.get("corpus") or []
+                                 if isinstance(c, dict)],
+                      "added": extension.as_dict()}
+        return model, 0
+
     # -- checkpoints ------------------------------------------------------------------------
 
     def _save_checkpoint(self, model, optimizer, selection, rng, epoch, corpus,
@@ -163,7 +205,8 @@ class Trainer:
                 "history": selection.history, "has_average": selection.averaged is not None,
                 "hyperparameters": hyperparameters(self.config_),
                 "corpus": [c.sha256 for c in corpus],
-                "dev_corpus": dev_corpus.sha256 if dev_corpus else None}
+                "dev_corpus": dev_corpus.sha256 if dev_corpus else None,
+                "init": (self.init_ or {}).get("sha256")}
         current = RNNTagger(model.vocab, model.params,
                             self._meta(model, selection, corpus, dev_corpus),
                             features=model.features, chars=model.chars)
@@ -183,11 +226,12 @@ class Trainer:
         free = ("epochs", "patience")
         expected = {"hyperparameters": _without(hyperparameters(self.config_), free),
                     "corpus": [c.sha256 for c in corpus],
-                    "dev_corpus": dev_corpus.sha256 if dev_corpus else None}
+                    "dev_corpus": dev_corpus.sha256 if dev_corpus else None,
+                    "init": (self.init_ or {}).get("sha256")}
         got = {**info, "hyperparameters": _without(info.get("hyperparameters") or {}, free)}
         for key, value in expected.items():
             if got.get(key) != value:
-                what = "options" if key == "hyperparameters" else "data"
+                what = {"hyperparameters": "options", "init": "init model"}.get(key, "data")
                 raise SeqtagError(f"the checkpoint was written by a run with other {what} "
                                   f"({key} differ)", path=path,
                                   hint="resume with the same files and options, or train "
@@ -229,6 +273,7 @@ class Trainer:
             "history": selection.history,
             "best_epoch": selection.best_epoch,
             "interrupted": self.interrupted_,
+            **({"init": self.init_} if self.init_ is not None else {}),
         }
 
 

@@ -47,6 +47,7 @@ def describe(model, path: Path, top: int = 20, state=None,
         "temperature_fit": meta.get("temperature_fit"),
         "corpus": meta.get("corpus"),
         "dev_corpus": meta.get("dev_corpus"),
+        "init": meta.get("init"),
         "vocabulary": {
             "size": vocab.n_words,
             "most_frequent": [[w, int(c)] for w, c in
@@ -67,6 +68,23 @@ def _corpus_line(c: dict) -> str:
     if "sha256" in c:
         parts.append(f"sha256 {c['sha256']}")
     return f"{c['name']}: " + ", ".join(parts)
+
+
+def _init_line(init: dict) -> str:
+    # Written by seqtag train --init (seqtag.training.Trainer._extend); any field may be absent.
+    parts = []
+    if init.get("sha256"):
+        parts.append(f"sha256 {init['sha256']}")
+    if init.get("corpus"):
+        parts.append("trained on " + ", ".join(map(str, init["corpus"])))
+    added = init.get("added")
+    if isinstance(added, dict):
+        labels = added.get("labels") or []
+        parts.append(f"added {added.get('words', 0):,} words, {added.get('feature_values', 0):,} "
+                     f"feature values, {added.get('chars', 0):,} characters, "
+                     f"{len(labels)} labels" + (f" ({', '.join(map(str, labels))})" if labels
+                                                else ""))
+    return f"{init.get('name', '?')}: " + "; ".join(parts)
 
 
 @app.command("inspect")
@@ -122,6 +140,8 @@ def inspect_cmd(
             f" (fitted on the dev set: log-loss per token {fit['nll_before']:.4f} -> "
             f"{fit['nll_after']:.4f})" if fit and "nll_before" in fit else
             " (probabilities as trained)" if info["temperature"] == 1.0 else ""))
+        if isinstance(info["init"], dict):
+            say("fine-tuned from " + _init_line(info["init"]))
         voc = info["vocabulary"]
         say(f"vocabulary: {voc['size']:,} entries; most frequent: " +
             " ".join(f"{w}({c})" for w, c in voc["most_frequent"]))

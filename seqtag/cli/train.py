@@ -88,6 +88,51 @@ def check_writable(path: Path) -> None:
     check_target(checkpoint_path(path))
 
 
+def resumed_init(checkpoint: Path) -> str | None:
+    """The init model of the fine-tuning run whose checkpoint this is (None for a run from
+    scratch, or when there is no readable checkpoint: resuming then says what is wrong)."""
+    from seqtag.modelfile import load_model
+
+    if not checkpoint.exists():
+        return None
+    try:
+        saved = load_model(checkpoint)
+    except SeqtagError:
+        return None
+    source = saved.meta.get("init")
+    if not isinstance(source, dict):
+        return None
+    from seqtag.finetune import BUNDLED, file_sha256, resolve_init
+
+    name = str(source.get("name", ""))
+    path = BUNDLED if name.startswith(BUNDLED + " (") else name
+    if not Path(resolve_init(path)).is_file() or \
+            file_sha256(resolve_init(path)) != source.get("sha256"):
+        raise SeqtagError(f"the checkpoint is of a run fine-tuned from {name}, which is no longer "
+                          f"there or has changed", path=str(checkpoint),
+                          hint="put the model back, or train without --resume to start afresh")
+    return path
+
+
+def convert_schemes(scheme: str, files, n_train: int, notes: list[str]):
+    """(training sentences, dev sentences or None) from ``files`` ((name, sentences): the
+    ``n_train`` training files, then the dev file if any) with their labels in the init model's
+    tag scheme, each file detected on its own; one note per scheme converted from."""
+    from seqtag.finetune import to_scheme
+
+    converted, names = [], {}
+    for name, sents in files:
+        sents, found = to_scheme(sents, scheme)
+        if found is not None:
+            names.setdefault(found, []).append(name)
+        converted.append(sents)
+    for found, which in names.items():
+        notes.append(f"converted the labels of {', '.join(which)} from {found} to {scheme} "
+                     f"(the model's scheme)")
+    train = [s for sents in converted[:n_train] for s in sents]
+    return train, (converted[n_train] if len(converted) > n_train else None)
+
+
 def check_labels(vocab, vocab_path: Path, files) -> None:
     """Name the file and sentence of a label the --vocab file lacks (before training starts)."""
     for name, sents in files:
@@ -116,6 +161,13 @@ class Renderer:
         if event == "start":
             for note in self.notes:
                 err.print(note, markup=False)
+            if info.get("init"):
+                added = info["init"]["added"]
+                err.print(f"starting from {info['init'].get('name', 'the init model')}: "
+                          f"{added['words']:,} new words, {added['feature_values']:,} new "
+                          f"feature values, {added['chars']:,} new characters, "
+                          + (f"new labels {', '.join(added['labels'])}" if added['labels']
+                             else "no new labels"), markup=False)
             err.print(f"training on {info['sentences']:,} sentences, {info['tokens']:,} tokens; "
                       f"{info['words']:,} words, {info['labels']} labels"
                       + (f"; {info['pretrained']:,} words start from pretrained vectors"
@@ -207,6 +259,12 @@ def train(
         False, "--resume",
         help="Continue the run whose checkpoint (<output>.ckpt.npz, written at every epoch's "
              "end) is next to the output; it ends as the uninterrupted run would."),
+    init: Optional[str] = typer.Option(
+        None, "--init", metavar="MODEL",
+        help="Start a new run from this model's weights (a model file, or 'default' for the "
+             "bundled model) with a fresh optimizer: its architecture, its inventories grown by "
+             "the data's new words, feature values, characters and labels, labels converted to "
+             "its tag scheme; training options apply. (--resume continues an interrupted run.)"),
     **options,
 ) -> None:
     """Train a tagger (by default a bidirectional LSTM over words, word forms and a character
@@ -220,9 +278,36 @@ def train(
 
         if options.get("embeddings") is not None:
             options["embeddings"] = str(options["embeddings"])
+        out = output or default_output(corpus)
+        checkpoint = checkpoint_path(out)
+        if init is not None:
+            if resume:
+                fail("--init starts a new run from a model's weights and --resume continues an "
+                     "interrupted run: give one (a fine-tuning run is resumed with --resume "
+                     "alone)", 2)
+            if textbook:
+                fail("--textbook sets the architecture, which --init takes from the model "
+                     "(drop --textbook)", 2)
+            if vocab_path is not None:
+                fail("--vocab builds a new model's inventories; with --init they are the "
+                     "model's, extended by the data (drop --vocab)", 2)
+        elif resume:
+            init = resumed_init(checkpoint)
+        base = init_model = None
         # Only the options given on the command line: the others keep their defaults, which
-        # for character-level data are the character-level configuration's (seqtag.config).
-        cfg = TrainConfig(**{k: v for k, v in options.items() if _given(ctx, k)})
+        # for character-level data are the character-level configuration's (seqtag.config),
+        # and with --init the init model's.
+        given = {k: v for k, v in options.items() if _given(ctx, k)}
+        if init is not None:
+            from seqtag.finetune import init_config, load_init
+
+            base, init_model = load_init(init)
+            try:
+                cfg = init_config(base, given)
+            except SeqtagError as e:
+                fail(str(e), 2)
+        else:
+            cfg = TrainConfig(**given)
         if textbook:
             cfg = dataclasses.replace(cfg, **TEXTBOOK)
         try:
@@ -231,9 +316,7 @@ def train(
             fail(str(e), 2)              # a bad option value is a usage error, as Click's are
         if dev and no_dev:
             fail("--dev and --no-dev contradict each other (give one)", 2)
-        out = output or default_output(corpus)
         check_writable(out)
-        checkpoint = checkpoint_path(out)
         train_sents, infos, files = [], [], []
         for path in corpus:
             sents, info = read_corpus(path, fmt=input_format, labels="required")
@@ -244,10 +327,13 @@ def train(
                                if dev else (None, None))
         if dev:
             files.append((dev_info.name, dev_sents))
+        render = Renderer()
+        if base is not None:
+            train_sents, dev_sents = convert_schemes(base.scheme, files, len(corpus),
+                                                     render.notes)
         vocab = Vocabulary.load(vocab_path) if vocab_path else None
         if vocab is not None:
             check_labels(vocab, vocab_path, files)
-        render = Renderer()
         if not dev and not no_dev:
             train_sents, dev_sents = split_dev(train_sents, HOLDOUT, cfg.seed)
             if dev_sents:
@@ -270,7 +356,7 @@ def train(
                 trainer = Trainer(cfg, progress=render, checkpoint=checkpoint,
                                   started=started).fit(
                     train_sents, dev_sents, vocab=vocab, corpus=infos, dev_corpus=dev_info,
-                    resume=resume)
+                    resume=resume, init=base, init_source=init_model)
             finally:
                 render.close()
         code = 143 if terminated else 130   # 128 + the signal's number, as shells report it
