@@ -9,7 +9,7 @@ SHARED := ../shared/data
 # The bundled model: the default configuration (see README), its seed written out.
 MODEL_FLAGS := --seed 1
 
-.PHONY: install install-test demo test fuzz model bench bench-deps bench-accuracy bench-calibration bench-explain bench-startup bench-train bench-protein bench-dna clean
+.PHONY: install install-test demo test fuzz model bench bench-deps bench-accuracy bench-calibration bench-explain bench-startup bench-train bench-protein bench-dna bench-finetune clean
 
 $(VENV)/bin/activate:
 	$(PYTHON) -m venv $(VENV)
@@ -75,6 +75,12 @@ bench: bench-deps
 # The default training on CoNLL-2003 as one whole `seqtag train` process, timed (minutes).
 bench-train: install
 	$(PY) bench/bench_whole.py --data $(SHARED) --train --repeats 1
+
+# The bundled model fine-tuned (train --init default) on the first 1,000 sentences of CoNLL-2003
+# against a model trained from scratch on them, test F1 of both (needs ../shared/data; whole
+# single-threaded `seqtag train` processes, minutes).
+bench-finetune: install
+	$(PY) bench/bench_finetune.py --data $(SHARED) $(BENCH_FLAGS)
 
 # Start-up time of `seqtag --help` and `seqtag tag "..."` against `python -c "import numpy"`.
 bench-startup: install
