@@ -192,7 +192,7 @@ def extend(model: RNNTagger, train: Sequence[Sentence], cfg: TrainConfig,
     words = Counter(t for s in train for t in s.tokens)
     labels = Counter(lab for s in train for lab in s.labels or ())
 
-    new_words = _ranked_new(words, vocab._word_index, cfg.min_count, (PAD, UNK))
+    new_words = _ranked_new(words, set(vocab.words), cfg.min_count, (PAD, UNK))
     if cfg.max_size is not None:
         new_words = new_words[:max(0, cfg.max_size - vocab.n_words)]
     report.words = len(new_words)
@@ -217,7 +217,10 @@ def extend(model: RNNTagger, train: Sequence[Sentence], cfg: TrainConfig,
         values = []
         old_base, new_base = vocab.n_words, len(word_list)
         for name, old in zip(old_features.names, old_features.values):
-            counts = Counter(FEATURES[name](t) for t in words.elements())
+            counts: Counter = Counter()
+            fn = FEATURES[name]
+            for w, c in words.items():
+                counts[fn(w)] += c
             added = _ranked_new(counts, set(old), cfg.feature_min_count)
             report.feature_values += len(added)
             values.append(old + added)
@@ -231,7 +234,7 @@ def extend(model: RNNTagger, train: Sequence[Sentence], cfg: TrainConfig,
     if old_chars is not None:
         counts = _char_counts(words)
         room = max(0, MAX_CHARS - (len(old_chars) - 4))
-        added = _ranked_new(counts, old_chars._index, 1)[:room]
+        added = _ranked_new(counts, set(old_chars.alphabet), 1)[:room]
         report.chars = len(added)
         chars = CharVocab(old_chars.alphabet + added)
 
