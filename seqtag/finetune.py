@@ -183,7 +183,8 @@ def extend(model: RNNTagger, train: Sequence[Sentence], cfg: TrainConfig,
            rng: np.random.Generator) -> tuple[RNNTagger, Extension]:
     """A new model: ``model``'s inventories with the entries ``train`` adds appended, its
     weights for the old entries, fresh ones (drawn from ``rng``) for the new. ``model`` is left
-    as it was. Labels must already be in the model's scheme (to_scheme)."""
+    as it was. Labels must already be in the model's scheme (to_scheme). The new model is
+    uncalibrated (temperature 1), as a model in training is: the run fits its own on dev."""
     from seqtag.build import init_params, training_bytes
     from seqtag.memory import ensure_memory
 

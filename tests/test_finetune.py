@@ -176,6 +176,10 @@ def test_the_old_labels_score_as_before_any_update(base, tiny):
     same, added = extend(base, no_misc, cfg, np.random.default_rng(1))
     assert added.labels == [] and added.words > 0
     assert same.predict(tokens) == base.predict(tokens)
+    # The extended model is uncalibrated, as a model in training is (the run fits its own
+    # temperature on dev): with the init model's temperature, the same probabilities.
+    assert same.temperature == 1.0 and base.temperature != 1.0
+    same.set_temperature(base.temperature)
     P_old, P_new = base.predict_proba(tokens), same.predict_proba(tokens)
     for a, b in zip(P_old, P_new):
         np.testing.assert_array_equal(a, b)
