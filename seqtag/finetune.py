@@ -37,7 +37,7 @@ from seqtag.vocab import PAD, UNK, Vocabulary
 
 # The options that make the network what it is: fine-tuning takes them from the init model.
 ARCHITECTURE = ("hidden", "bidirectional", "crf", "cell", "features", "embed_dim",
-                "char_filters", "char_dim")
+                "char_filters", "char_dim", "window")
 # The keyword that names the bundled model where a model path is expected.
 BUNDLED = "default"
 
@@ -92,6 +92,7 @@ def architecture_of(model: RNNTagger) -> dict:
            "char_filters": model.params["Wconv"].shape[0] if "Wconv" in model.params else 0}
     if "Ec" in model.params:
         out["char_dim"] = model.params["Ec"].shape[1]
+    out["window"] = arch.window
     return out
 
 
@@ -107,6 +108,12 @@ def init_config(model: RNNTagger, options: dict) -> TrainConfig:
     values = {k: v for k, v in (recorded if isinstance(recorded, dict) else {}).items()
               if k in names}
     arch = architecture_of(model)
+    if arch["window"]:
+        # Its input columns hold the vocabulary once per window position (seqtag.build): not
+        # extended here yet.
+        raise SeqtagError(f"fine-tuning a model with a window of neighbours (window "
+                          f"{arch['window']}, as character-level models have) is not supported "
+                          f"yet", hint="train from scratch without --init")
     values.update(arch)
     values["embeddings"] = None
     for key, value in options.items():
@@ -274,7 +281,10 @@ def extend(model: RNNTagger, train: Sequence[Sentence], cfg: TrainConfig,
         else:
             new[...] = old
         params[name] = new
-    meta = {"architecture": arch.as_meta(), "label_scheme": model.scheme}
+    meta = {"level": model.meta.get("level", "word"), "architecture": arch.as_meta(),
+            "label_scheme": model.scheme}
+    if "requires" in model.meta:
+        meta["requires"] = list(model.meta["requires"])
     if model.scheme == "none":
         meta["label_scheme"] = detect_scheme([s.labels for s in train])
     return RNNTagger(new_vocab, params, meta, features=features, chars=chars), report

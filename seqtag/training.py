@@ -166,7 +166,7 @@ class Trainer:
             raise SeqtagError("a vocabulary file builds a new model's inventories; with --init "
                               "they are the model's, extended by the data",
                               hint="drop --vocab, or train from scratch without --init")
-        cfg = self.config
+        cfg = self.config_
         mine = {k: plain(getattr(cfg, k)) for k in architecture_of(init)}
         if mine != {k: plain(v) for k, v in architecture_of(init).items()}:
             raise ValueError("the configuration's architecture is not the init model's: make "
