@@ -202,3 +202,20 @@ def test_errors_are_one_line(model, tmp_path, files, args, words):
     assert res.returncode != 0 and "Traceback" not in res.stderr, res
     lines = res.stderr.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("ERROR: ") and words in lines[0], res
+
+
+def test_gzip_text_and_column_inputs_read_like_plain_ones(model, tmp_path):
+    text = "A C G\nT T a\n"
+    conll = "A\tp\nC\ty\n\nG\tp\n"
+    (tmp_path / "t.txt").write_text(text)
+    (tmp_path / "t.txt.gz").write_bytes(gzip.compress(text.encode()))
+    (tmp_path / "c.tsv").write_text(conll)
+    (tmp_path / "c.tsv.gz").write_bytes(gzip.compress(conll.encode()))
+    a, b, c, e = run_many(
+        (("tag", "-m", model, "-i", tmp_path / "t.txt"), {}),
+        (("tag", "-m", model, "-i", tmp_path / "t.txt.gz"), {}),
+        (("tag", "-m", model, "--input-format", "conll", tmp_path / "c.tsv.gz"), {}),
+        (("eval", "-m", model, tmp_path / "c.tsv.gz"), {}))
+    assert a.stdout == b.stdout and a.stdout.count("\n") == 8
+    assert c.stdout == "A\tp\tp\nC\ty\ty\n\nG\tp\tp\n\n"
+    assert "accuracy: 100.00%" in e.stdout
