@@ -23,6 +23,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Callable, Iterable, Iterator
 
+import numpy as np
+
 from seqtag.errors import SeqtagError
 from seqtag.sequences import Record
 
@@ -46,11 +48,11 @@ def check_windows(window: int, overlap: int) -> None:
 
 @dataclass
 class Window:
-    """Residues of a record to tag together; the labels of ``tokens[keep:]`` (up to ``stop``)
-    are the ones kept, and they start at residue ``start`` of the record."""
+    """Residues of a record to tag together; the labels of ``text[keep:stop]`` are the ones
+    kept, and they start at residue ``start`` of the record."""
 
     record: Record
-    tokens: list[str]
+    text: str
     gold: str | None        # the gold labels of the kept residues, when the record has labels
     keep: int
     stop: int
@@ -70,7 +72,7 @@ def cut(record: Record, window: int = WINDOW, overlap: int = OVERLAP) -> Iterato
 
     def make(tokens: str, keep: int, stop: int, last: bool) -> Window:
         start = base + keep
-        return Window(record, list(tokens), None if gold is None else
+        return Window(record, tokens, None if gold is None else
                       gold[start:base + stop], keep, stop, start, first, last)
 
     for piece in record.residues():
@@ -86,26 +88,37 @@ def cut(record: Record, window: int = WINDOW, overlap: int = OVERLAP) -> Iterato
 def _batches(windows: Iterable[Window], batch_size: int, residues: int) -> Iterator[list]:
     batch, size = [], 0
     for w in windows:
-        if batch and (len(batch) >= batch_size or size + len(w.tokens) > residues):
+        if batch and (len(batch) >= batch_size or size + len(w.text) > residues):
             yield batch
             batch, size = [], 0
         batch.append(w)
-        size += len(w.tokens)
+        size += len(w.text)
     if batch:
         yield batch
 
 
 @dataclass
 class Piece:
-    """The labels of a window's kept residues, in the record's order."""
+    """The labels of a window's kept residues, in the record's order: ``ids`` index the model's
+    labels, ``labels`` is their string when every label is one character (else a list)."""
 
     record: Record
     start: int
     residues: str
-    labels: list[str]
+    ids: np.ndarray
+    labels: str | list[str]
     gold: str | None
     first: bool
     last: bool
+
+
+def _label_strings(names: list[str]) -> Callable[[np.ndarray], str | list[str]]:
+    """Label ids to labels: one bytes lookup per piece when the labels are single ASCII
+    characters (per-residue labels), else a list."""
+    if all(len(n) == 1 and n.isascii() for n in names):
+        table = np.frombuffer("".join(names).encode("ascii"), np.uint8)
+        return lambda ids: table[ids].tobytes().decode("ascii")
+    return lambda ids: [names[j] for j in ids]
 
 
 def tag_records(model, records: Iterable[Record], *, window: int = WINDOW,
@@ -115,17 +128,29 @@ def tag_records(model, records: Iterable[Record], *, window: int = WINDOW,
     """Label each record's residues in windows (``cut``); yields the pieces of each record in
     order, its first piece ``first`` and its last ``last``. Windows of several records share
     batches; ``threads`` tag that many batches at once (the output is the same for any
-    number)."""
-    from seqtag.tagging import _analysed
+    number: each batch is one pass, whichever thread runs it)."""
+    from seqtag.threads import available_cores, ordered
 
     check_windows(window, overlap)
+    threads = available_cores() if threads is None else threads
     windows = (w for r in records for w in cut(r, window, overlap))
-    jobs = (([w.tokens for w in batch], batch)
+    jobs = (([list(w.text) for w in batch], batch)
             for batch in _batches(windows, batch_size, batch_residues))
-    for (_, batch), results in _analysed(model, jobs, False, 1, threads):
-        for w, (labels, _, _) in zip(batch, results):
-            yield Piece(w.record, w.start, "".join(w.tokens[w.keep:w.stop]),
-                        labels[w.keep:w.stop], w.gold, w.first, w.last)
+    if threads > 1:
+        model.masks    # noqa: B018  (computed once, here, not by every thread)
+        jobs = ((job, model.prepare(job[0])) for job in jobs)
+
+    def analyse(item):
+        (tokens, _), prepared = item if threads > 1 else (item, None)
+        return [r["labels"] for r in model.analyse(tokens, False, prepared=prepared)]
+
+    strings = _label_strings(list(model.labels))
+    for item, results in ordered(analyse, jobs, threads):
+        batch = (item[0] if threads > 1 else item)[1]
+        for w, ids in zip(batch, results):
+            kept = np.asarray(ids[w.keep:w.stop])
+            yield Piece(w.record, w.start, w.text[w.keep:w.stop], kept, strings(kept), w.gold,
+                        w.first, w.last)
 
 
 def background_label(model) -> str:
@@ -163,11 +188,20 @@ def write_bed(pieces: Iterable[Piece], write: Callable[[str], object],
     for p in pieces:
         if p.first:
             run_label, run_start, pos = None, 0, 0
-        for lab in p.labels:
-            if lab != run_label:
-                if run_label is not None and run_label != background:
-                    write(f"{p.record.id}\t{run_start}\t{pos}\t{run_label}\n")
-                run_label, run_start = lab, pos
-            pos += 1
+        ids = p.ids
+        # where a new run begins in this piece (its first residue, if it differs from the run
+        # carried over from the piece before)
+        starts = np.flatnonzero(np.diff(ids)) + 1
+        labels = p.labels
+        if len(ids) and labels[0] != run_label:
+            starts = np.concatenate(([0], starts))
+        lines = []
+        for i in starts.tolist():
+            if run_label is not None and run_label != background:
+                lines.append(f"{p.record.id}\t{run_start}\t{pos + i}\t{run_label}\n")
+            run_label, run_start = labels[i], pos + i
+        pos += len(ids)
         if p.last and run_label is not None and run_label != background:
-            write(f"{p.record.id}\t{run_start}\t{pos}\t{run_label}\n")
+            lines.append(f"{p.record.id}\t{run_start}\t{pos}\t{run_label}\n")
+        if lines:
+            write("".join(lines))

@@ -250,17 +250,23 @@ def test_cut_holds_one_window_and_one_piece():
     record = Record("a", "a", 1, "x", pieces=pieces())
     for w in cut(record, window=100, overlap=10):
         # the cutter has read at most one piece beyond the residues of this window
-        assert 10 * len(seen) - (w.start - w.keep + len(w.tokens)) <= 10
-        assert len(w.tokens) <= 100
+        assert 10 * len(seen) - (w.start - w.keep + len(w.text)) <= 10
+        assert len(w.text) <= 100
 
 
 def test_outputs_fasta_conll_bed():
     from seqtag.windows import Piece
 
+    names = "_HE"
+
+    def piece(record, start, residues, labels, gold, first, last):
+        ids = np.array([names.index(c) for c in labels])
+        return Piece(record, start, residues, ids, labels, gold, first, last)
+
     rec = Record("chr1", "chr1 desc", 1, "x")
-    pieces = [Piece(rec, 0, "ACGT", list("__HH"), None, True, False),
-              Piece(rec, 4, "TTA", list("HE_"), None, False, True),
-              Piece(Record("c2", "c2", 9, "x"), 0, "AA", list("EE"), "E_", True, True)]
+    pieces = [piece(rec, 0, "ACGT", "__HH", None, True, False),
+              piece(rec, 4, "TTA", "HE_", None, False, True),
+              piece(Record("c2", "c2", 9, "x"), 0, "AA", "EE", "E_", True, True)]
     out = io.StringIO()
     write_fasta(pieces, out.write)
     assert out.getvalue() == ">chr1 desc\n__HHHE_\n>c2\nEE\n"
@@ -305,3 +311,24 @@ def test_trained_model_windows_agree_with_whole_tagging(tmp_path):
     # of a constant tagger
     assert sum(a == b for a, b in zip(gold, chunked)) / len(seq) > 0.85
     assert len(set(chunked)) == 2
+
+
+def test_bed_runs_of_random_pieces_match_runs_of_the_whole():
+    import re
+
+    from seqtag.windows import Piece
+
+    rng = random.Random(11)
+    names = ["_", "H", "E"]
+    for trial in range(50):
+        labels = "".join(rng.choice("__HE" if trial % 2 else "_H") for _ in range(rng.randint(1, 60)))
+        cuts = sorted({0, len(labels), *(rng.randint(0, len(labels)) for _ in range(4))})
+        rec = Record("r", "r", 1, "x")
+        pieces = [Piece(rec, a, "A" * (b - a), np.array([names.index(c) for c in labels[a:b]]),
+                        labels[a:b], None, a == 0, b == len(labels))
+                  for a, b in zip(cuts, cuts[1:])]
+        out = io.StringIO()
+        write_bed(pieces, out.write, "_")
+        want = "".join(f"r\t{m.start()}\t{m.end()}\t{m.group(1)}\n"
+                       for m in re.finditer(r"(.)\1*", labels) if m.group(1) != "_")
+        assert out.getvalue() == want, (labels, cuts)
