@@ -160,12 +160,14 @@ def test_long_record_in_windows_equals_one_window(model, tmp_path):
     rng = random.Random(3)
     seq = random_seq(rng, 300_000, "ACGTacgtN")
     write_fasta(tmp_path / "chr.fa", {"chr1": seq})
-    small, whole = run_many(
+    small, whole, threads = run_many(
         (("tag", "--input-format", "fasta", tmp_path / "chr.fa", "-m", model, "--window", 1000,
-          "--overlap", 100), {}),
+          "--overlap", 100, "--threads", 1), {}),
         (("tag", "--input-format", "fasta", tmp_path / "chr.fa", "-m", model, "--window",
-          400_000), {}))
-    assert small.stdout == whole.stdout
+          400_000), {}),
+        (("tag", "--input-format", "fasta", tmp_path / "chr.fa", "-m", model, "--window", 1000,
+          "--overlap", 100, "--threads", 3, "--batch-size", 7), {}))
+    assert small.stdout == whole.stdout == threads.stdout
     assert read_label_fasta(small.stdout)["chr1"] == labels_of(seq)
 
 

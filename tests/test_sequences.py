@@ -332,3 +332,31 @@ def test_bed_runs_of_random_pieces_match_runs_of_the_whole():
         want = "".join(f"r\t{m.start()}\t{m.end()}\t{m.group(1)}\n"
                        for m in re.finditer(r"(.)\1*", labels) if m.group(1) != "_")
         assert out.getvalue() == want, (labels, cuts)
+
+
+def test_fasta_records_are_tagged_as_the_file_streams(tmp_path):
+    """The first labels come back when about one batch of a many-record file has been read."""
+    rng = random.Random(2)
+    text = "".join(f">r{i}\n" + "".join(rng.choice("ACGT") for _ in range(300)) + "\n"
+                   for i in range(2000))
+    path = _write(tmp_path / "many.fa", text)
+
+    class Counted(io.RawIOBase):
+        def __init__(self, f):
+            self.f, self.read_bytes = f, 0
+
+        def readable(self):
+            return True
+
+        def read1(self, n=-1):
+            chunk = self.f.read(min(n, 4096) if n > 0 else 4096)
+            self.read_bytes += len(chunk)
+            return chunk
+
+    with open(path, "rb") as f:
+        stream = Counted(f)
+        pieces = tag_records(LocalModel(), read_records(stream, "fasta", need_labels=False,
+                                                        lazy=True), batch_size=64)
+        first = next(pieces)
+        assert first.record.id == "r0" and stream.read_bytes < 64 * 305 + 2 * 4096
+        assert sum(1 for p in pieces if p.first) == 1999

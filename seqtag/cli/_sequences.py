@@ -145,8 +145,11 @@ def evaluate_sequences(gold: str, labels_path: str | None, input_format: str,
     from seqtag.model import RNNTagger
 
     model = RNNTagger.load(model_path or default_model_path(), engine=engine)
+    # Label strings, one character a residue (a list only for a model with longer labels):
+    # a residue costs a byte here, not a list entry.
     gold_labels: list[str] = []
-    predicted: list[list[str]] = []
+    predicted: list = []
+    parts: list = []
 
     def records():
         for r in read_records(gold, input_format, labels_source=labels_path):
@@ -155,17 +158,18 @@ def evaluate_sequences(gold: str, labels_path: str | None, input_format: str,
 
     for piece in tag_records(model, records(), window=window, overlap=overlap,
                              batch_size=batch_size):
-        if piece.first:
-            predicted.append([])
-        predicted[-1].extend(piece.labels)
+        parts.append(piece.labels)
+        if piece.last:
+            predicted.append("".join(parts) if isinstance(parts[0], str) else
+                             [lab for part in parts for lab in part])
+            parts = []
     seen = {lab for labels in gold_labels for lab in labels}
     if seen and not seen & set(model.labels):
         err.print(f"note: no gold label of {gold} is a label of the model (gold: "
                   f"{', '.join(sorted(seen)[:5])}; model: {', '.join(model.labels[:5])})",
                   markup=False)
-    gold_lists = [list(g) for g in gold_labels]
-    scores = evaluate(gold_lists, predicted)
-    residues = residue_report(gold_lists, predicted)
+    scores = evaluate(gold_labels, predicted)
+    residues = residue_report(gold_labels, predicted)
     if as_json:
         sys.stdout.write(json.dumps({**scores_to_dict(scores), "residues": residues},
                                     indent=2) + "\n")
