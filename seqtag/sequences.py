@@ -270,7 +270,7 @@ def chunks(record: Record, max_length: int) -> Iterator[Sentence]:
     for start in range(0, len(seq), max_length):
         tokens = list(seq[start:start + max_length])
         yield Sentence(tokens, list(labs[start:start + max_length]) if labs else None, tokens,
-                       record.line_no)
+                       record.line_no, residues=True)
 
 
 def read_labelled(source, fmt: str, *, labels_source=None, max_length: int | None = None,
@@ -322,4 +322,4 @@ def records_as_sentences(records: Iterable[Record]) -> Iterator[Sentence]:
     for r in records:
         tokens = list(r.seq)
         yield Sentence(tokens, list(r.labels) if r.labels is not None else None, tokens,
-                       r.line_no)
+                       r.line_no, residues=True)

@@ -360,3 +360,22 @@ def test_fasta_records_are_tagged_as_the_file_streams(tmp_path):
         first = next(pieces)
         assert first.record.id == "r0" and stream.read_bytes < 64 * 305 + 2 * 4096
         assert sum(1 for p in pieces if p.first) == 1999
+
+
+def test_residue_labels_are_never_read_as_chunk_tags(tmp_path):
+    """Islands 'I' in a background 'B' would read as IOB chunks, whose decoding can forbid an I
+    at a sequence's (and every window's) start; residue labels get no scheme."""
+    from seqtag.config import TrainConfig
+    from seqtag.corpus import read_corpus
+    from seqtag.training import Trainer
+
+    rng = random.Random(4)
+    seqs = ["".join(rng.choice("ACGT") for _ in range(30)) for _ in range(20)]
+    labs = ["".join("I" if c in "CG" else "B" for c in s) for s in seqs]
+    _write(tmp_path / "s.tsv", "".join(f"{s}\t{lab}\n" for s, lab in zip(seqs, labs)))
+    _write(tmp_path / "c.tsv", "\n".join("".join(f"{c}\t{b}\n" for c, b in zip(s, lab))
+                                        for s, lab in zip(seqs, labs)))
+    cfg = TrainConfig.textbook(hidden=4, epochs=1, threads=1)
+    residues = Trainer(cfg).fit(read_labelled(str(tmp_path / "s.tsv"), "seqlabels")[0]).model_
+    columns = Trainer(cfg).fit(read_corpus(str(tmp_path / "c.tsv"))[0]).model_
+    assert residues.scheme == "none" and columns.scheme in ("IOB1", "IOB2")
