@@ -301,9 +301,6 @@ class _Digested:
     def __init__(self, source, name: str, digest: _Digest):
         self.source, self.name, self.digest = source, name, digest
 
-    def __iter__(self):   # pragma: no cover - never iterated; the readers call read1
-        raise TypeError
-
     def read1(self, n: int = -1) -> bytes:
         if not hasattr(self, "_stream"):
             self._context = open_input(self.source, self.name)
