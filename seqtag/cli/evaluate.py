@@ -56,6 +56,8 @@ def evaluate_cmd(
 
             if input_format not in ("fasta", "seqlabels"):
                 fail("--labels goes with --input-format fasta")
+            if plot is not None:
+                fail("--plot is for column files; sequences get per-residue accuracy (drop it)")
             return evaluate_sequences(gold, labels_path, input_format, model_path, tagged,
                                       as_json, batch_size, engine, window, overlap)
         if input_format != "auto":
