@@ -153,6 +153,19 @@ def tag_records(model, records: Iterable[Record], *, window: int = WINDOW,
                         w.first, w.last)
 
 
+def tag_strings(model, sequences: Iterable[str], **options) -> Iterator[str | list[str]]:
+    """The labels of each sequence (a string of residues) in order: a string of one-character
+    labels (a list for a model with longer labels); ``options`` as for tag_records."""
+    records = (Record(str(i), str(i), 0, "<sequences>", seq=s) for i, s in enumerate(sequences))
+    parts: list = []
+    for p in tag_records(model, records, **options):
+        parts.append(p.labels)
+        if p.last:
+            yield "".join(parts) if isinstance(parts[0], str) else \
+                [lab for part in parts for lab in part]
+            parts = []
+
+
 def background_label(model) -> str:
     """The label BED leaves out by default: the most frequent label of the training data."""
     counts = model.vocab.label_counts

@@ -17,8 +17,8 @@ import pytest
 from seqtag.errors import SeqtagError
 from seqtag.sequences import (Record, chunks, fasta_records, read_labelled, read_records,
                               seqlabels_records)
-from seqtag.windows import (BATCH_RESIDUES, background_label, cut, tag_records, write_bed,
-                            write_conll, write_fasta)
+from seqtag.windows import (BATCH_RESIDUES, background_label, cut, tag_records, tag_strings,
+                            write_bed, write_conll, write_fasta)
 
 
 def _write(path, text: str, gz: bool = False):
@@ -379,3 +379,10 @@ def test_residue_labels_are_never_read_as_chunk_tags(tmp_path):
     residues = Trainer(cfg).fit(read_labelled(str(tmp_path / "s.tsv"), "seqlabels")[0]).model_
     columns = Trainer(cfg).fit(read_corpus(str(tmp_path / "c.tsv"))[0]).model_
     assert residues.scheme == "none" and columns.scheme in ("IOB1", "IOB2")
+
+
+def test_tag_strings_labels_in_memory_sequences_in_order():
+    model = LocalModel(k=2)
+    seqs = ["ACGT" * 300, "A", "GATTACA" * 50]
+    got = list(tag_strings(model, seqs, window=100, overlap=10, batch_size=3))
+    assert got == [_whole(model, s) for s in seqs]
