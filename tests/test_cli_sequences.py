@@ -196,6 +196,8 @@ def test_long_record_in_windows_equals_one_window(model, tmp_path):
     ({"s.tsv": "ACGT\tpp\n"}, ["tag", "--input-format", "seqlabels", "s.tsv", "--labels",
                                "s.tsv"], "--labels goes with --input-format fasta"),
     ({"s.txt": "hello\n"}, ["tag", "-i", "s.txt", "-f", "bed"], "-f bed is for sequences"),
+    ({"s.fa": ">a\nAC\n"}, ["tag", "--input-format", "fasta", "s.fa", "--workers", 2],
+     "sequences are tagged in one process"),
     ({"s.tsv": "ACGT\tpypy\n"}, ["eval", "--input-format", "seqlabels", "s.tsv", "--plot",
                                   "x.png"], "--plot is for column files"),
 ])

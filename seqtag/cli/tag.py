@@ -124,6 +124,10 @@ def tag(
         if input_format in ("fasta", "seqlabels") or labels_path is not None:
             from seqtag.cli._sequences import tag_sequences
 
+            if workers is not None or scheduler is not None:
+                fail("--workers and --scheduler tag texts and column files; sequences are "
+                     "tagged in one process (--threads)")
+
             return tag_sequences(inputs or [], files or [], model_path, fmt, input_format,
                                  labels_path, window, overlap, background, batch_size, scores,
                                  nbest, engine, threads)
