@@ -145,7 +145,8 @@ def build_model(cfg: TrainConfig, train: Sequence[Sentence], rng: np.random.Gene
         window=cfg.window)
     meta = {"level": "char" if plain(cfg.level) == "char" else "word",
             "architecture": architecture.as_meta(),
-            "label_scheme": detect_scheme([s.labels for s in train])}
+            "label_scheme": "none" if train and all(s.residues for s in train) else
+            detect_scheme([s.labels for s in train])}
     if cfg.window:
         meta["requires"] = [WINDOW]
     return RNNTagger(vocab, params, meta, features=features, chars=chars), pretrained

@@ -36,6 +36,9 @@ class Sentence:
     lines: list[str]
     line_no: int
     predicted: list[str] | None = None   # with pred_col: a column of predicted labels
+    # One token per residue of a biological sequence (seqtag.sequences): its labels are
+    # per-residue classes, never chunk tags, even when they are letters such as B, I, E or S.
+    residues: bool = False
 
 
 @dataclass

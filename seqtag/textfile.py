@@ -26,7 +26,7 @@ def open_input(source, name: str, what: str = "file") -> Iterator[BinaryIO]:
         yield source  # the caller owns the file object, so it is not closed here
         return
     if str(source) == "-":
-        yield sys.stdin.buffer
+        yield _gunzipped(sys.stdin.buffer, name)
         return
     try:
         f = open(source, "rb")
@@ -41,7 +41,45 @@ def open_input(source, name: str, what: str = "file") -> Iterator[BinaryIO]:
     except OSError as e:
         raise SeqtagError(f"cannot be opened ({e.strerror})", path=name) from None
     with f:
-        yield f
+        yield _gunzipped(f, name)
+
+
+# gzip's magic number. Its second byte can never follow the first in UTF-8 text (0x8b is a
+# continuation byte), so a file that starts with it is read as gzip whatever its name: what
+# reads as text now reads the same, and `zcat | seqtag` is not needed.
+_GZIP = b"\x1f\x8b"
+
+
+def _gunzipped(stream: BinaryIO, name: str) -> BinaryIO:
+    """``stream``, or its decompressed bytes when it starts with gzip's magic number."""
+    peek = getattr(stream, "peek", None)
+    if peek is None:
+        return stream
+    try:
+        head = peek(2)[:2]
+    except OSError:
+        return stream           # the reader reports what is wrong with it
+    if head != _GZIP:
+        return stream
+    import gzip                 # 2 ms, for compressed files only
+
+    return _Gunzip(gzip.GzipFile(fileobj=stream, mode="rb"), name)
+
+
+class _Gunzip:
+    """A gzip stream whose decompression errors are SeqtagErrors naming the file."""
+
+    def __init__(self, stream, name: str):
+        self.stream, self.name = stream, name
+
+    def read1(self, n: int = -1) -> bytes:
+        import zlib
+
+        try:
+            return self.stream.read1(n)
+        except (EOFError, zlib.error, OSError) as e:
+            raise SeqtagError(f"is not a valid gzip file ({e})", path=self.name,
+                              hint="check the file, e.g. gzip -t FILE") from None
 
 
 # Big enough to read a file in few calls, small enough that NUL-filled input (a device, a

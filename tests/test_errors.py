@@ -149,8 +149,9 @@ BAD_FILES = {
                      f"invalid UTF-8 at byte offset {len(UTF8_LINES) + 1}"),
     "latin1-after-bom": (b"\xef\xbb\xbfSam\tB-PER\n\xe9t\xe9\tO\n", 2,
                          "invalid UTF-8 at byte offset 13"),  # the BOM counts
-    "gzip": (gzip.compress(TINY.read_bytes(), mtime=0), 1,
-             "binary file (NUL byte at byte offset 3)"),
+    # gzip is read transparently (its magic bytes): a truncated one is the bad file
+    "gzip": (gzip.compress(TINY.read_bytes(), mtime=0)[:-20], None,
+             "is not a valid gzip file (Compressed file ended"),
     "utf16": (TINY.read_text(encoding="utf-8").encode("utf-16"), 1, "binary file (NUL byte"),
     "npz-bytes": (None, 1, "binary file (NUL byte"),  # the start of a real model file
 }

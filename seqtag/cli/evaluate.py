@@ -16,7 +16,8 @@ from seqtag.errors import SeqtagError
 
 @app.command("eval")
 def evaluate_cmd(
-    gold: str = typer.Argument(..., help="Gold column file ('-' for stdin)."),
+    gold: str = typer.Argument(..., help="Gold column file, or sequences with "
+                                         "--input-format ('-' for stdin)."),
     model_path: Optional[Path] = typer.Option(None, "-m", "--model",
                                               help="Model file.",
                                               show_default="the bundled model"),
@@ -35,9 +36,32 @@ def evaluate_cmd(
         help="Inference engine: numpy (no compilation: short inputs), numba (compiled kernels: "
              "long ones) or auto (NumPy for short inputs and until Numba's kernels are "
              "compiled, which a background process then does once)."),
+    input_format: str = typer.Option(
+        "auto", "--input-format",
+        help="auto (a column file), fasta (sequences, with --labels) or seqlabels (one "
+             "sequence<TAB>labels line per record); sequences also get per-residue accuracy."),
+    labels_path: Optional[str] = typer.Option(
+        None, "--labels", metavar="FILE",
+        help="With --input-format fasta: the FASTA of gold label strings (the same ids)."),
+    window: int = typer.Option(4096, "--window", min=1,
+                               help="Sequences: residues tagged together (as for tag)."),
+    overlap: int = typer.Option(256, "--overlap", min=0,
+                                help="Sequences: residues shared by consecutive windows."),
 ) -> None:
-    """Token accuracy and entity precision/recall/F1 by conlleval's rules (IOB1, IOB2, IOBES)."""
+    """Token accuracy and entity precision/recall/F1 by conlleval's rules (IOB1, IOB2, IOBES);
+    for sequences also per-residue accuracy (Q3) and each label's recall and precision."""
     with user_errors():
+        if input_format in ("fasta", "seqlabels") or labels_path is not None:
+            from seqtag.cli._sequences import evaluate_sequences
+
+            if input_format not in ("fasta", "seqlabels"):
+                fail("--labels goes with --input-format fasta")
+            if plot is not None:
+                fail("--plot is for column files; sequences get per-residue accuracy (drop it)")
+            return evaluate_sequences(gold, labels_path, input_format, model_path, tagged,
+                                      as_json, batch_size, engine, window, overlap)
+        if input_format != "auto":
+            fail(f"unknown --input-format {input_format!r} (use auto, fasta or seqlabels)")
         from seqtag.corpus import read_sentences
         from seqtag.metrics import evaluate, format_report, scores_to_dict
 

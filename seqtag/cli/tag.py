@@ -63,11 +63,30 @@ def tag(
                                               show_default="the bundled model"),
     fmt: Optional[str] = typer.Option(
         None, "-f", "--format",
-        help="Output: conll, inline, jsonl or pretty.",
-        show_default="pretty on a terminal, else conll"),
+        help="Output: conll, inline, jsonl or pretty; for sequences fasta (label strings), "
+             "conll or bed (runs of labels other than --background).",
+        show_default="pretty on a terminal, else conll; fasta for sequences"),
     input_format: str = typer.Option(
         "text", "--input-format",
-        help="text (one text per line) or conll (column files; the label is appended)."),
+        help="text (one text per line), conll (column files; the label is appended), fasta "
+             "(sequences: one token per residue) or seqlabels (one sequence<TAB>labels line "
+             "per record)."),
+    labels_path: Optional[str] = typer.Option(
+        None, "--labels", metavar="FILE",
+        help="With --input-format fasta: a FASTA of gold label strings (the same ids), shown "
+             "beside the predictions in -f conll."),
+    window: int = typer.Option(
+        4096, "--window", min=1,
+        help="Sequences: residues tagged together; a longer record is cut into overlapping "
+             "windows."),
+    overlap: int = typer.Option(
+        256, "--overlap", min=0,
+        help="Sequences: residues shared by consecutive windows (half of them labelled from "
+             "each side)."),
+    background: Optional[str] = typer.Option(
+        None, "--background", metavar="LABEL",
+        help="-f bed: the label that is left out.",
+        show_default="the model's most frequent training label"),
     batch_size: int = typer.Option(256, "--batch-size", min=1, help="Sentences per batch."),
     scores: bool = typer.Option(
         False, "--scores", help="Add each label's probability and each entity's (crf_test -v1; "
@@ -99,8 +118,21 @@ def tag(
     with user_errors():
         from seqtag.tagging import FORMATTERS, read_texts, tag_sentences, tag_texts
 
-        if input_format not in ("text", "conll"):
-            fail(f"unknown --input-format {input_format!r} (use text or conll)")
+        if input_format not in ("text", "conll", "fasta", "seqlabels"):
+            fail(f"unknown --input-format {input_format!r} (use text, conll, fasta or "
+                 "seqlabels)")
+        if input_format in ("fasta", "seqlabels") or labels_path is not None:
+            from seqtag.cli._sequences import tag_sequences
+
+            if workers is not None or scheduler is not None:
+                fail("--workers and --scheduler tag texts and column files; sequences are "
+                     "tagged in one process (--threads)")
+
+            return tag_sequences(inputs or [], files or [], model_path, fmt, input_format,
+                                 labels_path, window, overlap, background, batch_size, scores,
+                                 nbest, engine, threads)
+        if fmt in ("fasta", "bed"):
+            fail(f"-f {fmt} is for sequences (--input-format fasta or seqlabels)")
         if fmt is None:
             fmt = "pretty" if sys.stdout.isatty() and input_format == "text" else "conll"
         if fmt not in (*FORMATTERS, "pretty"):

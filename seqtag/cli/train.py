@@ -249,8 +249,21 @@ def train(
         help="The plain textbook RNN: one left-to-right Elman RNN over word ids with a softmax "
              "(sets --cell rnn --no-bidirectional --no-crf --features none --char-filters 0 "
              "--embed-dim 0 --dropout 0 --feature-dropout 0 --input-dropout 0)."),
-    input_format: str = typer.Option("auto", "--input-format",
-                                     help="Column file format: auto, conll, conllu or indexed."),
+    input_format: str = typer.Option(
+        "auto", "--input-format",
+        help="Column file format: auto, conll, conllu or indexed; or sequences: fasta (with "
+             "--labels) or seqlabels (one sequence<TAB>labels line per record)."),
+    labels: Optional[List[str]] = typer.Option(
+        None, "--labels", metavar="FILE",
+        help="With --input-format fasta: the FASTA of label strings of each training file (the "
+             "same ids, one label per residue); one --labels per file, in order."),
+    dev_labels: Optional[str] = typer.Option(
+        None, "--dev-labels", metavar="FILE",
+        help="With --input-format fasta: the FASTA of label strings of the --dev file."),
+    max_length: int = typer.Option(
+        1000, "--max-length", min=1,
+        help="Sequences: a record longer than this is trained as chunks of at most this many "
+             "residues, each from a zero state (truncated BPTT at the chunk boundaries)."),
     no_dev: bool = typer.Option(
         False, "--no-dev",
         help="Without --dev, train on every sentence for --epochs epochs and keep the last "
@@ -318,13 +331,27 @@ def train(
             fail("--dev and --no-dev contradict each other (give one)", 2)
         check_writable(out)
         train_sents, infos, files = [], [], []
-        for path in corpus:
-            sents, info = read_corpus(path, fmt=input_format, labels="required")
-            train_sents += sents
-            infos.append(info)
-            files.append((info.name, sents))
-        dev_sents, dev_info = (read_corpus(dev, fmt=input_format, labels="required")
-                               if dev else (None, None))
+        if input_format in ("fasta", "seqlabels"):
+            from seqtag.cli._sequences import read_training
+
+            if dev_labels and not dev:
+                fail("--dev-labels gives the labels of the --dev file; give --dev too")
+            train_sents, infos, files = read_training(corpus, labels, input_format, max_length)
+            dev_sents, dev_info = (None, None)
+            if dev:
+                dev_sents, (dev_info,), _ = read_training(
+                    [dev], [dev_labels] if dev_labels else None, input_format, max_length,
+                    "--dev-labels")
+        else:
+            if labels or dev_labels:
+                fail("--labels and --dev-labels go with --input-format fasta")
+            for path in corpus:
+                sents, info = read_corpus(path, fmt=input_format, labels="required")
+                train_sents += sents
+                infos.append(info)
+                files.append((info.name, sents))
+            dev_sents, dev_info = (read_corpus(dev, fmt=input_format, labels="required")
+                                   if dev else (None, None))
         if dev:
             files.append((dev_info.name, dev_sents))
         render = Renderer()
