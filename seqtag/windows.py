@@ -39,11 +39,11 @@ OUTPUT_FORMATS = ("fasta", "conll", "bed")
 
 def check_windows(window: int, overlap: int) -> None:
     if window < 1:
-        raise SeqtagError(f"--window is {window}; a window holds at least one residue",
-                          hint="choose --window 1 or more (default 4096)")
+        raise SeqtagError(f"--chunk is {window}; a window holds at least one residue",
+                          hint="choose --chunk 1 or more (default 4096)")
     if not 0 <= overlap < window:
         raise SeqtagError(f"--overlap is {overlap}, but it must be at least 0 and less than "
-                          f"--window ({window})", hint="e.g. --window 4096 --overlap 256")
+                          f"--chunk ({window})", hint="e.g. --chunk 4096 --overlap 256")
 
 
 @dataclass

@@ -161,11 +161,11 @@ def test_long_record_in_windows_equals_one_window(model, tmp_path):
     seq = random_seq(rng, 300_000, "ACGTacgtN")
     write_fasta(tmp_path / "chr.fa", {"chr1": seq})
     small, whole, threads = run_many(
-        (("tag", "--input-format", "fasta", tmp_path / "chr.fa", "-m", model, "--window", 1000,
+        (("tag", "--input-format", "fasta", tmp_path / "chr.fa", "-m", model, "--chunk", 1000,
           "--overlap", 100, "--threads", 1), {}),
-        (("tag", "--input-format", "fasta", tmp_path / "chr.fa", "-m", model, "--window",
+        (("tag", "--input-format", "fasta", tmp_path / "chr.fa", "-m", model, "--chunk",
           400_000), {}),
-        (("tag", "--input-format", "fasta", tmp_path / "chr.fa", "-m", model, "--window", 1000,
+        (("tag", "--input-format", "fasta", tmp_path / "chr.fa", "-m", model, "--chunk", 1000,
           "--overlap", 100, "--threads", 3, "--batch-size", 7), {}))
     assert small.stdout == whole.stdout == threads.stdout
     assert read_label_fasta(small.stdout)["chr1"] == labels_of(seq)
@@ -189,7 +189,7 @@ def test_long_record_in_windows_equals_one_window(model, tmp_path):
      "s.fa: FASTA sequences need their labels"),
     ({"s.fa": ">a\nAC\n"}, ["tag", "--input-format", "fasta", "s.fa", "-f", "jsonl"],
      "-f jsonl is not an output for sequences"),
-    ({"s.fa": ">a\nAC\n"}, ["tag", "--input-format", "fasta", "s.fa", "--window", 10,
+    ({"s.fa": ">a\nAC\n"}, ["tag", "--input-format", "fasta", "s.fa", "--chunk", 10,
                             "--overlap", 10], "--overlap is 10"),
     ({"s.fa": ">a\nAC\n"}, ["tag", "--input-format", "fasta", "s.fa", "-f", "bed",
                             "--background", "Q"], "--background 'Q' is not a label"),

@@ -43,7 +43,7 @@ def evaluate_cmd(
     labels_path: Optional[str] = typer.Option(
         None, "--labels", metavar="FILE",
         help="With --input-format fasta: the FASTA of gold label strings (the same ids)."),
-    window: int = typer.Option(4096, "--window", min=1,
+    window: int = typer.Option(4096, "--chunk", min=1,
                                help="Sequences: residues tagged together (as for tag)."),
     overlap: int = typer.Option(256, "--overlap", min=0,
                                 help="Sequences: residues shared by consecutive windows."),

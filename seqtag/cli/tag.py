@@ -76,7 +76,7 @@ def tag(
         help="With --input-format fasta: a FASTA of gold label strings (the same ids), shown "
              "beside the predictions in -f conll."),
     window: int = typer.Option(
-        4096, "--window", min=1,
+        4096, "--chunk", min=1,
         help="Sequences: residues tagged together; a longer record is cut into overlapping "
              "windows."),
     overlap: int = typer.Option(
