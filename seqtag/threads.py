@@ -76,9 +76,21 @@ def ordered(fn: Callable, jobs: Iterable, threads: int | None = 1) -> Iterator:
             yield job, fn(job)
         return
     pending: deque = deque()
+    stream = iter(jobs)
     with ThreadPoolExecutor(threads, thread_name_prefix="seqtag") as executor:
         try:
-            for job in jobs:
+            while True:
+                try:
+                    job = next(stream)
+                except StopIteration:
+                    break
+                except Exception:
+                    # The stream failed (a bad input line): the jobs read before it are still
+                    # given out, in order, as one thread would have, and then the error.
+                    while pending:
+                        done, future = pending.popleft()
+                        yield done, future.result()
+                    raise
                 pending.append((job, executor.submit(fn, job)))
                 if len(pending) > threads:
                     job, future = pending.popleft()

@@ -153,6 +153,31 @@ def test_an_error_after_some_batches_comes_after_their_output_on_threads(bundled
     assert got == [["Sam", "Li"]] * 10
 
 
+def test_a_bad_input_line_comes_after_the_batches_read_before_it_on_threads(tmp_path):
+    """The input fails while batches read before it are still running: they are written, as
+    with one thread, then the ERROR line."""
+    from seqtag.threads import ordered
+
+    def jobs():
+        yield from range(7)
+        raise SeqtagError("bad line", path="x", line=8)
+
+    got = []
+    with pytest.raises(SeqtagError, match="bad line"):
+        for job, result in ordered(lambda j: j * j, jobs(), threads=2):
+            got.append((job, result))
+    assert got == [(j, j * j) for j in range(7)]
+    text = tmp_path / "texts.txt"
+    text.write_bytes(b"Sam Li met Tom .\n" * 299 + b"bad \xff byte\n" + b"Tom .\n" * 5)
+    outs = [subprocess.run([sys.executable, "-m", "seqtag", "tag", "-i", text, "--batch-size",
+                            "16", "--threads", str(n)], capture_output=True, timeout=600)
+            for n in (1, 2)]
+    for proc in outs:
+        assert proc.returncode != 0 and proc.stderr.startswith(b"ERROR:"), proc.stderr
+    assert outs[0].stdout == outs[1].stdout
+    assert outs[0].stdout.count(b"\n\n") == 288      # the 18 whole batches before line 300
+
+
 def _cli(*args, env=None):
     proc = subprocess.run([sys.executable, "-m", "seqtag", *map(str, args)],
                           capture_output=True, env={**os.environ, **(env or {})}, timeout=600)
