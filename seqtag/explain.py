@@ -89,6 +89,7 @@ class Explainer:
         self.network = Network(model.params, model.architecture, model.encoder.spellings,
                                kernels=kernel_set("numba"))
         self.network.attach_grads({k: np.zeros_like(v) for k, v in model.params.items()})
+        self.network.output.temperature = model.temperature
         names = list(model.architecture.features)
         self.parts = ["word", *names] + (["spelling"] if model.chars is not None else [])
 
@@ -127,35 +128,24 @@ class Explainer:
 
         return E, X, backprop
 
-    def _chain_marginals(self, U: np.ndarray) -> np.ndarray:
-        out = self.network.output
-        p, s = out.params, np.float32(1 / self.model.temperature)
-        offsets = np.array([0, len(U)], dtype=np.int64)
-        P = np.empty_like(U)
-        out.kernels.crf_marginals(np.ascontiguousarray(U * s), offsets, p["trans"] * s,
-                                  p["start"] * s, p["end"] * s, P)
-        return P
-
     def _target_grad(self, E: np.ndarray, clamp: dict[int, list[int]]) -> tuple[float, np.ndarray]:
         """(P(target), ∂log P(target)/∂E): the target fixes token t to one of clamp[t]."""
         tau = self.model.temperature
         if self.model.crf:
-            P = self._chain_marginals(E)
+            from seqtag.decoding import _log_partition
+
+            out = self.network.output        # divides by τ itself (its temperature)
+            offsets = np.array([0, len(E)], dtype=np.int64)
             V = E.copy()
             for t, allowed in clamp.items():
                 keep = V[t, allowed].copy()
                 V[t, :] = _NEG
                 V[t, allowed] = keep
-            Pc = self._chain_marginals(V)
-            out = self.network.output
-            p, s = out.params, np.float32(1 / tau)
-            from seqtag.decoding import _log_partition
-
-            offsets = np.array([0, len(E)], dtype=np.int64)
-            log_z = _log_partition(out.kernels, E * s, offsets, p["trans"] * s, p["start"] * s,
-                                   p["end"] * s)
-            log_zc = _log_partition(out.kernels, V * s, offsets, p["trans"] * s,
-                                    p["start"] * s, p["end"] * s)
+            U, trans, start, end = out.chain(E, offsets)
+            log_z = _log_partition(out.kernels, U, offsets, trans, start, end)
+            log_zc = _log_partition(out.kernels, out.chain(V, offsets)[0], offsets, trans, start,
+                                    end)
+            P, Pc = out.marginals(E, offsets), out.marginals(V, offsets)
             return float(np.exp(log_zc - log_z)), (Pc - P).astype(np.float64) / tau
         Y = E.astype(np.float64) / tau
         Y = np.exp(Y - Y.max(axis=1, keepdims=True))

@@ -38,15 +38,15 @@ class Ranked:
 
 def _scores(model, token_lists: Sequence[Sequence[str]], strategy: str) -> list[tuple]:
     """(score, labels, probs) of each sentence of a batch."""
-    results = model.analyse(token_lists, proba=True, nbest=1)
+    results = model.analyse(token_lists, proba=True, nbest=0 if strategy == "entropy" else 1)
     out = []
-    if strategy == "entropy":
-        marginals = model.predict_proba(token_lists)
-    for i, (tokens, r) in enumerate(zip(token_lists, results)):
+    for tokens, r in zip(token_lists, results):
         labels = [model.labels[k] for k in r["labels"]]
         T = len(tokens)
         if strategy == "entropy":
-            P = np.clip(marginals[i].astype(np.float64), 1e-12, 1.0)
+            # every label's marginal, from the emissions analyse computed (no second pass)
+            P = model.network.output.marginals(r["emissions"], np.array([0, T], np.int64))
+            P = np.clip(P.astype(np.float64), 1e-12, 1.0)
             score = float(-(P * np.log(P)).sum() / T)
         else:
             p_best = r["nbest"][0][1] if r["nbest"] else 1.0
