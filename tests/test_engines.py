@@ -249,8 +249,13 @@ def test_warmup_process_writes_the_marker(tmp_path):
     r = subprocess.run([sys.executable, "-m", "seqtag", "tag", "Sam Li"], capture_output=True,
                        text=True, cwd=REPO, env=env, timeout=120)
     assert r.returncode == 0, r.stderr
-    assert (tmp_path / "seqtag-warmup.lock").exists()
+    # The detached warm-up takes its lock once its interpreter is up, which may be after the
+    # tagging process has exited: wait for the lock (or the finished marker), not assume it.
     deadline = time.time() + 600
+    while time.time() < deadline and not (tmp_path / "seqtag-warmup.lock").exists() \
+            and not list(tmp_path.glob("seqtag-warm-*")):
+        time.sleep(0.1)
+    assert (tmp_path / "seqtag-warmup.lock").exists() or list(tmp_path.glob("seqtag-warm-*"))
     while time.time() < deadline and not list(tmp_path.glob("seqtag-warm-*")):
         time.sleep(1)
     assert list(tmp_path.glob("seqtag-warm-*"))
