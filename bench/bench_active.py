@@ -103,6 +103,8 @@ def main(argv=None) -> int:
     ap.add_argument("--rounds", type=int, default=4)
     ap.add_argument("--by", default="mnlp", help="ranking strategy (seqtag rank --by)")
     ap.add_argument("--epochs", type=int, help="training epochs (default: the default model's)")
+    ap.add_argument("--threads", type=int, help="training threads (default: the default "
+                    "model's, all cores; the curve is the same for any count)")
     ap.add_argument("--quick", action="store_true",
                     help="smoke run: 200 + 2 rounds of 2,000 tokens, 3 epochs, one seed, "
                          "test cut to 500 sentences")
@@ -122,6 +124,8 @@ def main(argv=None) -> int:
         dev, test = dev[:500], test[:500]
     if args.epochs:
         cfg = dataclasses.replace(cfg, epochs=args.epochs)
+    if args.threads:
+        cfg = dataclasses.replace(cfg, threads=args.threads)
     print(f"active learning on CoNLL-2003: start {args.start} random sentences, "
           f"+{args.tokens:,} tokens x {args.rounds} rounds, ranked by {args.by} vs random; "
           f"seeds {seeds}; epochs {cfg.epochs}" + (" (--quick)" if args.quick else ""))
