@@ -132,7 +132,7 @@ def span_probabilities(output, E: np.ndarray, label_names: Sequence[str],
     """For each entity (type, i, j) of the labelling ``labels`` of ONE sentence (in
     schemes.spans order), P(tokens i..j-1 carry exactly these labels and the next token does not
     continue the entity): a ratio of two partition functions, exact for a CRF."""
-    from seqtag.schemes import spans as find_spans, split_label
+    from seqtag.schemes import continues, spans as find_spans
 
     spans = find_spans(labels)
     if not spans:
@@ -148,10 +148,7 @@ def span_probabilities(output, E: np.ndarray, label_names: Sequence[str],
             keep = index[labels[t]]
             V[t, :keep] = V[t, keep + 1:] = -1e30
         if j < len(labels):
-            for k, lab in enumerate(label_names):
-                prefix, typ = split_label(lab)
-                if typ == type_ and prefix in ("I", "E"):
-                    V[j, k] = -1e30
+            V[j, continues(label_names, type_)] = -1e30
         log_z_span = _log_partition(output.kernels, V, offsets, trans, start, end)
         out.append(float(np.exp(log_z_span - log_z)))
     return out

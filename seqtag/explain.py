@@ -32,7 +32,7 @@ from typing import Sequence
 
 import numpy as np
 
-from seqtag.schemes import spans, split_label
+from seqtag.schemes import continues, spans
 
 _NEG = np.float32(-1e30)
 STEPS = 8       # integrated gradients' steps (bench/bench_explain.py: 1 step is not faithful enough)
@@ -194,9 +194,8 @@ class Explainer:
                 clamp = {t: [index[labels[t]]] for t in range(i, j)}
                 if j < len(tokens):
                     # the entity ends at j: the next token does not continue it
-                    clamp[j] = [k for k, lab in enumerate(model.labels)
-                                if not (split_label(lab)[1] == typ
-                                        and split_label(lab)[0] in ("I", "E"))]
+                    stop = set(continues(model.labels, typ))
+                    clamp[j] = [k for k in range(len(model.labels)) if k not in stop]
                 targets.append(({"kind": "entity", "label": typ, "start": i, "end": j,
                                  "text": " ".join(tokens[i:j]), "index": n}, clamp))
         out = []

@@ -112,6 +112,13 @@ def spans(labels: Sequence[str]) -> list[tuple[str, int, int]]:
     return chunks
 
 
+def continues(label_names: Sequence[str], type_: str) -> list[int]:
+    """The indices of the labels that would continue an entity of ``type_`` on the next token
+    (I- and E- of that type): forbidding them there makes an entity end where it is."""
+    return [k for k, lab in enumerate(label_names)
+            if split_label(lab)[1] == type_ and split_label(lab)[0] in ("I", "E")]
+
+
 def _label(prefix: str, type_: str) -> str:
     return f"{prefix}-{type_}" if type_ else prefix
 

@@ -194,3 +194,12 @@ def test_spans_agree_with_seqeval_on_random_sequences():
             labels = [lab.split("-")[0] if rng.random() < 0.5 else lab for lab in labels]
         expected = [(t if t != "_" else "", s, e + 1) for t, s, e in get_entities(labels)]
         assert spans(labels) == expected, labels
+
+
+def test_continues_names_the_labels_that_would_extend_an_entity():
+    from seqtag.schemes import continues
+
+    names = ["O", "B-PER", "I-PER", "E-PER", "S-PER", "I-LOC", "B-LOC"]
+    assert continues(names, "PER") == [2, 3]
+    assert continues(names, "LOC") == [5]
+    assert continues(names, "ORG") == []
