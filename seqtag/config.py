@@ -114,6 +114,10 @@ class TrainConfig:
     window: int = option(
         0, "Neighbours on each side whose embeddings (one per position) are summed into "
            "x<t> with the token's own (needs --embed-dim).", min=0, max=32)
+    ensemble: int = option(
+        1, "Train this many models (seeds --seed, --seed+1, ...), each stopped on dev, and "
+           "save them merged into one model that tags with the mean of their scores; the run "
+           "takes as many times as long, tagging about its square.", min=1, max=64)
     threads: int | None = option(
         None, "Threads to train with (default: the cores this process may use); the model is "
               "the same, bit for bit, for any count.", min=1, max=1024)
