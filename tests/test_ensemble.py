@@ -76,12 +76,24 @@ def test_ensemble_run_merges_the_seeded_runs(tmp_path):
     assert "ensemble" not in (RNNTagger.load(path).meta.get("requires") or [])
 
 
-def test_cli_ensemble_refuses_resume(tmp_path):
-    train = tmp_path / "train.tsv"
-    train.write_text("".join("".join(f"{t}\t{l}\n" for t, l in zip(s.tokens, s.labels)) + "\n"
-                             for s in TRAIN[:20]))
+def test_cli_ensemble_trains_and_inspect_shows_it(tmp_path):
+    train, dev = tmp_path / "train.tsv", tmp_path / "dev.tsv"
+    for path, sents in ((train, TRAIN[:30]), (dev, DEV[:8])):
+        path.write_text("".join("".join(f"{t}\t{l}\n" for t, l in zip(s.tokens, s.labels))
+                                + "\n" for s in sents))
+    model = tmp_path / "m.npz"
+    run = subprocess.run(SEQTAG + ["train", str(train), "--dev", str(dev), "--ensemble", "2",
+                                   "--epochs", "2", "--hidden", "8", "--embed-dim", "6",
+                                   "--threads", "1", "-o", str(model)],
+                         capture_output=True, text=True)
+    assert run.returncode == 0, run.stderr
+    assert "ensemble member 2 of 2" in run.stderr and "2 ensemble members merged" in run.stderr
+    assert not (tmp_path / "m.ckpt.npz").exists()
+    shown = subprocess.run(SEQTAG + ["inspect", str(model)], capture_output=True, text=True)
+    assert "ensemble: 2 members merged" in shown.stdout and "hidden=16" in shown.stdout
+    # --resume continues one run: refused with one ERROR line
     out = subprocess.run(SEQTAG + ["train", str(train), "--ensemble", "2", "--resume",
-                                   "--epochs", "1", "-o", str(tmp_path / "m.npz")],
+                                   "--epochs", "1", "-o", str(tmp_path / "m2.npz")],
                          capture_output=True, text=True)
     assert out.returncode != 0
     assert "ERROR" in out.stderr and "--ensemble 2" in out.stderr
