@@ -138,7 +138,8 @@ def main() -> None:
         print("configuration: " + ", ".join(f"{k}={hyper[k]}" for k in
                                             ("level", "hidden", "embed_dim", "window",
                                              "features", "char_filters", "dropout",
-                                             "input_dropout", "feature_dropout", "cell")))
+                                             "input_dropout", "feature_dropout", "cell",
+                                             "ensemble")))
     mean_dev = sum(r[1] for r in rows) / len(rows)
     print(f"mean dev Q3 {mean_dev:.2f}%" + (f" (folds; pooled over {pooled[1]:,} residues: "
                                              f"{100 * pooled[0] / pooled[1]:.2f}%)"

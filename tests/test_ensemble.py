@@ -35,7 +35,8 @@ TRAIN, DEV = _proteins(80, 1), _proteins(20, 2)
 
 
 def _member(seed: int, **options) -> RNNTagger:
-    cfg = TrainConfig(seed=seed, epochs=3, hidden=8, embed_dim=6, window=2, threads=1, **options)
+    cfg = TrainConfig(seed=seed, epochs=3, hidden=8, embed_dim=6, window=2, threads=1,
+                      ensemble=1, **options)
     return Trainer(cfg).fit(TRAIN, DEV).model_
 
 
