@@ -173,6 +173,10 @@ class Trainer:
             raise SeqtagError(f"--ensemble {cfg.ensemble} trains {cfg.ensemble} models from "
                               f"scratch: {'--resume' if resume else '--init'} continues one",
                               hint="give --ensemble 1")
+        if cfg.char_filters:
+            raise SeqtagError(f"--ensemble {cfg.ensemble} cannot merge models with a character "
+                              f"CNN yet (--char-filters {cfg.char_filters})",
+                              hint="give --char-filters 0, or --ensemble 1")
         members = []
         for k in range(cfg.ensemble):
             self.progress("member", {"member": k + 1, "members": cfg.ensemble})

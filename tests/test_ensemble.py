@@ -15,6 +15,7 @@ from seqtag.ensemble import merge
 from seqtag.model import RNNTagger
 from seqtag.training import Trainer
 from seqtag.config import TrainConfig
+from seqtag.errors import SeqtagError
 
 SEQTAG = [sys.executable, "-m", "seqtag"]
 
@@ -99,3 +100,9 @@ def test_cli_ensemble_trains_and_inspect_shows_it(tmp_path):
     assert out.returncode != 0
     assert "ERROR" in out.stderr and "--ensemble 2" in out.stderr
     assert "Traceback" not in out.stderr
+
+
+def test_ensemble_of_a_character_cnn_is_refused_before_training():
+    words = [Sentence(["Sam", "Li", "and", "Tom"], ["B-P", "I-P", "O", "B-P"], [], 1)]
+    with pytest.raises(SeqtagError, match="character CNN"):
+        Trainer(TrainConfig(ensemble=2, epochs=1, threads=1)).fit(words, words)
