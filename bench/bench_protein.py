@@ -2,17 +2,21 @@
 
 Reads ../shared/data/protein_qian_sejnowski as distributed (`LETTER LABEL` lines; `<>` and `<end>`
 lines are sequence boundaries, never residues), holds out the last 11 training proteins as dev
-(the epoch, and every choice of the character-level configuration, was made on dev only),
-trains seeds 1, 2, 3 with the default configuration (level auto: every token is one letter, so
+(each run's epochs are chosen on it), trains seeds 1, 2, 3 with the default configuration (level auto: every token is one letter, so
 the character-level one) and prints test Q3 per seed and their mean, against the bar of 64.3%
 (Qian & Sejnowski's network over a 13-residue window). With --columns it also converts the
 files to plain column files, one residue per line, and trains from those with `seqtag train`
 (a subprocess): the same model if the level is detected from the columns too.
 
+The configuration was chosen without the test file: with --cv K (K-fold cross-validation over
+the training proteins, homologs kept in one fold, see homology_folds) and, in a first round, on
+the last 11 training proteins (--dev-only; --folds: disjoint blocks of 11 per seed).
+
 Research data: never ship a model trained on it (see the data's README).
 
     python bench/bench_protein.py --data ../shared/data [--columns] [--seeds 1,2,3]
         [--set hidden=64 --set window=4 ...]  (options for experiments, on dev)
+    python bench/bench_protein.py --data ../shared/data --cv 5 [--set cell=gru ...]  (choosing)
 """
 
 from __future__ import annotations
