@@ -2,17 +2,21 @@
 
 Reads ../shared/data/protein_qian_sejnowski as distributed (`LETTER LABEL` lines; `<>` and `<end>`
 lines are sequence boundaries, never residues), holds out the last 11 training proteins as dev
-(the epoch, and every choice of the character-level configuration, was made on dev only),
-trains seeds 1, 2, 3 with the default configuration (level auto: every token is one letter, so
+(each run's epochs are chosen on it), trains seeds 1, 2, 3 with the default configuration (level auto: every token is one letter, so
 the character-level one) and prints test Q3 per seed and their mean, against the bar of 64.3%
 (Qian & Sejnowski's network over a 13-residue window). With --columns it also converts the
 files to plain column files, one residue per line, and trains from those with `seqtag train`
 (a subprocess): the same model if the level is detected from the columns too.
 
+The configuration was chosen without the test file: with --cv K (K-fold cross-validation over
+the training proteins, homologs kept in one fold, see homology_folds) and, in a first round, on
+the last 11 training proteins (--dev-only; --folds: disjoint blocks of 11 per seed).
+
 Research data: never ship a model trained on it (see the data's README).
 
     python bench/bench_protein.py --data ../shared/data [--columns] [--seeds 1,2,3]
         [--set hidden=64 --set window=4 ...]  (options for experiments, on dev)
+    python bench/bench_protein.py --data ../shared/data --cv 5 [--set cell=gru ...]  (choosing)
 """
 
 from __future__ import annotations
@@ -87,7 +91,14 @@ def main() -> None:
     ap.add_argument("--set", action="append", default=[], metavar="OPTION=VALUE",
                     help="a training option other than the default (experiments, on dev)")
     ap.add_argument("--dev-only", action="store_true", help="print dev Q3 only (choosing)")
+    ap.add_argument("--folds", action="store_true",
+                    help="choosing: the k-th seed holds out the k-th block of 11 training "
+                         "proteins from the end (disjoint dev sets, 3x the dev residues)")
+    ap.add_argument("--cv", type=int, default=0, metavar="K",
+                    help="choosing: Q3 pooled over K folds of the training proteins, homologs "
+                         "in one fold (no test)")
     args = ap.parse_args()
+    args.dev_only = args.dev_only or args.folds     # folds choose; the bar is the fixed split's
     folder = Path(args.data) / "protein_qian_sejnowski"
     if not (folder / "protein-secondary-structure.train").exists():
         print(f"{folder} not found: nothing to benchmark (give --data DIR)")
@@ -96,6 +107,9 @@ def main() -> None:
     import seqtag
 
     train_all = read_proteins(folder / "protein-secondary-structure.train")
+    if args.cv:
+        cross_validate(train_all, args.cv, options(args.set), args.threads)
+        return
     test = read_proteins(folder / "protein-secondary-structure.test")
     train, dev = train_all[:-N_DEV], train_all[-N_DEV:]
     print(f"protein secondary structure (Qian & Sejnowski 1988): train {len(train)} proteins "
@@ -104,7 +118,12 @@ def main() -> None:
     extra = options(args.set)
     seeds = [int(s) for s in args.seeds.split(",")]
     rows = []
-    for seed in seeds:
+    pooled = [0, 0]
+    for k, seed in enumerate(seeds):
+        if args.folds:
+            # seed k's dev: the k-th block of N_DEV proteins from the end of train (test unseen)
+            end = len(train_all) - k * N_DEV
+            train, dev = train_all[:end - N_DEV] + train_all[end:], train_all[end - N_DEV:end]
         t0 = time.perf_counter()
         tagger = seqtag.Tagger(seed=seed, threads=args.threads, **extra).fit(train, dev)
         seconds = time.perf_counter() - t0
@@ -113,6 +132,9 @@ def main() -> None:
         test_q3 = None if args.dev_only else \
             q3([l for _, l in test], tagger.predict([t for t, _ in test]))
         rows.append((seed, dev_q3, test_q3))
+        n = sum(len(t) for t, _ in dev)
+        pooled[0] += dev_q3 * n / 100
+        pooled[1] += n
         print(f"seed {seed}: level {hyper['level']}, best epoch {tagger.best_epoch_}, dev Q3 "
               f"{dev_q3:.2f}%" + ("" if test_q3 is None else f", test Q3 {test_q3:.2f}%") +
               f"  ({seconds:.0f} s)", flush=True)
@@ -120,9 +142,12 @@ def main() -> None:
         print("configuration: " + ", ".join(f"{k}={hyper[k]}" for k in
                                             ("level", "hidden", "embed_dim", "window",
                                              "features", "char_filters", "dropout",
-                                             "input_dropout", "feature_dropout", "cell")))
+                                             "input_dropout", "feature_dropout", "cell",
+                                             "ensemble")))
     mean_dev = sum(r[1] for r in rows) / len(rows)
-    print(f"mean dev Q3 {mean_dev:.2f}%")
+    print(f"mean dev Q3 {mean_dev:.2f}%" + (f" (folds; pooled over {pooled[1]:,} residues: "
+                                             f"{100 * pooled[0] / pooled[1]:.2f}%)"
+                                             if args.folds else ""))
     if args.dev_only:
         return
     mean = sum(r[2] for r in rows) / len(rows)
@@ -131,6 +156,53 @@ def main() -> None:
           f"always coil: 54.6%)")
     if args.columns:
         columns(args, train, dev, test, seeds, extra)
+
+
+def homology_folds(proteins, k: int, share: float = 0.2) -> list[int]:
+    """Each protein's fold (0..k-1): contiguous blocks of the file, except that proteins sharing
+    at least ``share`` of their 5-mers (of the shorter one's) are one group (union-find), in the
+    block of the group's root (the root of the last group a protein joined). The test proteins
+    share at most 3% with any training protein, while a few training proteins are near copies of
+    others (5 pairs share all, two families of 4 chains): a fold that kept one copy in its
+    training part would score them as the test never is."""
+    grams = [{"".join(t[i:i + 5]) for i in range(len(t) - 4)} for t, _ in proteins]
+    root = list(range(len(proteins)))
+
+    def find(i):
+        while root[i] != i:
+            i = root[i]
+        return i
+
+    for i in range(len(proteins)):
+        for j in range(i):
+            if len(grams[i] & grams[j]) >= share * min(len(grams[i]), len(grams[j])):
+                root[find(i)] = find(j)
+    return [find(i) * k // len(proteins) for i in range(len(proteins))]
+
+
+def cross_validate(proteins, k: int, extra: dict, threads: int) -> None:
+    """Q3 pooled over the K held-out folds of the training proteins (homologs kept in one
+    fold: homology_folds): a dev of 18,105 residues instead of 2,646, to choose a configuration
+    on; fold f trains with seed f. The test file is not read."""
+    import seqtag
+
+    fold_of = homology_folds(proteins, k)
+    right = total = 0
+    for fold in range(k):
+        dev = [p for p, f in zip(proteins, fold_of) if f == fold]
+        train = [p for p, f in zip(proteins, fold_of) if f != fold]
+        t0 = time.perf_counter()
+        tagger = seqtag.Tagger(seed=fold + 1, threads=threads, **extra).fit(train, dev)
+        predicted = tagger.predict([t for t, _ in dev])
+        n = sum(len(t) for t, _ in dev)
+        fold_q3 = q3([l for _, l in dev], predicted)
+        right += fold_q3 * n / 100
+        total += n
+        print(f"fold {fold + 1}/{k}: {len(train)} proteins -> {len(dev)} ({n:,} residues), "
+              f"best epoch {tagger.best_epoch_}, Q3 {fold_q3:.2f}%  "
+              f"({time.perf_counter() - t0:.0f} s)", flush=True)
+    print(f"{k}-fold cross-validated Q3 {100 * right / total:.2f}%"
+          + (f"  ({', '.join(f'{a}={b}' for a, b in extra.items())})" if extra else ""))
 
 
 def columns(args, train, dev, test, seeds, extra) -> None:

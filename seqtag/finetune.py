@@ -116,6 +116,9 @@ def init_config(model: RNNTagger, options: dict) -> TrainConfig:
                           f"yet", hint="train from scratch without --init")
     values.update(arch)
     values["embeddings"] = None
+    # An ensemble's merged network is one model to fine-tune (ensemble members start from
+    # scratch).
+    values["ensemble"] = 1
     for key, value in options.items():
         if key not in names:
             raise TypeError(f"unknown training option {key!r}")

@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import os
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from datetime import datetime, timezone
 from typing import Callable, Sequence
 
@@ -29,7 +29,7 @@ import numpy as np
 
 from seqtag import __version__
 from seqtag.build import build_model, check_corpus, hyperparameters
-from seqtag.config import TrainConfig, plain
+from seqtag.config import _MAX_SEED, TrainConfig, plain
 from seqtag.corpus import CorpusInfo, Sentence
 from seqtag.encoding import pack
 from seqtag.metrics import evaluate
@@ -81,6 +81,9 @@ class Trainer:
         # The level (word or char) and its defaults follow the data: ``config_`` is what ran.
         cfg = self.config_ = self.config.check().for_data(
             s.tokens for s in list(train) + list(dev or [])).check()
+        if cfg.ensemble > 1:
+            return self._fit_ensemble(cfg, train, dev, vocab, corpus, dev_corpus, resume, init,
+                                      started)
         rng = np.random.default_rng(cfg.seed)
         self.init_ = None
         if init is not None:
@@ -151,6 +154,54 @@ class Trainer:
             features=model.features, chars=model.chars)
         if self.model_ is not None and dev and not self.interrupted_:
             # Calibrate --scores on the dev set (seqtag.calibration); labels stay the same.
+            from seqtag.calibration import fit_temperature
+
+            fit = fit_temperature(self.model_, [s.tokens for s in dev], [s.labels for s in dev])
+            self.model_.set_temperature(fit["temperature"], fit)
+            self.progress("calibrated", fit)
+        return self
+
+    def _fit_ensemble(self, cfg, train, dev, vocab, corpus, dev_corpus, resume, init,
+                      started) -> "Trainer":
+        """cfg.ensemble runs of one model (seeds cfg.seed, cfg.seed + 1, ...), merged into one
+        model that scores with their mean (seqtag.ensemble). Each member is chosen on dev and
+        writes the checkpoint as a run of its own. An interrupted run, or one stopped by the
+        time budget, keeps the members that have a model."""
+        from seqtag.ensemble import merge
+
+        if resume or init is not None:
+            raise SeqtagError(f"--ensemble {cfg.ensemble} trains {cfg.ensemble} models from "
+                              f"scratch: {'--resume' if resume else '--init'} continues one",
+                              hint="give --ensemble 1")
+        if cfg.char_filters:
+            raise SeqtagError(f"--ensemble {cfg.ensemble} cannot merge models with a character "
+                              f"CNN yet (--char-filters {cfg.char_filters})",
+                              hint="give --char-filters 0, or --ensemble 1")
+        members = []
+        for k in range(cfg.ensemble):
+            self.progress("member", {"member": k + 1, "members": cfg.ensemble})
+            member = Trainer(replace(cfg, seed=(cfg.seed + k) % (_MAX_SEED + 1), ensemble=1),
+                             self.progress, self.checkpoint, started).fit(
+                train, dev, vocab=vocab, corpus=corpus, dev_corpus=dev_corpus)
+            if member.model_ is not None:
+                members.append(member)
+            if member.interrupted_ or member.stopped_by_budget_:
+                break
+        self.interrupted_ = any(m.interrupted_ for m in members)
+        self.stopped_by_budget_ = any(m.stopped_by_budget_ for m in members)
+        self.pretrained_ = members[0].pretrained_ if members else 0
+        self.init_ = None
+        self.history_ = members[0].history_ if members else []
+        self.best_epoch_ = members[0].best_epoch_ if members else 0
+        self.model_ = merge([m.model_ for m in members]) if members else None
+        if self.model_ is None:
+            return self
+        self.model_.meta.update(
+            hyperparameters=hyperparameters(cfg), seed=cfg.seed,
+            interrupted=self.interrupted_,
+            ensemble=[{"seed": m.config_.seed, "best_epoch": m.best_epoch_,
+                       "history": m.history_} for m in members])
+        if dev and not self.interrupted_:
             from seqtag.calibration import fit_temperature
 
             fit = fit_temperature(self.model_, [s.tokens for s in dev], [s.labels for s in dev])

@@ -39,6 +39,7 @@ def test_bundled_model_has_the_default_configuration(bundled_model):
     from seqtag.config import TrainConfig
 
     # Trained on words, at level auto: the word level. Options added since the model was built
-    # (level, window) count at the values that build it again.
-    recorded = {"level": "word", "window": 0, **bundled_model.meta["hyperparameters"]}
+    # (level, window, ensemble) count at the values that build it again.
+    recorded = {"level": "word", "window": 0, "ensemble": 1,
+                **bundled_model.meta["hyperparameters"]}
     assert recorded == hyperparameters(TrainConfig(level="word"))

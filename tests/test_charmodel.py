@@ -11,8 +11,8 @@ import sys
 import numpy as np
 import pytest
 
-from seqtag.config import (CHAR, CHAR_LARGE_ALPHABET, CHAR_SMALL_ALPHABET, TrainConfig,
-                           is_char_level)
+from seqtag.config import (CHAR, CHAR_LARGE_ALPHABET, CHAR_SMALL_ALPHABET,
+                           SMALL_DATA_ENSEMBLE, TrainConfig, is_char_level)
 from seqtag.corpus import Sentence
 from seqtag.encoding import Encoder
 from seqtag.errors import SeqtagError
@@ -35,6 +35,11 @@ def test_char_data_gets_the_char_configuration():
     assert TrainConfig().for_data(PROTEINS * 4).batch_size == 4
     assert TrainConfig().for_data(DNA).batch_size == TrainConfig().batch_size
     assert TrainConfig().for_data(PROTEINS).window > 0 == TrainConfig().for_data(DNA).window
+    # few proteins: an ensemble; DNA, or many proteins: one model; one given: kept
+    assert TrainConfig().for_data(PROTEINS).ensemble == SMALL_DATA_ENSEMBLE > 1
+    assert TrainConfig().for_data(PROTEINS * 40).ensemble == 1
+    assert TrainConfig().for_data(DNA).ensemble == 1
+    assert TrainConfig(ensemble=1).for_data(PROTEINS).ensemble == 1
 
 
 def test_word_data_keeps_the_default():

@@ -48,6 +48,8 @@ def describe(model, path: Path, top: int = 20, state=None,
         "corpus": meta.get("corpus"),
         "dev_corpus": meta.get("dev_corpus"),
         "init": meta.get("init"),
+        "ensemble": [{k: m.get(k) for k in ("seed", "best_epoch")}
+                     for m in meta.get("ensemble") or [] if isinstance(m, dict)],
         "vocabulary": {
             "size": vocab.n_words,
             "most_frequent": [[w, int(c)] for w, c in
@@ -129,6 +131,10 @@ def inspect_cmd(
         say(f"level: {info['level']}" + (" (one residue per token; the character-level "
                                          "configuration)" if info["level"] == "char" else ""))
         say("architecture: " + ", ".join(f"{k}={v}" for k, v in arch.items()))
+        if info["ensemble"]:
+            say(f"ensemble: {len(info['ensemble'])} members merged (block-diagonal, mean of "
+                f"their scores): " + ", ".join(f"seed {m['seed']} best epoch {m['best_epoch']}"
+                                               for m in info["ensemble"]))
         say("hyperparameters: " + ", ".join(
             f"{k}={v}" for k, v in (info["hyperparameters"] or {}).items()))
         for c in info["corpus"] or []:

@@ -158,9 +158,15 @@ class Renderer:
         self.notes: list[str] = []
 
     def __call__(self, event: str, info: dict) -> None:
-        if event == "start":
+        if event == "member":
+            # The next model of an --ensemble run: its own start, epochs and calibration follow.
+            self.close()
+            self.bar = None
+            err.print(f"ensemble member {info['member']} of {info['members']}", markup=False)
+        elif event == "start":
             for note in self.notes:
                 err.print(note, markup=False)
+            self.notes = []
             if info.get("init"):
                 added = info["init"]["added"]
                 err.print(f"starting from {info['init'].get('name', 'the init model')}: "
@@ -390,12 +396,18 @@ def train(
         if trainer.model_ is None:
             fail("interrupted before the first epoch ended; no model written", code)
         trainer.model_.save(out)
+        members = trainer.model_.meta.get("ensemble")
+        what = (f"the {len(members)} ensemble members merged" if members else
+                f"the model of epoch {trainer.best_epoch_}")
         if trainer.interrupted_:
-            err.print(f"saved the model of epoch {trainer.best_epoch_} to {out} (interrupted; "
-                      f"'--resume' continues from {checkpoint})", markup=False)
+            if members:     # the last member's: nothing an ensemble run resumes from
+                checkpoint.unlink(missing_ok=True)
+            err.print(f"saved {what} to {out} (interrupted; " +
+                      ("an --ensemble run is not resumed)" if members else
+                       f"'--resume' continues from {checkpoint})"), markup=False)
             raise typer.Exit(code)
         checkpoint.unlink(missing_ok=True)   # the run is complete: nothing left to resume
-        err.print(f"saved the model of epoch {trainer.best_epoch_} to {out}", markup=False)
+        err.print(f"saved {what} to {out}", markup=False)
 
 
 def _given(ctx: typer.Context, name: str) -> bool:
