@@ -279,7 +279,12 @@ class Trainer:
                     "corpus": [c.sha256 for c in corpus],
                     "dev_corpus": dev_corpus.sha256 if dev_corpus else None,
                     "init": (self.init_ or {}).get("sha256")}
-        got = {**info, "hyperparameters": _without(info.get("hyperparameters") or {}, free)}
+        # An option added since the checkpoint was written is absent from it: the checkpoint's
+        # run had the option's default (what seqtag did before the option existed).
+        recorded = info.get("hyperparameters") or {}
+        if recorded:
+            recorded = {**hyperparameters(TrainConfig()), **recorded}
+        got = {**info, "hyperparameters": _without(recorded, free)}
         for key, value in expected.items():
             if got.get(key) != value:
                 what = {"hyperparameters": "options", "init": "init model"}.get(key, "data")

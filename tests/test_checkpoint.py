@@ -153,3 +153,25 @@ def test_train_without_dev_holds_out_a_tenth_and_says_so(tmp_path):
     both = subprocess.run([*args, "--no-dev", "--dev", str(SAMPLES / "tiny.tsv")],
                           capture_output=True, timeout=300, env=ENV)
     assert both.returncode != 0 and both.stderr.decode().startswith("ERROR: --dev and --no-dev")
+
+
+def test_a_checkpoint_without_an_option_added_since_resumes_at_its_default(tmp_path, tiny):
+    """A checkpoint written before an option existed records no value for it: its run had the
+    option's default, so resuming with the default works, and with another value is refused."""
+    from seqtag.modelfile import save_model
+
+    small = dict(hidden=4, embed_dim=4, char_filters=2, char_dim=2, average=0.5, patience=0)
+    ckpt = tmp_path / "old.ckpt.npz"
+    Trainer(TrainConfig(**small, epochs=1), checkpoint=ckpt).fit(tiny)
+
+    def drop(name):
+        model, state = load_model(ckpt, with_state=True)
+        del state.meta["hyperparameters"][name]
+        save_model(model, ckpt, state=state)
+
+    drop("ensemble")            # default 1, as this run had
+    Trainer(TrainConfig(**small, epochs=2), checkpoint=ckpt).fit(tiny, resume=True)
+    assert checkpoint_epoch(ckpt) == 2
+    drop("average")             # default 0.0, but this run averaged at 0.5
+    with pytest.raises(SeqtagError, match="other options"):
+        Trainer(TrainConfig(**small, epochs=3), checkpoint=ckpt).fit(tiny, resume=True)
