@@ -207,7 +207,8 @@ def tag(
 
         from seqtag.model import RNNTagger
 
-        model = RNNTagger.load(model_path or default_model_path(), engine=engine)
+        # (the model only tags here: its embedded inputs can be kept from batch to batch)
+        model = RNNTagger.load(model_path or default_model_path(), engine=engine).keep_inputs()
 
         def tagged_streams():
             for kind, items, name in streams():
