@@ -32,20 +32,6 @@ def _shape(token: str) -> str:
     return "".join(out[:12])
 
 
-# _shape's classes for ASCII, by one translate; a run of three or more of one class is then
-# cut to two by a regex (the same string as the loop gives: tests compare them).
-_ASCII_SHAPE = str.maketrans({**{chr(c): "X" for c in range(65, 91)},
-                              **{chr(c): "x" for c in range(97, 123)},
-                              **{chr(c): "d" for c in range(48, 58)}})
-_RUNS = re.compile(r"(.)\1\1+", re.DOTALL)
-
-
-def _fast_shape(token: str) -> str:
-    if not token.isascii():
-        return _shape(token)
-    return _RUNS.sub(r"\1\1", token.translate(_ASCII_SHAPE))[:12]
-
-
 _DIGITS = re.compile(r"\d")
 
 
@@ -74,10 +60,6 @@ FEATURES: dict[str, Callable[[str], str]] = {
     "suffix2": lambda t: t[-2:].lower(),
     "suffix3": lambda t: t[-3:].lower(),
 }
-
-
-# Quicker equivalents for whole batches of tokens (the encoder's new words).
-_BATCH: dict[str, Callable[[str], str]] = {"shape": _fast_shape}
 
 
 def parse_features(spec: str) -> list[str]:
@@ -136,7 +118,7 @@ class FeatureSet:
         """Per feature, the value index of each token: ``ids`` of each token, transposed."""
         out = []
         for name, index in zip(self.names, self._index):
-            get, fn = index.get, _BATCH.get(name, FEATURES[name])
+            get, fn = index.get, FEATURES[name]
             out.append([get(v, 0) for v in map(fn, tokens)])
         return out
 
