@@ -295,7 +295,7 @@ class Network:
             D = self.params["Wya"].shape[1]
             A = np.empty((n, D), dtype=self.params["Wya"].dtype)
             for d in self.directions:
-                d.forward(np.ascontiguousarray(X), step_ids, offsets, A, False, exact)
+                d.forward(np.ascontiguousarray(X), step_ids, offsets, A, False, exact, True)
             return A, None
         if self.embed is not None:
             # Each distinct input row is embedded (and projected by each direction) once.
