@@ -12,6 +12,7 @@ bounded.
 
 from __future__ import annotations
 
+from itertools import chain
 from typing import Sequence
 
 import numpy as np
@@ -85,7 +86,7 @@ class Encoder:
                 ids = self.vocab.word_ids([tok for s in sentences for tok in s])
             ids = np.ascontiguousarray(ids, np.int32).reshape(-1, 1)
             return self._with_window(ids, offsets), offsets
-        flat = [tok for s in sentences for tok in s]
+        flat = list(chain.from_iterable(sentences))
         index = self._index
         # The batch's new token strings, by first sight (the order one token at a time would
         # add them in: the word types, and so the rows, come out the same), added at once.
