@@ -23,7 +23,7 @@ import unicodedata
 from itertools import accumulate, compress, repeat
 from operator import add, not_
 
-__all__ = ["tokenize", "tokens_and_offsets"]
+__all__ = ["tokenize", "tokens_and_offsets", "tokens_of"]
 
 # Abbreviations that end in a period; kept short and case-sensitive where a lower-case
 # spelling is an ordinary word ("no.", "sun."). "No." is left out: EWT
@@ -165,6 +165,22 @@ def tokens_and_offsets(text: str) -> tuple[list[str], list[tuple[int, int]]]:
             words[i:i + 1] = [w for w, _, _ in pieces]
             spans[i:i + 1] = [(a, b) for _, a, b in pieces]
     return words, spans
+
+
+def tokens_of(text: str) -> list[str]:
+    """The tokens of ``tokenize`` alone (no offsets to compute): as tokens_and_offsets, with
+    each chunk the patterns cut taken on its own. That gives the same tokens: the patterns look
+    behind a chunk's start only for a word character or '<', never whitespace, and ahead no
+    further than its end."""
+    lowered = text.lower()
+    if not text.isascii() or any(w in lowered for w in _SPLIT_WORDS):
+        return [w for w, _, _ in _tokenize(text)]
+    words = text.split()
+    for i in reversed(list(compress(range(len(words)), map(not_, map(str.isalnum, words))))):
+        word = words[i]
+        if len(word) > 1:
+            words[i:i + 1] = [w for w, _, _ in _chunk_tokens(word, 0, len(word))]
+    return words
 
 
 def tokenize(text: str) -> list[tuple[str, int, int]]:

@@ -205,12 +205,13 @@ def test_offsets_on_btc_tweets():
 
 def _patterns_only(monkeypatch, text):
     """The tokens the patterns give, every chunk through them (the chunk-by-chunk reference
-    _tokenize with its one-token shortcut turned off); also checks tokens_and_offsets, the
-    shortcuts tokenize takes, against that reference with the shortcut on."""
+    _tokenize with its one-token shortcut turned off); also checks tokens_and_offsets and
+    tokens_of, the shortcuts tokenize takes, against that reference with the shortcut on."""
     import seqtag.tokenizer as tokenizer
     reference = tokenizer._tokenize(text)
     words, offsets = tokenizer.tokens_and_offsets(text)
     assert words == [w for w, _, _ in reference] and offsets == [(a, b) for _, a, b in reference]
+    assert tokenizer.tokens_of(text) == words
     with monkeypatch.context() as m:
         m.setattr(tokenizer, "_one_token", lambda chunk: False)
         return tokenizer._tokenize(text)

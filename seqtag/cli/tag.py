@@ -212,8 +212,12 @@ def tag(
 
         def tagged_streams():
             for kind, items, name in streams():
-                run = tag_sentences if kind == "conll" else tag_texts
-                yield run(model, items, name=name, threads=threads, **options)
+                if kind == "conll":
+                    yield tag_sentences(model, items, name=name, threads=threads, **options)
+                else:
+                    # conll and inline output show no character offsets: not computed
+                    yield tag_texts(model, items, name=name, threads=threads, **options,
+                                    offsets=fmt in ("jsonl", "pretty"))
 
         _write(chain.from_iterable(tagged_streams()), fmt, scores)
 
