@@ -12,6 +12,7 @@ bounded.
 
 from __future__ import annotations
 
+from itertools import chain
 from typing import Sequence
 
 import numpy as np
@@ -38,6 +39,7 @@ class Encoder:
         # (_spelled) plus the types added since they were last made (_new_chars, _new_ends):
         # each batch converts only its new spellings, not every one seen so far.
         self._types: dict[str, int] = {}
+        self.generation = 0     # times trim dropped the caches: rows and types numbered anew
         self._clear_spellings()
         if chars is not None:
             self._type_of("")   # type 0: no spelling, what feature dropout turns a word into
@@ -84,13 +86,15 @@ class Encoder:
                 ids = self.vocab.word_ids([tok for s in sentences for tok in s])
             ids = np.ascontiguousarray(ids, np.int32).reshape(-1, 1)
             return self._with_window(ids, offsets), offsets
-        get, add, at = self._index.get, self._add, []
-        keep = at.append
-        for s in sentences:
-            for tok in s:
-                i = get(tok)
-                keep(add(tok) if i is None else i)
-        return self._with_window(self._table[np.array(at, dtype=np.int64)], offsets), offsets
+        flat = list(chain.from_iterable(sentences))
+        index = self._index
+        # The batch's new token strings, by first sight (the order one token at a time would
+        # add them in: the word types, and so the rows, come out the same), added at once.
+        new = [tok for tok in dict.fromkeys(flat) if tok not in index]
+        if new:
+            self._add_all(new)
+        at = np.fromiter(map(index.__getitem__, flat), dtype=np.int64, count=len(flat))
+        return self._with_window(self._table[at], offsets), offsets
 
     def char_ids(self, sequence: str) -> np.ndarray | None:
         """The word ids of a string's characters through a byte → id table, as
@@ -142,6 +146,28 @@ class Encoder:
         self._index[token] = n
         return n
 
+    def _add_all(self, tokens: list[str]) -> None:
+        """Append the rows of ``tokens`` (none of them in the cache yet), in their order: as
+        ``_add`` of each in turn, with the word ids and each feature's values computed for all
+        of them at once."""
+        n, k = len(self._index), len(tokens)
+        if n + k > len(self._table):
+            grown = np.empty((max(2 * len(self._table), n + k), self._own_columns), np.int32)
+            grown[:n] = self._table[:n]
+            self._table = grown
+        rows = self._table[n:n + k]
+        rows[:, 0] = self.vocab.word_ids(tokens)
+        col, base = 1, self.vocab.n_words
+        if self.features is not None:
+            for size, values in zip(self.features.sizes, self.features.ids_of_all(tokens)):
+                rows[:, col] = np.asarray(values, np.int32) + base
+                base += size
+                col += 1
+        if self.chars is not None:
+            type_of = self._type_of
+            rows[:, col] = [type_of(tok) for tok in tokens]
+        self._index.update(zip(tokens, range(n, n + k)))
+
     def _columns(self, token: str) -> tuple[int, ...]:
         word = self.vocab.word_ids([token])[0]
         base, cols = self.vocab.n_words, [int(word)]
@@ -179,6 +205,7 @@ class Encoder:
     def trim(self) -> None:
         """Drop the caches once they are large (between batches: a batch's rows stay valid)."""
         if len(self._index) > _CACHE_LIMIT or len(self._types) > _CACHE_LIMIT:
+            self.generation += 1
             self._index.clear()
             self._table = np.empty((1024, self._own_columns), np.int32)
             if self.chars is not None:

@@ -114,6 +114,14 @@ class FeatureSet:
     def sizes(self) -> list[int]:
         return [len(v) for v in self.values]
 
+    def ids_of_all(self, tokens: Sequence[str]) -> list[list[int]]:
+        """Per feature, the value index of each token: ``ids`` of each token, transposed."""
+        out = []
+        for name, index in zip(self.names, self._index):
+            get, fn = index.get, FEATURES[name]
+            out.append([get(v, 0) for v in map(fn, tokens)])
+        return out
+
     def ids(self, token: str) -> list[int]:
         """The value index of each feature for ``token`` (0 for an unseen value)."""
         return [index.get(FEATURES[name](token), 0)

@@ -145,22 +145,47 @@ class RNNTagger:
         return E, prepared[1]
 
     def prepare(self, sentences: Sequence[Sequence[str]]):
-        """(ids, offsets, spellings, kernels): the sentences encoded and packed, the spellings
-        their rows refer to, and the engine that runs them (chosen here, in input order, so that
-        auto moves a stream to Numba between two batches whichever thread runs them). The
+        """(ids, offsets, spellings, kernels, inputs): the sentences encoded and packed, the
+        spellings their rows refer to, the engine that runs them (chosen here, in input order, so
+        that auto moves a stream to Numba between two batches whichever thread runs them), and
+        the embedded inputs already known (seqtag.inputcache; None without it). The
         encoder's caches are not for sharing between threads: a caller that tags on several
         threads prepares here, in its own thread, and passes the result to
         ``analyse(..., prepared=)`` on the others."""
         self.encoder.trim()
         ids, offsets = self.encoder.encode_batch(sentences)
         spellings = self.encoder.spellings() if self.chars is not None else None
-        return ids, offsets, spellings, self.engine.choose(len(ids))
+        kernels = self.engine.choose(len(ids))
+        return ids, offsets, spellings, kernels, self._known_inputs(ids, spellings, kernels)
+
+    def keep_inputs(self) -> "RNNTagger":
+        """Keep the embedded input of each word type from batch to batch (seqtag.inputcache):
+        for a model that only tags from now on (`seqtag tag`), since the kept inputs would not
+        follow a change of its parameters."""
+        from seqtag.inputcache import InputCache
+
+        self._input_cache = InputCache()
+        return self
+
+    def _known_inputs(self, ids, spellings, kernels):
+        """The batch's distinct rows with the x of the word types met before (seqtag.inputcache,
+        which fills it here, in input order), for a Numba network with a character CNN and no
+        window; None for the others, and for the first batches of a NumPy engine."""
+        cache = self.__dict__.get("_input_cache")
+        if cache is None or kernels != "numba" or self.chars is None or not self.embedded \
+                or self.architecture.window or not len(ids):
+            return None
+        try:
+            network = self._model_network(kernels)
+        except ImportError:
+            return None         # (auto: _forward falls back to NumPy)
+        return cache.batch(network, ids, self.encoder.generation)
 
     def _forward(self, prepared, own: bool = False) -> tuple[Network, np.ndarray]:
         """(network, E) of a prepared batch, on the network of the engine it was prepared for:
         the model's, or with ``own`` the calling thread's own (its scratch arrays are its
         own)."""
-        ids, offsets, spellings, kernels = prepared
+        ids, offsets, spellings, kernels, inputs = prepared
         try:
             network = self._thread_network(spellings, kernels) if own else \
                 self._model_network(kernels)
@@ -169,13 +194,13 @@ class RNNTagger:
 
                 with blas_threads():
                     return network, network.forward(ids, offsets)[0]
-            return network, network.forward(ids, offsets)[0]
+            return network, network.forward(ids, offsets, inputs=inputs)[0]
         except ImportError:
             if self.engine.requested != "auto":
                 raise
             # auto saw Numba installed but it does not import: NumPy for good.
             self.engine.fall_back()
-            return self._forward((ids, offsets, spellings, "numpy"), own)
+            return self._forward((ids, offsets, spellings, "numpy", None), own)
 
     def _model_network(self, kernels: str) -> Network:
         if kernels != self.kernels:

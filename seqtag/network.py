@@ -272,13 +272,31 @@ class Network:
         return float(sum(losses))
 
     def states(self, ids: np.ndarray, offsets: np.ndarray, rng: np.random.Generator | None = None,
-               exact: bool = False):
+               exact: bool = False, inputs=None):
         """A (N, D): each token's hidden states, the directions side by side; and backprop(dA).
 
         With ``rng`` the network trains: dropouts draw their masks from it (input first, then
-        states) and scratch arrays are reused between batches."""
+        states) and scratch arrays are reused between batches. ``inputs`` (tagging only: no
+        backprop): the batch's distinct rows with some of their x already known
+        (seqtag.inputcache.InputCache.batch)."""
         train = rng is not None
         n = len(ids)
+        if inputs is not None and self.embed is not None and not train:
+            rows, inverse, known, kept = inputs
+            k = len(kept)
+            parts = [known[kept]] if k else []
+            if k < len(rows):       # the rows past the cache's limit, embedded here
+                rest = rows[k:]
+                parts.append(self.embed.forward(rest)[0])
+                if self.chars is not None:
+                    parts[-1] = np.concatenate([parts[-1], self.chars.forward(rest)[0]], axis=1)
+            X = parts[0] if len(parts) == 1 else np.concatenate(parts)
+            step_ids = inverse.reshape(-1, 1).astype(np.int32)
+            D = self.params["Wya"].shape[1]
+            A = np.empty((n, D), dtype=self.params["Wya"].dtype)
+            for d in self.directions:
+                d.forward(np.ascontiguousarray(X), step_ids, offsets, A, False, exact, True)
+            return A, None
         if self.embed is not None:
             # Each distinct input row is embedded (and projected by each direction) once.
             rows, inverse = unique_rows(ids)
@@ -318,9 +336,10 @@ class Network:
         return A, backprop
 
     def forward(self, ids: np.ndarray, offsets: np.ndarray, rng: np.random.Generator | None = None,
-                exact: bool = False):
-        """Emissions E (N, L) of the packed batch ``ids`` (N, columns), and backprop(dE)."""
-        A, states_back = self.states(ids, offsets, rng, exact)
+                exact: bool = False, inputs=None):
+        """Emissions E (N, L) of the packed batch ``ids`` (N, columns), and backprop(dE)
+        (``inputs``: as for states)."""
+        A, states_back = self.states(ids, offsets, rng, exact, inputs)
         A_out, state_back = self.state_dropout.forward(A, rng)
         E, projection_back = self.projection.forward(A_out, rng is not None)
 

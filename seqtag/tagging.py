@@ -17,7 +17,7 @@ import numpy as np
 from seqtag.errors import SeqtagError
 from seqtag.model import RNNTagger
 from seqtag.schemes import spans
-from seqtag.tokenizer import tokenize
+from seqtag.tokenizer import tokens_and_offsets, tokens_of
 
 if TYPE_CHECKING:       # the corpus reader is imported by those who read column files
     from seqtag.corpus import Sentence
@@ -50,7 +50,9 @@ class Tagged:
         """Labelled spans with token and character offsets (into ``text``, or into the tokens
         joined by single spaces for column input)."""
         offsets = self.offsets
-        if offsets is None:
+        if offsets is None and self.text is not None:     # tag_texts(offsets=False)
+            offsets = tokens_and_offsets(self.text)[1]
+        elif offsets is None:
             offsets, pos = [], 0
             for tok in self.tokens:
                 offsets.append((pos, pos + len(tok)))
@@ -121,7 +123,8 @@ def _analysed(model: RNNTagger, jobs: Iterable[tuple], proba: bool, nbest: int,
 
     def analyse(item):
         job, prepared = item if threads > 1 else (item, None)
-        return [([labels[j] for j in r["labels"]], r["probs"], r) for r in
+        name = labels.__getitem__
+        return [(list(map(name, r["labels"].tolist())), r["probs"], r) for r in
                 model.analyse(job[0], proba, nbest=k, prepared=prepared)]
 
     for item, results in ordered(analyse, jobs, threads):
@@ -149,8 +152,8 @@ def _with_scores(model: RNNTagger, tagged: Tagged, analysis: dict, scores: bool 
 
 def tag_texts(model: RNNTagger, texts: Iterable[str], batch_size: int = 256, *,
               scores: bool = False, nbest: int = 1, probs: bool = True,
-              name: str | None = None, threads: int | None = 1, start: int = 0
-              ) -> Iterator[Tagged]:
+              name: str | None = None, threads: int | None = 1, start: int = 0,
+              offsets: bool = True) -> Iterator[Tagged]:
     """Tokenize and tag each text (one sequence per text); with ``scores`` each entity gets its
     exact probability, with ``nbest`` > 1 the n best sequences are kept too; without ``probs``
     (and ``scores``) the labels' probabilities are not computed (Tagged.probs is None).
@@ -159,29 +162,30 @@ def tag_texts(model: RNNTagger, texts: Iterable[str], batch_size: int = 256, *,
 
     A text too long for its n-best search (NBEST_LIMIT) or its entities' scores (SCORES_LIMIT)
     raises SeqtagError after the texts before it are yielded; ``name`` names the input there, its
-    texts counted as lines from ``start`` + 1 (a part of a longer stream starts past line 1)."""
+    texts counted as lines from ``start`` + 1 (a part of a longer stream starts past line 1).
+    Without ``offsets`` Tagged.offsets is None (not computed: what conll and inline output do
+    not show; entities() still finds them)."""
     def jobs():
         done = start
         for batch in _batches(texts, batch_size):
-            toks = [tokenize(t) for t in batch]
-            token_lists = [[w for w, _, _ in tk] for tk in toks]
+            cut = [tokens_and_offsets(t) for t in batch] if offsets else \
+                [(tokens_of(t), None) for t in batch]
+            token_lists = [words for words, _ in cut]
             bad = _too_long_for_nbest(token_lists, nbest)
             error = None
             if bad is not None:
                 error = _nbest_error(len(token_lists[bad]), nbest, name, done + bad + 1)
-                batch, toks, token_lists = batch[:bad], toks[:bad], token_lists[:bad]
-            yield token_lists, batch, toks, done, error
+                batch, cut, token_lists = batch[:bad], cut[:bad], token_lists[:bad]
+            yield token_lists, batch, cut, done, error
             if error is not None:
                 return
             done += len(batch)
 
-    for (token_lists, batch, toks, done, error), results in _analysed(
+    for (_, batch, cut, done, error), results in _analysed(
             model, jobs(), probs or scores, nbest, threads):
-        for i, (text, tk, words, (labels, p, r)) in enumerate(zip(batch, toks, token_lists,
-                                                                  results)):
-            yield _with_scores(model, Tagged(words, labels, p, text=text,
-                                             offsets=[(s, e) for _, s, e in tk]), r, scores,
-                               name, done + i + 1)
+        for i, (text, (words, spans), (labels, p, r)) in enumerate(zip(batch, cut, results)):
+            yield _with_scores(model, Tagged(words, labels, p, text=text, offsets=spans), r,
+                               scores, name, done + i + 1)
         if error is not None:
             raise error
 
@@ -233,7 +237,7 @@ def format_conll(t: Tagged, scores: bool = False) -> str:
     if scores:
         rows = [f"{a}{sep}{lab}{sep}{p:.4f}" for a, lab, p in zip(firsts, t.labels, t.probs)]
     else:
-        rows = [f"{a}{sep}{lab}" for a, lab in zip(firsts, t.labels)]
+        rows = map(sep.join, zip(firsts, t.labels))   # no Python step per token
     return "\n".join(rows) + "\n\n"
 
 

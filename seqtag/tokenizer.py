@@ -20,8 +20,10 @@ from __future__ import annotations
 
 import re
 import unicodedata
+from itertools import accumulate, compress, repeat
+from operator import add, not_
 
-__all__ = ["tokenize"]
+__all__ = ["tokenize", "tokens_and_offsets", "tokens_of"]
 
 # Abbreviations that end in a period; kept short and case-sensitive where a lower-case
 # spelling is an ordinary word ("no.", "sun."). "No." is left out: EWT
@@ -70,14 +72,16 @@ _TOKEN = re.compile(rf"""
 """, re.VERBOSE)
 
 
-def _next_token(text: str, pos: int, end: int, no_email_before: list[int]
-                ) -> tuple[str, int, str | None]:
+def _next_token(text: str, pos: int, end: int, no_email_before: list[int], emoji: bool = True,
+                url: bool = True, email: bool = True) -> tuple[str, int, str | None]:
     """(token, its end, the name of the pattern's group that matched) at ``pos`` of the
-    whitespace-free chunk ``text[:end]``."""
-    m = _EMOJI_TOKEN.match(text, pos, end)
-    if m:
-        return m.group(), m.end(), None
-    m = _URL.match(text, pos, end)
+    whitespace-free chunk ``text[:end]``; ``emoji``, ``url``, ``email`` false: the chunk cannot
+    hold one (those patterns are not tried)."""
+    if emoji:
+        m = _EMOJI_TOKEN.match(text, pos, end)
+        if m:
+            return m.group(), m.end(), None
+    m = _URL.match(text, pos, end) if url else None
     if m:
         # A URL runs to the chunk's end less its trailing punctuation (at least one character
         # after the scheme). A lazy \S+? with a lookahead for that punctuation rescanned it
@@ -85,7 +89,7 @@ def _next_token(text: str, pos: int, end: int, no_email_before: list[int]
         scheme = m.end() - 1  # the first character after the scheme
         stop = scheme + max(1, len(text[scheme:end].rstrip(_URL_TRAIL)))
         return text[pos:stop], stop, None
-    if pos >= no_email_before[0]:
+    if email and pos >= no_email_before[0]:
         m = _EMAIL.match(text, pos, end)
         if m:
             return m.group(), m.end(), None
@@ -135,8 +139,85 @@ def _one_token(chunk: str) -> bool:
                                and chunk.lower() not in _SPLIT_WORDS)
 
 
+def tokens_and_offsets(text: str) -> tuple[list[str], list[tuple[int, int]]]:
+    """``tokenize`` as two lists: the tokens, and the (start, end) of each."""
+    lowered = text.lower()
+    if not text.isascii() or any(w in lowered for w in _SPLIT_WORDS):
+        triples = _tokenize(text)
+        return [w for w, _, _ in triples], [(a, b) for _, a, b in triples]
+    words = text.split()
+    if text == " ".join(words):
+        # single spaces: the offsets from the lengths, without a Python step per token
+        lengths = list(map(len, words))
+        starts = list(accumulate(map(add, lengths, repeat(1)), initial=0))
+        del starts[-1]
+        spans = list(zip(starts, map(add, starts, lengths)))
+    else:
+        spans = [m.span() for m in _CHUNKS.finditer(text)]
+    # The chunks _one_token would not pass (in an ASCII line without the words _SPLIT_WORD
+    # cuts: two or more characters, not all letters and digits) are cut by the patterns, each
+    # on its own (a token never spans whitespace), from the last so that those before keep
+    # their index; the others (most of running text) are tokens as str.split gives them.
+    for i in reversed(list(compress(range(len(words)), map(not_, map(str.isalnum, words))))):
+        if len(words[i]) > 1:
+            a, b = spans[i]
+            pieces = _chunk_tokens(text, a, b)
+            words[i:i + 1] = [w for w, _, _ in pieces]
+            spans[i:i + 1] = [(a, b) for _, a, b in pieces]
+    return words, spans
+
+
+def tokens_of(text: str) -> list[str]:
+    """The tokens of ``tokenize`` alone (no offsets to compute): as tokens_and_offsets, with
+    each chunk the patterns cut taken on its own. That gives the same tokens: the patterns look
+    behind a chunk's start only for a word character or '<', never whitespace, and ahead no
+    further than its end."""
+    lowered = text.lower()
+    if not text.isascii() or any(w in lowered for w in _SPLIT_WORDS):
+        return [w for w, _, _ in _tokenize(text)]
+    words = text.split()
+    for i in reversed(list(compress(range(len(words)), map(not_, map(str.isalnum, words))))):
+        word = words[i]
+        if len(word) > 1:
+            words[i:i + 1] = [w for w, _, _ in _chunk_tokens(word, 0, len(word))]
+    return words
+
+
 def tokenize(text: str) -> list[tuple[str, int, int]]:
     """Return ``(token, start, end)`` triples with ``text[start:end] == token``."""
+    words, spans = tokens_and_offsets(text)
+    return [(w, a, b) for w, (a, b) in zip(words, spans)]
+
+
+def _chunk_tokens(text: str, pos: int, end: int) -> list[tuple[str, int, int]]:
+    """The tokens of the whitespace-free chunk text[pos:end], by the patterns."""
+    tokens: list[tuple[str | None, int, int]] = []
+    glued = False
+    no_email_before = [pos]
+    # Patterns the chunk cannot match are not tried: an emoji has a character beyond ASCII, a
+    # URL a ':' or 'www.', an e-mail address an '@'.
+    chunk = text[pos:end]
+    emoji, url, email = not chunk.isascii(), ":" in chunk or "www." in chunk, "@" in chunk
+    while pos < end:
+        tok, stop, kind = _next_token(text, pos, end, no_email_before, emoji, url, email)
+        # \w excludes combining marks (Indic vowel signs, virama), so glue them back; the
+        # glued token's text is cut once at the end (appending to it would copy it each time).
+        if tokens and tokens[-1][2] == pos and (_is_mark(tok[0]) or (
+                _is_mark(text[pos - 1]) and kind == "word")):
+            tokens[-1] = (None, tokens[-1][1], stop)
+            glued = True
+        elif kind == "word":
+            tokens.extend(_split_word(tok, pos))
+        else:
+            tokens.append((tok, pos, stop))
+        pos = stop
+    if glued:
+        tokens = [(text[a:b] if tok is None else tok, a, b) for tok, a, b in tokens]
+    return tokens
+
+
+def _tokenize(text: str) -> list[tuple[str, int, int]]:
+    """tokenize, chunk by chunk through _one_token (the reference tests compare with)."""
     tokens: list[tuple[str | None, int, int]] = []
     glued = False
     for chunk in _CHUNKS.finditer(text):

@@ -69,3 +69,38 @@ def test_encode_batch_equals_packed_encodes(with_features, with_chars):
         if with_chars:
             for a, b in zip(one.spellings(), many.spellings()):
                 np.testing.assert_array_equal(a, b)
+
+
+@pytest.mark.parametrize("with_chars", [False, True])
+def test_new_tokens_added_at_once_as_one_at_a_time(with_chars):
+    """encode_batch adds a batch's new token strings at once (_add_all): the same rows, in the
+    same order, with the same word types and spellings, as adding each token on first sight
+    (_add, the general path), across batches and a table that has to grow."""
+    from seqtag.chars import CharVocab
+    from seqtag.corpus import Sentence
+    from seqtag.encoding import Encoder
+    from seqtag.features import FEATURES, FeatureSet
+    from seqtag.vocab import Vocabulary
+
+    rng = np.random.default_rng(5)
+    alphabet = list("aAbZ09.-'_é ") + ["ll", "Ü", "xxx"]
+    words = sorted({"".join(rng.choice(alphabet, rng.integers(1, 9))).replace(" ", "")
+                    for _ in range(3000)} - {""})
+    train = [[words[i] for i in rng.integers(0, len(words) // 2, 8)] for _ in range(200)]
+    vocab, _ = Vocabulary.build([Sentence(s, ["O"] * len(s), [], 0) for s in train])
+    feats = FeatureSet.build([t for s in train for t in s], list(FEATURES), 1)
+    chars = CharVocab.build(t for s in train for t in s) if with_chars else None
+    batches = [[[words[i] for i in rng.integers(0, len(words), n)] for n in
+                rng.integers(0, 40, 30)] for _ in range(4)]
+    ref, enc = Encoder(vocab, feats, chars), Encoder(vocab, feats, chars)
+    for batch in batches:
+        ids, _ = enc.encode_batch(batch)
+        at = [ref._index[t] if t in ref._index else ref._add(t) for s in batch for t in s]
+        rows = ref._table[np.array(at, np.int64)]
+        np.testing.assert_array_equal(ids, rows.reshape(ids.shape))
+    assert enc._index == ref._index and len(enc._index) > 1024     # the table grew
+    np.testing.assert_array_equal(enc._table[:len(enc._index)], ref._table[:len(ref._index)])
+    if with_chars:
+        assert enc._types == ref._types
+        for a, b in zip(enc.spellings(), ref.spellings()):
+            np.testing.assert_array_equal(a, b)

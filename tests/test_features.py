@@ -212,3 +212,16 @@ def test_inventory_round_trips_through_the_constructor():
 def test_bad_inventories_are_rejected(names, values):
     with pytest.raises(ValueError):
         FeatureSet(names, values)
+
+
+def test_batch_features_equal_one_token_at_a_time():
+    """ids_of_all (the encoder's batch path) gives each token's ids, as ids does, for every
+    feature."""
+    import random
+
+    rng = random.Random(7)
+    alphabet = list("aAzZ09.-'_@é\u0301ÜẞΣ😀²\t\n") + ["xxxx", "DDDD", "....", "ddd", "XXX"]
+    tokens = ["", "a", "Sam", "McDonald's", "U.S.", "2024", "aaaaaaaaaaaaaaaaaaaaaaa"] + \
+        ["".join(rng.choice(alphabet) for _ in range(rng.randint(1, 16))) for _ in range(3000)]
+    fs = FeatureSet.build(tokens[::2], list(FEATURES), 1)
+    assert fs.ids_of_all(tokens) == [list(col) for col in zip(*map(fs.ids, tokens))]

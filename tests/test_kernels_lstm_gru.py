@@ -217,3 +217,21 @@ def test_empty_batch(cell):
         grads = [np.zeros_like(Wax, order="F"), np.zeros_like(Waa), np.zeros_like(ba)]
         backward(Waa, ids, offsets, True, A, 0, C, A, *grads, True)
         assert not any(g.any() for g in grads)
+
+
+@pytest.mark.parametrize("reverse", [False, True])
+def test_lstm_forward_without_a_cache_gives_the_same_bits(reverse):
+    # tagging passes C with no rows (nothing reads it): the states must not change at all
+    rng = np.random.default_rng(7)
+    H, V = 24, 40
+    for dtype, exact in ((np.float32, False), (np.float64, True)):
+        Wax, Waa, ba = cast(make_direction(rng, 4, H, V), dtype)
+        offsets, ids, _ = make_batch(rng, [5, 1, 17, 3, 9, 12, 2] * 4, V, 2, 2)
+        A_kept = np.zeros((len(ids), H), dtype)
+        A_none = np.zeros((len(ids), H), dtype)
+        lstm_forward(Wax, Waa, ba, ids, offsets, reverse, exact, A_kept, 0,
+                     np.zeros((len(ids), 5 * H), dtype))
+        lstm_forward(Wax, Waa, ba, ids, offsets, reverse, exact, A_none, 0,
+                     np.zeros((0, 5 * H), dtype))
+        assert np.abs(A_kept).max() > 0.1
+        assert np.array_equal(A_kept, A_none)

@@ -86,6 +86,20 @@ def test_tag_texts_tokenizes_and_labels(model):
         assert t.lines is None
 
 
+def test_tag_texts_without_offsets_as_with_them(model):
+    """offsets=False (what the CLI asks for conll and inline output) leaves Tagged.offsets None
+    and changes nothing else: the tokens (tokens_of, not tokens_and_offsets), labels, output
+    text and the entities, whose character offsets entities() then finds itself."""
+    texts = TEXTS + ["Sam Li met Tom in N.Y. on 12/03/2020, didn't he?  gonna go :)",
+                     "naïve café in Zürich x\u0301 😀 U.S.-based"]
+    for a, b in zip(tag_texts(model, texts), tag_texts(model, texts, offsets=False)):
+        assert b.offsets is None and a.offsets is not None
+        assert (a.tokens, a.labels, a.text) == (b.tokens, b.labels, b.text)
+        np.testing.assert_array_equal(a.probs, b.probs)
+        assert a.entities() == b.entities()
+        assert format_conll(a) == format_conll(b) and format_jsonl(a) == format_jsonl(b)
+
+
 def test_tag_texts_agrees_with_the_model(model):
     for t in tag_texts(model, TEXTS):
         if not t.tokens:

@@ -204,11 +204,17 @@ def test_offsets_on_btc_tweets():
 
 
 def _patterns_only(monkeypatch, text):
-    """The tokens the patterns give, with the one-token shortcut of tokenize() turned off."""
+    """The tokens the patterns give, every chunk through them (the chunk-by-chunk reference
+    _tokenize with its one-token shortcut turned off); also checks tokens_and_offsets and
+    tokens_of, the shortcuts tokenize takes, against that reference with the shortcut on."""
     import seqtag.tokenizer as tokenizer
+    reference = tokenizer._tokenize(text)
+    words, offsets = tokenizer.tokens_and_offsets(text)
+    assert words == [w for w, _, _ in reference] and offsets == [(a, b) for _, a, b in reference]
+    assert tokenizer.tokens_of(text) == words
     with monkeypatch.context() as m:
         m.setattr(tokenizer, "_one_token", lambda chunk: False)
-        return tokenize(text)
+        return tokenizer._tokenize(text)
 
 
 @pytest.mark.parametrize("text", [
@@ -237,7 +243,8 @@ def test_shortcut_agrees_on_random_text(monkeypatch):
     hypothesis = pytest.importorskip("hypothesis")
     from hypothesis import strategies as st
 
-    alphabet = st.sampled_from(list("aAzZ09 _.,'’-@#:/\u0301é😀\t\n") + ["cannot", "gonna", "n't"])
+    alphabet = st.sampled_from(list("aAzZ09 _.,'’-@#:/\u0301é😀\t\n\x1c") +
+                               ["cannot", "gonna", "n't", "  ", "www.", "http://"])
 
     @hypothesis.settings(max_examples=300, deadline=None, derandomize=True)
     @hypothesis.given(st.lists(alphabet, max_size=30).map("".join))

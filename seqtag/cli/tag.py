@@ -207,12 +207,17 @@ def tag(
 
         from seqtag.model import RNNTagger
 
-        model = RNNTagger.load(model_path or default_model_path(), engine=engine)
+        # (the model only tags here: its embedded inputs can be kept from batch to batch)
+        model = RNNTagger.load(model_path or default_model_path(), engine=engine).keep_inputs()
 
         def tagged_streams():
             for kind, items, name in streams():
-                run = tag_sentences if kind == "conll" else tag_texts
-                yield run(model, items, name=name, threads=threads, **options)
+                if kind == "conll":
+                    yield tag_sentences(model, items, name=name, threads=threads, **options)
+                else:
+                    # conll and inline output show no character offsets: not computed
+                    yield tag_texts(model, items, name=name, threads=threads, **options,
+                                    offsets=fmt in ("jsonl", "pretty"))
 
         _write(chain.from_iterable(tagged_streams()), fmt, scores)
 

@@ -1,0 +1,97 @@
+"""Tagging with the embedded inputs kept from batch to batch (seqtag.inputcache) gives the bits of
+tagging without them: the same emissions, labels and probabilities, on one or two threads, with
+word types past the cache's limit and after the encoder numbers its types anew."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from seqtag.corpus import read_corpus
+from seqtag.model import RNNTagger
+
+
+@pytest.fixture(scope="module")
+def sentences(samples):
+    # BTC test tweets: many rare tokens, and frequent ones again in every batch
+    return [s.tokens for s in read_corpus(str(samples / "btc.test"))[0][:300]]
+
+
+def _fresh():
+    from seqtag.cli._app import default_model_path
+
+    return RNNTagger.load(default_model_path(), engine="numba")
+
+
+def _analyses(model, sentences, batch, threads=1):
+    from seqtag.tagging import _analysed
+
+    jobs = [(sentences[i:i + batch],) for i in range(0, len(sentences), batch)]
+    return [r for _, results in _analysed(model, jobs, True, 1, threads) for r in results]
+
+
+def _same(a, b):
+    assert len(a) == len(b)
+    for (la, pa, ra), (lb, pb, rb) in zip(a, b):
+        assert la == lb
+        assert np.array_equal(pa, pb)
+        assert np.array_equal(ra["emissions"], rb["emissions"])
+
+
+@pytest.mark.parametrize("threads", [1, 2])
+@pytest.mark.parametrize("limit", [65_536, 40])
+def test_kept_inputs_give_the_same_bits(sentences, threads, limit):
+    from seqtag.inputcache import InputCache
+
+    plain = _analyses(_fresh(), sentences, 16)
+    model = _fresh().keep_inputs()
+    model._input_cache = InputCache(limit)      # 40: most types are embedded by their batch
+    kept = _analyses(model, sentences, 16, threads)
+    _same(plain, kept)
+    cache = model._input_cache
+    # every type below the limit but type 0 (no spelling, never a token) is kept
+    assert cache.kept.sum() == min(limit, len(model.encoder._types)) - 1
+
+
+def test_kept_inputs_follow_a_new_numbering(sentences, monkeypatch):
+    import seqtag.encoding
+
+    plain = _analyses(_fresh(), sentences, 16)
+    # the encoder drops its caches (and numbers word types anew) after every batch or two
+    monkeypatch.setattr(seqtag.encoding, "_CACHE_LIMIT", 200)
+    model = _fresh().keep_inputs()
+    kept = _analyses(model, sentences, 16)
+    _same(plain, kept)
+
+
+def test_numpy_engine_keeps_nothing(sentences):
+    model = RNNTagger.load(_fresh_path(), engine="numpy").keep_inputs()
+    _analyses(model, sentences[:40], 16)
+    assert model._input_cache.kept is None
+
+
+def _fresh_path():
+    from seqtag.cli._app import default_model_path
+
+    return default_model_path()
+
+
+def test_cli_output_is_the_same_with_and_without_kept_inputs(sentences, tmp_path):
+    # `seqtag tag` keeps the inputs; the API's analyse without keep_inputs does not
+    text = tmp_path / "in.txt"
+    text.write_text("\n".join(" ".join(s) for s in sentences[:120]) + "\n", encoding="utf-8")
+    outs = []
+    for threads in ("1", "2"):
+        proc = subprocess.run([sys.executable, "-m", "seqtag", "tag", "--engine", "numba",
+                               "--threads", threads, "--batch-size", "8", "-i", str(text)],
+                              capture_output=True, text=True, check=True, timeout=300)
+        outs.append(proc.stdout)
+    from seqtag.tagging import format_conll, tag_texts
+
+    model = _fresh()
+    lines = text.read_text(encoding="utf-8").splitlines()
+    expected = "".join(format_conll(t) for t in tag_texts(model, lines, 8, probs=False))
+    assert outs == [expected, expected]
