@@ -367,12 +367,13 @@ def test_tokenizer_time_grows_linearly_on_adversarial_lines(shape):
     # 25 s for a 60 KB line); the test itself is the ratio below.
     assert t_small < 10, t_small
     t_big = _cpu_seconds(big, 1)
-    if t_big / max(t_small, 1e-3) >= 25:
+    if t_big / max(t_small, 1e-3) >= 40:
         t_big = min(t_big, _cpu_seconds(big, 1))  # once more, in case another process got in
-    # Linear is about 10 (up to 20 when the small line's work fits in the CPU's cache and the
-    # big one's does not), quadratic about 100; the floor keeps the timer noise of a line that
-    # takes microseconds from deciding.
-    assert t_big / max(t_small, 1e-3) < 25, (t_small, t_big)
+    # Linear is about 10, but up to 25-32 on a busy machine when the small line's work fits in
+    # the CPU's cache and the big one's does not (number-groups: 1M/100k = 24 on a quiet
+    # machine, yet 3M/1M = 3.1 and 9M/3M = 2.5: linear); quadratic is about 100. The floor keeps
+    # the timer noise of a line that takes microseconds from deciding.
+    assert t_big / max(t_small, 1e-3) < 40, (t_small, t_big)
 
 
 def test_tokenizer_cuts_urls_and_e_mails_as_before():
