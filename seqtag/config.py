@@ -114,6 +114,10 @@ class TrainConfig:
     window: int = option(
         0, "Neighbours on each side whose embeddings (one per position) are summed into "
            "x<t> with the token's own (needs --embed-dim).", min=0, max=32)
+    document_context: bool = option(
+        True, "Give each token features of its word's other occurrences in its document "
+              "(CoNLL -DOCSTART-, CoNLL-U # newdoc; inert for input without documents).",
+        flag="--document-context/--no-document-context")
     threads: int | None = option(
         None, "Threads to train with (default: the cores this process may use); the model is "
               "the same, bit for bit, for any count.", min=1, max=1024)
@@ -197,7 +201,8 @@ RUN_ONLY = frozenset({"threads", "time_budget"})
 # The plain recurrent tagger of the textbook: one left-to-right Elman RNN over word ids, softmax
 # output; what `seqtag train --textbook` trains (the other settings stay as given).
 TEXTBOOK = dict(cell=Cell.rnn, bidirectional=False, crf=False, features="", char_filters=0,
-                embed_dim=0, dropout=0.0, feature_dropout=0.0, input_dropout=0.0)
+                embed_dim=0, dropout=0.0, feature_dropout=0.0, input_dropout=0.0,
+                document_context=False)
 
 
 # The character-level configuration (DNA, proteins: one residue per token), chosen on the dev
@@ -209,7 +214,7 @@ TEXTBOOK = dict(cell=Cell.rnn, bidirectional=False, crf=False, features="", char
 # its 6 neighbours each side (Qian & Sejnowski's 13-residue window). Few sequences (under
 # SMALL_DATA) get small batches (about 25 updates an epoch) at a higher rate, more epochs, and
 # more patience with their noisy dev scores.
-CHAR = dict(features="", char_filters=0, word_dropout=0.0)
+CHAR = dict(features="", char_filters=0, word_dropout=0.0, document_context=False)
 CHAR_SMALL_ALPHABET = dict(hidden=16, embed_dim=16, window=0)
 CHAR_LARGE_ALPHABET = dict(hidden=64, embed_dim=64, window=6)
 SMALL_ALPHABET = 12          # distinct residues at most (ACGTN, soft-masked acgtn)

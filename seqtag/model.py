@@ -56,7 +56,8 @@ class RNNTagger:
     def __post_init__(self):
         self.architecture = Architecture.of(self.meta, self.params)
         self.encoder = Encoder(self.vocab, self.features, self.chars,
-                               window=self.architecture.window)
+                               window=self.architecture.window,
+                               context=self.architecture.document)
         self.use_engine("numba")
 
     def use_engine(self, engine: str) -> "RNNTagger":

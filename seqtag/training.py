@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import os
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from datetime import datetime, timezone
 from typing import Callable, Sequence
 
@@ -31,6 +31,7 @@ from seqtag import __version__
 from seqtag.build import build_model, check_corpus, hyperparameters
 from seqtag.config import TrainConfig, plain
 from seqtag.corpus import CorpusInfo, Sentence
+from seqtag.documents import with_context
 from seqtag.encoding import pack
 from seqtag.metrics import evaluate
 from seqtag.model import RNNTagger
@@ -81,6 +82,16 @@ class Trainer:
         # The level (word or char) and its defaults follow the data: ``config_`` is what ran.
         cfg = self.config_ = self.config.check().for_data(
             s.tokens for s in list(train) + list(dev or [])).check()
+        if cfg.document_context and init is None and \
+                all(getattr(s, "document", None) is None for s in train):
+            # Training data without document boundaries: the model is the one trained without
+            # the option, bit for bit (the context would be a constant input).
+            cfg = self.config_ = replace(cfg, document_context=False)
+        if cfg.document_context:
+            # each sentence's tokens carry their document codes from here on (encoding, dev
+            # scoring, calibration)
+            train = list(with_context(train))
+            dev = None if dev is None else list(with_context(dev))
         rng = np.random.default_rng(cfg.seed)
         self.init_ = None
         if init is not None:
@@ -335,7 +346,8 @@ class Batches:
         self.max_tokens = int(np.sort(self.lengths)[-cfg.batch_size:].sum())
         window = model.architecture.window
         # columns that are inputs (the word, its features, its neighbours)
-        self.n_real = 1 + (len(features.names) if features else 0) + 2 * window
+        document = model.architecture.document
+        self.n_real = 1 + (len(features.names) if features else 0) + 2 * window + document
         # Per-token probability of the word being replaced by <unk>, so that <unk>'s column is
         # learned from contexts like those where unseen words will appear (features stay).
         counts = vocab.word_counts.astype(np.float64)
@@ -343,12 +355,13 @@ class Batches:
         self.drop_p = np.where(words > UNK_ID,
                                cfg.word_dropout / (cfg.word_dropout + counts[words]), 0.0)
         # What feature dropout turns each feature column into: the feature's <unk>, a
-        # neighbour of the window its position's <unk>, and for the character CNN word type 0,
-        # the empty spelling.
+        # neighbour of the window its position's <unk>, the document code 0 (no other
+        # occurrence), and for the character CNN word type 0, the empty spelling.
         base = vocab.n_words + (sum(features.sizes) if features else 0)
         self.feature_unk = np.array(
             list(vocab.n_words + np.cumsum([0] + features.sizes[:-1]) if features else []) +
             [base + j * vocab.n_words + UNK_ID for j in range(2 * window)] +
+            [base + 2 * window * vocab.n_words] * document +
             ([0] if model.chars else []), np.int32)
 
     def epoch(self, rng: np.random.Generator):
