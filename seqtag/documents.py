@@ -96,14 +96,20 @@ def with_context(sentences: Iterable, document_of=lambda s: getattr(s, "document
     """The sentences (objects with ``tokens``; corpus.Sentence) in order, each one's ``tokens``
     an InDocument with its document's codes. Consecutive sentences with the same document
     (``document_of``, not None) form a document, held in memory only until its last sentence
-    is read; a sentence whose document is None stands alone, with code 0 for every token."""
+    is read; a sentence whose document is None stands alone, with code 0 for every token.
+    Sentences that carry codes already keep them: a batch cut from a document (Dask's) is not
+    its whole document."""
     for doc, group in groupby(sentences, key=document_of):
         if doc is None:
             for s in group:
-                s.tokens = InDocument(s.tokens, np.zeros(len(s.tokens), np.int8))
+                if context_of(s.tokens) is None:
+                    s.tokens = InDocument(s.tokens, np.zeros(len(s.tokens), np.int8))
                 yield s
             continue
         group = list(group)
+        if all(context_of(s.tokens) is not None for s in group):
+            yield from group
+            continue
         for s, codes in zip(group, document_codes([s.tokens for s in group])):
             s.tokens = InDocument(s.tokens, codes)
             yield s

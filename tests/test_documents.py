@@ -321,3 +321,13 @@ def test_fine_tuning_keeps_the_document_columns(synthetic_models):
     assert not init_config(base, {}).document_context
     assert not Trainer(init_config(base, {"epochs": 1})).fit(
         more, init=base).model_.architecture.document
+
+
+def test_sentences_with_codes_keep_them():
+    """A batch cut from a document (Dask's) keeps the codes of its whole document."""
+    doc = [Sentence(["Kor", "ran"], None, [], 1, document=0),
+           Sentence(["saw", "the", "Kor"], None, [], 2, document=0)]
+    whole = [s.tokens.context.tolist() for s in with_context(doc)]
+    assert whole[0] == [1, 0]
+    again = list(with_context(doc[:1]))
+    assert again[0].tokens.context.tolist() == [1, 0]
