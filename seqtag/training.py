@@ -82,23 +82,24 @@ class Trainer:
         # The level (word or char) and its defaults follow the data: ``config_`` is what ran.
         cfg = self.config_ = self.config.check().for_data(
             s.tokens for s in list(train) + list(dev or [])).check()
-        if cfg.document_context and init is None and \
-                all(getattr(s, "document", None) is None for s in train):
-            # Training data without document boundaries: the model is the one trained without
-            # the option, bit for bit (the context would be a constant input).
-            cfg = self.config_ = replace(cfg, document_context=False)
-        if cfg.document_context:
-            # each sentence's tokens carry their document codes from here on (encoding, dev
-            # scoring, calibration)
-            train = list(with_context(train))
-            dev = None if dev is None else list(with_context(dev))
         rng = np.random.default_rng(cfg.seed)
         self.init_ = None
         if init is not None:
             model, self.pretrained_ = self._extend(init, init_source, train, dev, vocab, rng)
             train, dev = self._converted
         else:
-            model, self.pretrained_ = build_model(cfg, train, rng, vocab, dev)
+            # Training data without document boundaries: the model is the one built without
+            # the option, bit for bit (the context would be a constant input); the option stays
+            # recorded as given.
+            documents = any(getattr(s, "document", None) is not None for s in train)
+            model, self.pretrained_ = build_model(
+                cfg if documents else replace(cfg, document_context=False), train, rng, vocab,
+                dev)
+        if model.architecture.document:
+            # each sentence's tokens carry their document codes from here on (encoding, dev
+            # scoring, calibration)
+            train = list(with_context(train))
+            dev = None if dev is None else list(with_context(dev))
         batches = Batches(model, train, cfg)
         network = Network(model.params, model.architecture, model.encoder.spellings,
                           dropout=cfg.dropout, input_dropout=cfg.input_dropout)

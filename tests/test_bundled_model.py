@@ -39,6 +39,8 @@ def test_bundled_model_has_the_default_configuration(bundled_model):
     from seqtag.config import TrainConfig
 
     # Trained on words, at level auto: the word level. Options added since the model was built
-    # (level, window) count at the values that build it again.
-    recorded = {"level": "word", "window": 0, **bundled_model.meta["hyperparameters"]}
+    # (level, window, document_context: BTC has no documents) count at the values that build it
+    # again.
+    recorded = {"level": "word", "window": 0, "document_context": True,
+                **bundled_model.meta["hyperparameters"]}
     assert recorded == hyperparameters(TrainConfig(level="word"))
