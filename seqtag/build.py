@@ -18,7 +18,8 @@ from seqtag.features import FeatureSet, parse_features
 from seqtag.layers.charcnn import CHAR_WIDTH
 from seqtag.layers.recurrent import GATES
 from seqtag.memory import ensure_memory
-from seqtag.modelfile import WINDOW
+from seqtag.documents import N_CODES
+from seqtag.modelfile import DOCUMENT, WINDOW
 from seqtag.model import RNNTagger
 from seqtag.network import Architecture
 from seqtag.schemes import detect_scheme
@@ -116,10 +117,12 @@ def build_model(cfg: TrainConfig, train: Sequence[Sentence], rng: np.random.Gene
     features = FeatureSet.build((t for s in train for t in s.tokens), names,
                                 cfg.feature_min_count) if names else None
     # Ex's columns: the words, each feature's values, then the words again at each of the
-    # window's 2k neighbour positions (seqtag.encoding).
-    n_inputs = vocab.n_words * (1 + 2 * cfg.window) + (sum(features.sizes) if features else 0)
+    # window's 2k neighbour positions (seqtag.encoding), then the document codes.
+    n_inputs = vocab.n_words * (1 + 2 * cfg.window) + (sum(features.sizes) if features else 0) \
+        + (N_CODES if cfg.document_context else 0)
     chars = CharVocab.build(t for s in train for t in s.tokens) if cfg.char_filters else None
-    n_real = 1 + len(names) + 2 * cfg.window   # input columns summed into x (then the word type)
+    # input columns summed into x (then the word type)
+    n_real = 1 + len(names) + 2 * cfg.window + cfg.document_context
     lengths = np.sort([len(s.tokens) for s in train])
     ensure_memory(training_bytes(cfg, n_inputs, vocab.n_labels, len(chars) if chars else 0,
                                  int(lengths[-cfg.batch_size:].sum()), int(lengths.sum()),
@@ -142,13 +145,14 @@ def build_model(cfg: TrainConfig, train: Sequence[Sentence], rng: np.random.Gene
         bidirectional=cfg.bidirectional, crf=cfg.crf, hidden=cfg.hidden,
         features=tuple(names), embed_dim=cfg.embed_dim,
         char_filters=cfg.char_filters if chars else 0, char_dim=cfg.char_dim if chars else 0,
-        window=cfg.window)
+        window=cfg.window, document=cfg.document_context)
     meta = {"level": "char" if plain(cfg.level) == "char" else "word",
             "architecture": architecture.as_meta(),
             "label_scheme": "none" if train and all(s.residues for s in train) else
             detect_scheme([s.labels for s in train])}
-    if cfg.window:
-        meta["requires"] = [WINDOW]
+    requires = [WINDOW] * bool(cfg.window) + [DOCUMENT] * bool(cfg.document_context)
+    if requires:
+        meta["requires"] = requires
     return RNNTagger(vocab, params, meta, features=features, chars=chars), pretrained
 
 

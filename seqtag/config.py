@@ -118,6 +118,10 @@ class TrainConfig:
         1, "Train this many models (seeds --seed, --seed+1, ...), each stopped on dev, and "
            "save them merged into one model that tags with the mean of their scores; the run "
            "takes as many times as long, tagging about its square.", min=1, max=64)
+    document_context: bool = option(
+        True, "Give each token features of its word's other occurrences in its document "
+              "(CoNLL -DOCSTART-, CoNLL-U # newdoc; inert for input without documents).",
+        flag="--document-context/--no-document-context")
     threads: int | None = option(
         None, "Threads to train with (default: the cores this process may use); the model is "
               "the same, bit for bit, for any count.", min=1, max=1024)
@@ -201,7 +205,8 @@ RUN_ONLY = frozenset({"threads", "time_budget"})
 # The plain recurrent tagger of the textbook: one left-to-right Elman RNN over word ids, softmax
 # output; what `seqtag train --textbook` trains (the other settings stay as given).
 TEXTBOOK = dict(cell=Cell.rnn, bidirectional=False, crf=False, features="", char_filters=0,
-                embed_dim=0, dropout=0.0, feature_dropout=0.0, input_dropout=0.0)
+                embed_dim=0, dropout=0.0, feature_dropout=0.0, input_dropout=0.0,
+                document_context=False)
 
 
 # The character-level configuration (DNA, proteins: one residue per token), chosen on the dev
@@ -217,7 +222,7 @@ TEXTBOOK = dict(cell=Cell.rnn, bidirectional=False, crf=False, features="", char
 # epochs, and more patience with their noisy dev scores; with a large alphabet also an ensemble
 # of SMALL_DATA_ENSEMBLE members (seqtag.ensemble: few sequences make short runs and high
 # variance; 3 members gained 1.8 points of that CV, 4 and 5 no more than 0.1 beyond).
-CHAR = dict(features="", char_filters=0, word_dropout=0.0)
+CHAR = dict(features="", char_filters=0, word_dropout=0.0, document_context=False)
 CHAR_SMALL_ALPHABET = dict(hidden=16, embed_dim=16, window=0)
 CHAR_LARGE_ALPHABET = dict(hidden=64, embed_dim=64, window=6, cell=Cell.gru)
 SMALL_ALPHABET = 12          # distinct residues at most (ACGTN, soft-masked acgtn)

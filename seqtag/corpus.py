@@ -27,6 +27,7 @@ _SPACES = re.compile(r"[ \f\v\r]+")
 # "# key = value", "# newdoc", "# newpar" without a TAB: the CoNLL-U comment shapes. "#word<TAB>O"
 # is not one: BTC-style files start lines with hashtag tokens.
 _CONLLU_COMMENT = re.compile(r"# (?:newdoc|newpar)\b[^\t]*$|# [^\t=]+=[^\t]*$")
+_NEWDOC = re.compile(r"# newdoc\b[^\t]*$")
 
 
 @dataclass
@@ -39,6 +40,9 @@ class Sentence:
     # One token per residue of a biological sequence (seqtag.sequences): its labels are
     # per-residue classes, never chunk tags, even when they are letters such as B, I, E or S.
     residues: bool = False
+    # The document it belongs to (counted from 0 in its file: CoNLL's -DOCSTART- lines, CoNLL-U's
+    # "# newdoc"), or None before any boundary: seqtag.documents gives it its document context.
+    document: int | None = None
 
 
 @dataclass
@@ -172,21 +176,30 @@ def _sentences(source, name: str, fmt: str, token_col: int | None, label_col: in
         texts: list[str] = []
         start = ncols = count = 0
         any_text = False
+        document: int | None = None
         for no, text in lines:
             ends = not text.strip(_BLANK)
+            newdoc = False
             if not ends:
                 any_text = True
                 if not conll and text.startswith("#"):
-                    continue
-                cols = split_columns(text)
+                    newdoc = bool(_NEWDOC.match(text))
+                    if not newdoc:
+                        continue
+                    cols = []
+                else:
+                    cols = split_columns(text)
                 # A document boundary is also a sentence boundary, even without a blank line.
-                ends = conll and cols[0] == "-DOCSTART-"
+                newdoc = newdoc or (conll and cols[0] == "-DOCSTART-")
+                ends = newdoc
             if ends:
                 if tokens:
                     yield Sentence(tokens, labs if want else None, texts, start,
-                                   preds if pred_col is not None else None)
+                                   preds if pred_col is not None else None, document=document)
                     count += 1
                     tokens, labs, preds, texts = [], [], [], []
+                if newdoc:
+                    document = 0 if document is None else document + 1
                 continue
             if not conll and ("-" in cols[0] or "." in cols[0]):
                 continue  # a multiword range or an empty node: not one of the sentence's words
@@ -220,7 +233,7 @@ def _sentences(source, name: str, fmt: str, token_col: int | None, label_col: in
                 labs.append(check_label(label, "label", name, no) if check_labels else label)
         if tokens:
             yield Sentence(tokens, labs if want else None, texts, start,
-                           preds if pred_col is not None else None)
+                           preds if pred_col is not None else None, document=document)
             count += 1
         if not any_text:
             raise SeqtagError("is empty", path=name,

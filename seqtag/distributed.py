@@ -176,9 +176,14 @@ def batches(streams: Iterable[tuple[str, Iterable, str | None]],
             batch_size: int) -> Iterator[Batch]:
     """The batches of each (kind, items, name) stream, as tag_texts and tag_sentences cut them
     (a stream's batches restart at each stream, as one process's do)."""
+    from seqtag.documents import with_context
     from seqtag.tagging import _batches
 
     for kind, items, name in streams:
+        if kind == "conll":
+            # a document's codes from the whole document, here, before it is cut into
+            # batches (for a model without document context they go unread)
+            items = with_context(items)
         done = 0
         for chunk in _batches(items, batch_size):
             yield Batch(kind, chunk, name, done)

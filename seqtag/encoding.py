@@ -5,7 +5,10 @@ earlier features' values: the columns of Wax, or of Ex with embeddings), then, w
 CNN, its word type: an index into the spellings kept here, which the CNN turns into a vector
 once per distinct type of a batch. With a window of k neighbours (character-level models), the
 words at offsets -k..-1, 1..k come between the features and the word type, each offset with its
-own block of columns (past the features: base + j·V + word), <pad> beyond the sentence's ends. Rows and spellings are cached per token string, and the caches
+own block of columns (past the features: base + j·V + word), <pad> beyond the sentence's ends.
+With document context, the token's document code (seqtag.documents, carried by the sentence's
+token list) comes next, as one column among N_CODES past the window's. Rows and spellings are
+cached per token string, and the caches
 are dropped when they grow large (``trim``), so that a long stream of new tokens keeps memory
 bounded.
 """
@@ -18,6 +21,7 @@ from typing import Sequence
 import numpy as np
 
 from seqtag.chars import CharVocab
+from seqtag.documents import N_CODES, context_of
 from seqtag.features import FeatureSet
 from seqtag.layers.charcnn import CHAR_WIDTH
 from seqtag.vocab import PAD_ID, UNK_ID, Vocabulary
@@ -27,8 +31,9 @@ _CACHE_LIMIT = 1_000_000     # cached token strings before the caches are droppe
 
 class Encoder:
     def __init__(self, vocab: Vocabulary, features: FeatureSet | None = None,
-                 chars: CharVocab | None = None, window: int = 0):
+                 chars: CharVocab | None = None, window: int = 0, context: bool = False):
         self.vocab, self.features, self.chars, self.window = vocab, features, chars, window
+        self.context = context
         self._byte_ids: np.ndarray | None = None
         # Each token string seen: its index into _table, whose rows are the tokens' rows; a
         # batch gathers its rows with one fancy index (building an array from a million row
@@ -46,7 +51,12 @@ class Encoder:
 
     @property
     def n_inputs(self) -> int:
-        """Columns of Wax (or Ex): words, then each feature's values, then the window's words."""
+        """Columns of Wax (or Ex): words, then each feature's values, then the window's words,
+        then the document codes."""
+        return self._context_base + (N_CODES if self.context else 0)
+
+    @property
+    def _context_base(self) -> int:
         return self._window_base + 2 * self.window * self.vocab.n_words
 
     @property
@@ -55,9 +65,9 @@ class Encoder:
 
     @property
     def n_columns(self) -> int:
-        """Entries of a row: the word, each feature, each neighbour of the window, and the word
-        type with a char CNN."""
-        return self._own_columns + 2 * self.window
+        """Entries of a row: the word, each feature, each neighbour of the window, the
+        document code with context, and the word type with a char CNN."""
+        return self._own_columns + 2 * self.window + self.context
 
     @property
     def _own_columns(self) -> int:
@@ -85,7 +95,7 @@ class Encoder:
             else:
                 ids = self.vocab.word_ids([tok for s in sentences for tok in s])
             ids = np.ascontiguousarray(ids, np.int32).reshape(-1, 1)
-            return self._with_window(ids, offsets), offsets
+            return self._with_context(self._with_window(ids, offsets), sentences), offsets
         flat = list(chain.from_iterable(sentences))
         index = self._index
         # The batch's new token strings, by first sight (the order one token at a time would
@@ -94,7 +104,20 @@ class Encoder:
         if new:
             self._add_all(new)
         at = np.fromiter(map(index.__getitem__, flat), dtype=np.int64, count=len(flat))
-        return self._with_window(self._table[at], offsets), offsets
+        rows = self._with_window(self._table[at], offsets)
+        return self._with_context(rows, sentences), offsets
+
+    def _with_context(self, rows: np.ndarray, sentences) -> np.ndarray:
+        """``rows`` with each token's document code inserted before the word type (if any);
+        code 0 for a sentence that carries none."""
+        if not self.context:
+            return rows
+        codes = [context_of(s) for s in sentences]
+        code = np.concatenate([np.zeros(len(s), np.int32) if c is None else
+                               np.asarray(c, np.int32) for s, c in zip(sentences, codes)]
+                              or [np.zeros(0, np.int32)])
+        at = rows.shape[1] - (self.chars is not None)
+        return np.ascontiguousarray(np.insert(rows, at, self._context_base + code, axis=1))
 
     def char_ids(self, sequence: str) -> np.ndarray | None:
         """The word ids of a string's characters through a byte → id table, as

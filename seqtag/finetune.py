@@ -29,6 +29,7 @@ import numpy as np
 from seqtag.chars import MAX_CHARS, CharVocab
 from seqtag.config import TrainConfig, plain
 from seqtag.corpus import Sentence
+from seqtag.documents import N_CODES
 from seqtag.errors import SeqtagError
 from seqtag.features import FEATURES, FeatureSet, parse_features
 from seqtag.model import RNNTagger
@@ -37,7 +38,7 @@ from seqtag.vocab import PAD, UNK, Vocabulary
 
 # The options that make the network what it is: fine-tuning takes them from the init model.
 ARCHITECTURE = ("hidden", "bidirectional", "crf", "cell", "features", "embed_dim",
-                "char_filters", "char_dim", "window")
+                "char_filters", "char_dim", "window", "document_context")
 # The keyword that names the bundled model where a model path is expected.
 BUNDLED = "default"
 
@@ -93,6 +94,7 @@ def architecture_of(model: RNNTagger) -> dict:
     if "Ec" in model.params:
         out["char_dim"] = model.params["Ec"].shape[1]
     out["window"] = arch.window
+    out["document_context"] = arch.document
     return out
 
 
@@ -240,6 +242,10 @@ def extend(model: RNNTagger, train: Sequence[Sentence], cfg: TrainConfig,
             new_base += len(old) + len(added)
         features = FeatureSet(list(old_features.names), values)
     n_inputs = len(word_list) + (sum(features.sizes) if features else 0)
+    document = model.architecture.document
+    if document:        # the document codes' columns come last (seqtag.encoding)
+        blocks.append((model.encoder.n_inputs - N_CODES, n_inputs, N_CODES))
+        n_inputs += N_CODES
 
     chars = None
     if old_chars is not None:
@@ -250,7 +256,7 @@ def extend(model: RNNTagger, train: Sequence[Sentence], cfg: TrainConfig,
         chars = CharVocab(old_chars.alphabet + added)
 
     lengths = np.sort([len(s.tokens) for s in train])
-    n_cols = 1 + (len(features.names) if features else 0)
+    n_cols = 1 + (len(features.names) if features else 0) + document
     ensure_memory(training_bytes(cfg, n_inputs, len(label_list), len(chars) if chars else 0,
                                  int(lengths[-cfg.batch_size:].sum()), int(lengths.sum()),
                                  n_cols + (chars is not None)),
@@ -264,7 +270,7 @@ def extend(model: RNNTagger, train: Sequence[Sentence], cfg: TrainConfig,
                         (len(chars), model.params["Ec"].shape[1],
                          model.params["Wconv"].shape[0]) if chars is not None else None,
                         model.params["Ex"].shape[0] if model.embedded else 0,
-                        1 + (len(features.names) if features else 0))
+                        n_cols)
     params = {}
     n_old_labels = vocab.n_labels
     for name, old in model.params.items():

@@ -10,7 +10,8 @@ token string, so the type stands for the whole row), so x can be kept by type an
 Only the Numba engine's x are kept: its embedding and CNN kernels compute each row on its own
 (one loop per row, the same operations whatever else the batch holds), so a kept row has the
 bits its batch would have computed (tests compare the two paths). Models with a window of
-neighbours (whose rows depend on the neighbours) do not use it.
+neighbours, or with document context (whose rows depend on the neighbours, or on the other
+sentences of the document, not on the word type alone), do not use it.
 
 The thread that prepares the batches, in input order, fills the rows of the types a batch brings;
 the tagging threads read only types marked as kept before their batch was prepared, which are

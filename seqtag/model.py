@@ -56,7 +56,8 @@ class RNNTagger:
     def __post_init__(self):
         self.architecture = Architecture.of(self.meta, self.params)
         self.encoder = Encoder(self.vocab, self.features, self.chars,
-                               window=self.architecture.window)
+                               window=self.architecture.window,
+                               context=self.architecture.document)
         self.use_engine("numba")
 
     def use_engine(self, engine: str) -> "RNNTagger":
@@ -169,11 +170,12 @@ class RNNTagger:
 
     def _known_inputs(self, ids, spellings, kernels):
         """The batch's distinct rows with the x of the word types met before (seqtag.inputcache,
-        which fills it here, in input order), for a Numba network with a character CNN and no
-        window; None for the others, and for the first batches of a NumPy engine."""
+        which fills it here, in input order), for a Numba network with a character CNN, no
+        window and no document context (whose x depend on more than the word type); None for
+        the others, and for the first batches of a NumPy engine."""
         cache = self.__dict__.get("_input_cache")
         if cache is None or kernels != "numba" or self.chars is None or not self.embedded \
-                or self.architecture.window or not len(ids):
+                or self.architecture.window or self.architecture.document or not len(ids):
             return None
         try:
             network = self._model_network(kernels)

@@ -62,6 +62,7 @@ import numpy as np
 
 from seqtag import __version__
 from seqtag.chars import CharVocab
+from seqtag.documents import FLAGS, N_CODES
 from seqtag.errors import SeqtagError
 from seqtag.features import FEATURES, FeatureSet
 from seqtag.layers.charcnn import CHAR_WIDTH
@@ -73,9 +74,12 @@ from seqtag.vocab import PAD, UNK, Vocabulary
 
 # Capabilities this reader understands, for meta["requires"]. "window": the embedded input sums
 # the token's neighbours too (meta.architecture.window), so Ex has more columns than words and
-# features and the encoder must build them.
+# features and the encoder must build them. "document-context": each token's input also sums a
+# column of its document code (meta.architecture.document_context, seqtag.documents), which
+# the reader must compute from the token's document.
 WINDOW = "window"
-KNOWN_REQUIREMENTS: frozenset[str] = frozenset({WINDOW})
+DOCUMENT = "document-context"
+KNOWN_REQUIREMENTS: frozenset[str] = frozenset({WINDOW, DOCUMENT})
 STATE = "state"
 SECTION_JSON = ".json"
 _SECTION_NAME = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.\-]*(/[A-Za-z0-9_][A-Za-z0-9_.\-]*)*")
@@ -136,6 +140,8 @@ META_SCHEMA: dict[str, Rule] = {
     "architecture.char_filters": Rule("int", lo=0, hi=MAX_DIM),
     "architecture.char_dim": Rule("int", lo=0, hi=MAX_DIM),
     "architecture.window": Rule("int", lo=0, hi=1024),
+    "architecture.document_context": Rule("list", unique=True),
+    "architecture.document_context[]": Rule("str", choices=FLAGS),
     "level": Rule("str", choices=("word", "char")),
     "label_scheme": Rule("str", choices=SCHEMES),
     "hyperparameters": Rule("object"),
@@ -550,6 +556,13 @@ def _check_architecture(arch: dict, version: int, name: str, requires=()) -> Non
     if k and WINDOW not in requires:
         raise _damaged(name, f"meta.architecture.window is {k}, but meta.requires does not "
                              f"list {WINDOW!r}")
+    doc = arch.get("document_context")
+    if doc is not None and list(doc) != list(FLAGS):
+        raise _damaged(name, f"meta.architecture.document_context is {doc}, but this reader "
+                             f"computes {list(FLAGS)}")
+    if doc and DOCUMENT not in requires:
+        raise _damaged(name, f"meta.architecture.document_context is set, but meta.requires "
+                             f"does not list {DOCUMENT!r}")
     if version < 2 and (d or F):
         raise _damaged(name, f"meta.architecture.{'embed_dim' if d else 'char_filters'} is "
                              f"{d or F}, but a format {version} file has no embeddings")
@@ -647,7 +660,8 @@ def _check_weights(params: dict[str, np.ndarray], name: str, arch: dict, vocab: 
     if waa.ndim == 2 and waa.shape[1] != H:
         raise _damaged(name, f"meta.architecture.hidden is {H}, but Waa is {waa.shape}")
     G = GATES[arch.get("cell", "rnn")] * H
-    V = vocab.n_words * (1 + 2 * arch.get("window", 0)) + (sum(features.sizes) if features else 0)
+    V = vocab.n_words * (1 + 2 * arch.get("window", 0)) + \
+        (sum(features.sizes) if features else 0) + (N_CODES if arch.get("document_context") else 0)
     L = vocab.n_labels
     D = H * (2 if arch.get("bidirectional") else 1)
     d, F, dc = arch.get("embed_dim", 0), arch.get("char_filters", 0), arch.get("char_dim", 0)

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from seqtag.documents import FLAGS
 from seqtag.encoding import unique_rows
 from seqtag.layers.base import Buffers
 from seqtag.layers.charcnn import CharCNN
@@ -68,6 +69,7 @@ class Architecture:
     char_filters: int = 0
     char_dim: int = 0
     window: int = 0          # neighbours each side summed into the embedded input
+    document: bool = False   # a document-context code per token (seqtag.documents)
 
     @classmethod
     def of(cls, meta: dict, params: dict) -> "Architecture":
@@ -82,7 +84,8 @@ class Architecture:
                        embed_dim=int(arch.get("embed_dim", 0) or 0),
                        char_filters=int(arch.get("char_filters", 0) or 0),
                        char_dim=int(arch.get("char_dim", 0) or 0),
-                       window=int(arch.get("window", 0) or 0))
+                       window=int(arch.get("window", 0) or 0),
+                       document=bool(arch.get("document_context")))
         return cls(bidirectional="Wax_b" in params, crf="trans" in params,
                    hidden=params["Waa"].shape[1],
                    embed_dim=params["Ex"].shape[0] if "Ex" in params else 0,
@@ -93,7 +96,8 @@ class Architecture:
         return {"cell": self.cell, "bidirectional": self.bidirectional, "crf": self.crf,
                 "hidden": self.hidden, "features": list(self.features),
                 "embed_dim": self.embed_dim, "char_filters": self.char_filters,
-                "char_dim": self.char_dim, **({"window": self.window} if self.window else {})}
+                "char_dim": self.char_dim, **({"window": self.window} if self.window else {}),
+                **({"document_context": list(FLAGS)} if self.document else {})}
 
 
 class Network:
@@ -110,7 +114,7 @@ class Network:
         has_chars = "Wconv" in params
         # Input columns the embedding sum reads: the word, its features and its window of
         # neighbours (not the word type).
-        n_cols = 1 + len(arch.features) + 2 * arch.window
+        n_cols = 1 + len(arch.features) + 2 * arch.window + arch.document
         self.embed = EmbeddingSum(params, n_cols, kernels) if embedded else None
         self.chars = CharCNN(params, spellings, kernels) if has_chars else None
         self.input_dropout = Dropout(input_dropout if embedded else 0.0)

@@ -150,10 +150,72 @@ def _with_scores(model: RNNTagger, tagged: Tagged, analysis: dict, scores: bool 
     return tagged
 
 
+def read_records(source: str) -> Iterator[list[str]]:
+    """The documents of a jsonl file (``"-"``: stdin): one JSON object a line, whose "text" is
+    a string (one text) or a list of strings (the document's texts, one sentence each)."""
+    name = "<stdin>" if source == "-" else source
+    from seqtag.textfile import open_input, read_lines
+
+    with open_input(source, name) as stream:
+        for no, line in read_lines(stream, name):
+            if not line.strip():
+                continue
+            try:
+                record = json.loads(line)
+            except ValueError as e:
+                raise SeqtagError(f"is not JSON ({e})", path=name, line=no,
+                                  hint='write one object a line, e.g. {"text": "..."}') from None
+            text = record.get("text") if isinstance(record, dict) else None
+            if isinstance(text, str):
+                text = [text]
+            if not isinstance(text, list) or not all(isinstance(t, str) for t in text):
+                raise SeqtagError('has no "text" string or list of strings', path=name,
+                                  line=no, hint='write {"text": "one text"} or '
+                                                '{"text": ["a sentence", "another"]}')
+            yield text
+
+
+def _tokenized(texts: Iterable, documents: bool | str, context: bool, offsets: bool = True
+               ) -> Iterator[tuple[str, tuple[list[str], list | None], list[str]]]:
+    """(text, (its tokens, their offsets or None without ``offsets``), its token list) of each
+    text. With ``documents`` (and a model with document context), the texts up to a blank one
+    are a document, read whole before its first text is given: its token lists are InDocuments
+    (seqtag.documents). ``documents="records"``: ``texts`` are documents already, each a list
+    of texts."""
+    from seqtag.documents import token_documents
+
+    cut = tokens_and_offsets if offsets else (lambda text: (tokens_of(text), None))
+
+    def flush(paragraph):
+        cuts = [cut(t) for t in paragraph]
+        words = [w for w, _ in cuts]
+        yield from zip(paragraph, cuts, token_documents([words]) if context else words)
+
+    if documents == "records":
+        for document in texts:
+            yield from flush(document)
+        return
+    if not (documents and context):
+        for text in texts:
+            c = cut(text)
+            yield text, c, c[0]
+        return
+
+    paragraph: list[str] = []
+    for text in texts:
+        if text.strip():
+            paragraph.append(text)
+            continue
+        yield from flush(paragraph)
+        paragraph = []
+        yield text, ([], [] if offsets else None), []
+    yield from flush(paragraph)
+
+
 def tag_texts(model: RNNTagger, texts: Iterable[str], batch_size: int = 256, *,
               scores: bool = False, nbest: int = 1, probs: bool = True,
               name: str | None = None, threads: int | None = 1, start: int = 0,
-              offsets: bool = True) -> Iterator[Tagged]:
+              offsets: bool = True, documents: bool = False) -> Iterator[Tagged]:
     """Tokenize and tag each text (one sequence per text); with ``scores`` each entity gets its
     exact probability, with ``nbest`` > 1 the n best sequences are kept too; without ``probs``
     (and ``scores``) the labels' probabilities are not computed (Tagged.probs is None).
@@ -164,13 +226,16 @@ def tag_texts(model: RNNTagger, texts: Iterable[str], batch_size: int = 256, *,
     raises SeqtagError after the texts before it are yielded; ``name`` names the input there, its
     texts counted as lines from ``start`` + 1 (a part of a longer stream starts past line 1).
     Without ``offsets`` Tagged.offsets is None (not computed: what conll and inline output do
-    not show; entities() still finds them)."""
+    not show; entities() still finds them). ``documents``: blank texts separate documents
+    (paragraphs), which a model with document context reads whole (memory bounded by the
+    largest); without, each text is alone."""
     def jobs():
         done = start
-        for batch in _batches(texts, batch_size):
-            cut = [tokens_and_offsets(t) for t in batch] if offsets else \
-                [(tokens_of(t), None) for t in batch]
-            token_lists = [words for words, _ in cut]
+        for items in _batches(_tokenized(texts, documents, model.architecture.document,
+                                         offsets), batch_size):
+            batch = [text for text, _, _ in items]
+            cut = [c for _, c, _ in items]
+            token_lists = [words for _, _, words in items]
             bad = _too_long_for_nbest(token_lists, nbest)
             error = None
             if bad is not None:
@@ -196,7 +261,14 @@ def tag_sentences(model: RNNTagger, sentences: Iterable[Sentence], batch_size: i
     """Tag sentences read from a column file, keeping their lines for crf_test-style output
     (``probs``, ``nbest``, ``threads`` and ``name``, the file's name for errors, as for
     tag_texts). ``scores="within_limit"``: entity probabilities for the sentences within
-    SCORES_LIMIT, none (span_probs None) for the others, instead of an error."""
+    SCORES_LIMIT, none (span_probs None) for the others, instead of an error. A model with
+    document context reads each document (Sentence.document) whole before tagging its
+    sentences: memory is bounded by the largest document."""
+    if model.architecture.document:
+        from seqtag.documents import with_context
+
+        sentences = with_context(sentences)
+
     def jobs():
         for batch in _batches(sentences, batch_size):
             token_lists = [s.tokens for s in batch]

@@ -31,6 +31,7 @@ from seqtag import __version__
 from seqtag.build import build_model, check_corpus, hyperparameters
 from seqtag.config import _MAX_SEED, TrainConfig, plain
 from seqtag.corpus import CorpusInfo, Sentence
+from seqtag.documents import with_context
 from seqtag.encoding import pack
 from seqtag.metrics import evaluate
 from seqtag.model import RNNTagger
@@ -90,7 +91,18 @@ class Trainer:
             model, self.pretrained_ = self._extend(init, init_source, train, dev, vocab, rng)
             train, dev = self._converted
         else:
-            model, self.pretrained_ = build_model(cfg, train, rng, vocab, dev)
+            # Training data without document boundaries: the model is the one built without
+            # the option, bit for bit (the context would be a constant input); the option stays
+            # recorded as given.
+            documents = any(getattr(s, "document", None) is not None for s in train)
+            model, self.pretrained_ = build_model(
+                cfg if documents else replace(cfg, document_context=False), train, rng, vocab,
+                dev)
+        if model.architecture.document:
+            # each sentence's tokens carry their document codes from here on (encoding, dev
+            # scoring, calibration)
+            train = list(with_context(train))
+            dev = None if dev is None else list(with_context(dev))
         batches = Batches(model, train, cfg)
         network = Network(model.params, model.architecture, model.encoder.spellings,
                           dropout=cfg.dropout, input_dropout=cfg.input_dropout)
@@ -391,7 +403,8 @@ class Batches:
         self.max_tokens = int(np.sort(self.lengths)[-cfg.batch_size:].sum())
         window = model.architecture.window
         # columns that are inputs (the word, its features, its neighbours)
-        self.n_real = 1 + (len(features.names) if features else 0) + 2 * window
+        document = model.architecture.document
+        self.n_real = 1 + (len(features.names) if features else 0) + 2 * window + document
         # Per-token probability of the word being replaced by <unk>, so that <unk>'s column is
         # learned from contexts like those where unseen words will appear (features stay).
         counts = vocab.word_counts.astype(np.float64)
@@ -399,12 +412,13 @@ class Batches:
         self.drop_p = np.where(words > UNK_ID,
                                cfg.word_dropout / (cfg.word_dropout + counts[words]), 0.0)
         # What feature dropout turns each feature column into: the feature's <unk>, a
-        # neighbour of the window its position's <unk>, and for the character CNN word type 0,
-        # the empty spelling.
+        # neighbour of the window its position's <unk>, the document code 0 (no other
+        # occurrence), and for the character CNN word type 0, the empty spelling.
         base = vocab.n_words + (sum(features.sizes) if features else 0)
         self.feature_unk = np.array(
             list(vocab.n_words + np.cumsum([0] + features.sizes[:-1]) if features else []) +
             [base + j * vocab.n_words + UNK_ID for j in range(2 * window)] +
+            [base + 2 * window * vocab.n_words] * document +
             ([0] if model.chars else []), np.int32)
 
     def epoch(self, rng: np.random.Generator):

@@ -39,7 +39,8 @@ def test_bundled_model_has_the_default_configuration(bundled_model):
     from seqtag.config import TrainConfig
 
     # Trained on words, at level auto: the word level. Options added since the model was built
-    # (level, window, ensemble) count at the values that build it again.
-    recorded = {"level": "word", "window": 0, "ensemble": 1,
+    # (level, window, ensemble, document_context: BTC has no documents) count at the values
+    # that build it again.
+    recorded = {"level": "word", "window": 0, "ensemble": 1, "document_context": True,
                 **bundled_model.meta["hyperparameters"]}
     assert recorded == hyperparameters(TrainConfig(level="word"))

@@ -95,3 +95,34 @@ def test_cli_output_is_the_same_with_and_without_kept_inputs(sentences, tmp_path
     lines = text.read_text(encoding="utf-8").splitlines()
     expected = "".join(format_conll(t) for t in tag_texts(model, lines, 8, probs=False))
     assert outs == [expected, expected]
+
+
+def test_a_model_with_document_context_keeps_no_inputs(tmp_path):
+    """Its x depends on the token's document code as well as on the word type, so the kept x of
+    a type would be another occurrence's: such a model embeds every batch itself."""
+    from seqtag.config import TrainConfig
+    from seqtag.corpus import Sentence
+    from seqtag.documents import with_context
+    from seqtag.training import Trainer
+
+    docs = []
+    for d in range(40):
+        word = ["Kor", "Bel", "Tam"][d % 3]
+        low = d % 2 == 0
+        docs += [Sentence([word, "went", "home", "."], ["B-X" if not low else "O", "O", "O", "O"],
+                          [], 0, document=d),
+                 Sentence(["we", "saw", word.lower() if low else word, "."],
+                          ["O", "O", "O" if low else "B-X", "O"], [], 0, document=d)]
+    cfg = TrainConfig(hidden=8, embed_dim=8, char_filters=4, char_dim=3, features="casing",
+                      epochs=2, batch_size=8, patience=0, seed=1, threads=1)
+    model = Trainer(cfg).fit(docs).model_
+    assert model.architecture.document and model.chars is not None
+    path = tmp_path / "doc.npz"
+    model.save(path)
+    sents = [s.tokens for s in with_context(docs)]
+    # the same word types with different codes in one stream
+    assert len({(t, int(c)) for s in sents for t, c in zip(s, s.context)}) > \
+        len({t for s in sents for t in s})
+    plain = _analyses(RNNTagger.load(path, engine="numba"), sents, 8)
+    kept_model = RNNTagger.load(path, engine="numba").keep_inputs()
+    _same(plain, _analyses(kept_model, sents, 8))

@@ -313,22 +313,22 @@ def test_unknown_optional_sections_and_keys_are_ignored(model, model_file, tmp_p
 def test_a_required_capability_this_reader_lacks_is_refused(model_file, tmp_path, monkeypatch):
     arrays = read_arrays(model_file)
     meta = meta_of(arrays)
-    meta["requires"] = ["document-context"]
+    meta["requires"] = ["sentence-state"]
     # what the newer writer put beside it may well look wrong to this reader's schema
     meta["architecture"]["cell"] = "transformer"
     arrays["meta"] = utf8(json.dumps(meta))
     path = tmp_path / "future.npz"
     write_npz(path, arrays)
     err = load_error(path)
-    assert "'document-context'" in err.message and "meta.requires" in err.message
+    assert "'sentence-state'" in err.message and "meta.requires" in err.message
     assert "upgrade" in err.hint
     # a reader that knows the capability reads the file (and then judges the rest)
-    monkeypatch.setattr(modelfile, "KNOWN_REQUIREMENTS", frozenset({"document-context"}))
+    monkeypatch.setattr(modelfile, "KNOWN_REQUIREMENTS", frozenset({"sentence-state"}))
     assert "meta.architecture.cell" in load_error(path).message
     meta["architecture"]["cell"] = "lstm"
     arrays["meta"] = utf8(json.dumps(meta))
     write_npz(path, arrays)
-    assert load_model(path).meta["requires"] == ["document-context"]
+    assert load_model(path).meta["requires"] == ["sentence-state"]
 
 
 def test_save_refuses_a_requirement_its_reader_would_refuse(model, tmp_path):
@@ -594,18 +594,18 @@ def test_inspect_a_minimal_odd_model_with_sections(tmp_path):
 def test_inspect_shows_requirements(model_file, tmp_path, monkeypatch):
     arrays = read_arrays(model_file)
     meta = meta_of(arrays)
-    meta["requires"] = ["document-context"]
+    meta["requires"] = ["sentence-state"]
     arrays["meta"] = utf8(json.dumps(meta))
     path = tmp_path / "m.npz"
     write_npz(path, arrays)
     code, out, err, exc = invoke("inspect", path)
     assert code != 0 and "upgrade" in err
-    monkeypatch.setattr(modelfile, "KNOWN_REQUIREMENTS", frozenset({"document-context"}))
+    monkeypatch.setattr(modelfile, "KNOWN_REQUIREMENTS", frozenset({"sentence-state"}))
     code, out, err, exc = invoke("inspect", path)
     assert code == 0 and exc is None, (err, exc)
-    assert "requires: document-context" in out.splitlines()
+    assert "requires: sentence-state" in out.splitlines()
     code, out, err, exc = invoke("inspect", path, "--json")
-    assert json.loads(out)["requires"] == ["document-context"]
+    assert json.loads(out)["requires"] == ["sentence-state"]
 
 
 def test_encrypted_entries(model_file, tmp_path):

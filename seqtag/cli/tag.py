@@ -68,7 +68,8 @@ def tag(
         show_default="pretty on a terminal, else conll; fasta for sequences"),
     input_format: str = typer.Option(
         "text", "--input-format",
-        help="text (one text per line), conll (column files; the label is appended), fasta "
+        help="text (one text per line), conll (column files; the label is appended), jsonl "
+             "(one document a line: {\"text\": \"...\"} or {\"text\": [sentences]}), fasta "
              "(sequences: one token per residue) or seqlabels (one sequence<TAB>labels line "
              "per record)."),
     labels_path: Optional[str] = typer.Option(
@@ -87,6 +88,11 @@ def tag(
         None, "--background", metavar="LABEL",
         help="-f bed: the label that is left out.",
         show_default="the model's most frequent training label"),
+    documents: bool = typer.Option(
+        False, "--documents",
+        help="Text input: blank lines separate documents (paragraphs), whose sentences a model "
+             "with document context tags knowing each other (one text per line still). Column "
+             "files have theirs already (-DOCSTART-, # newdoc); each jsonl record is one."),
     batch_size: int = typer.Option(256, "--batch-size", min=1, help="Sentences per batch."),
     scores: bool = typer.Option(
         False, "--scores", help="Add each label's probability and each entity's (crf_test -v1; "
@@ -118,8 +124,8 @@ def tag(
     with user_errors():
         from seqtag.tagging import FORMATTERS, read_texts, tag_sentences, tag_texts
 
-        if input_format not in ("text", "conll", "fasta", "seqlabels"):
-            fail(f"unknown --input-format {input_format!r} (use text, conll, fasta or "
+        if input_format not in ("text", "conll", "jsonl", "fasta", "seqlabels"):
+            fail(f"unknown --input-format {input_format!r} (use text, conll, jsonl, fasta or "
                  "seqlabels)")
         if input_format in ("fasta", "seqlabels") or labels_path is not None:
             from seqtag.cli._sequences import tag_sequences
@@ -152,6 +158,10 @@ def tag(
             if threads is not None:
                 fail("--threads is for one process; with --workers or --scheduler each Dask "
                      "worker thread tags one batch at a time (drop --threads)")
+            if documents or input_format == "jsonl":
+                fail("documents (--documents, --input-format jsonl) are tagged in one "
+                     "process: Dask workers tag batches of texts apart (drop --workers and "
+                     "--scheduler)")
             from seqtag.distributed import require
 
             require()
@@ -177,6 +187,12 @@ def tag(
                     name = "<stdin>" if path == "-" else path
                     # the columns after the token are echoed: no label grammar to check
                     yield "conll", read_sentences(path, labels="auto", check_labels=False), name
+                return
+            if input_format == "jsonl":
+                from seqtag.tagging import read_records
+
+                for path in [*inputs, *files]:
+                    yield "jsonl", read_records(path), "<stdin>" if path == "-" else path
                 return
             # Texts given as arguments are batched together, up to a '-' among them.
             texts: list[str] = []
@@ -216,8 +232,9 @@ def tag(
                     yield tag_sentences(model, items, name=name, threads=threads, **options)
                 else:
                     # conll and inline output show no character offsets: not computed
-                    yield tag_texts(model, items, name=name, threads=threads, **options,
-                                    offsets=fmt in ("jsonl", "pretty"))
+                    yield tag_texts(model, items, name=name, threads=threads,
+                                    documents="records" if kind == "jsonl" else documents,
+                                    **options, offsets=fmt in ("jsonl", "pretty"))
 
         _write(chain.from_iterable(tagged_streams()), fmt, scores)
 
