@@ -159,20 +159,9 @@ class Encoder:
             out[:, n_own + j] = base + j * V + neighbour
         return out
 
-    def _add(self, token: str) -> int:
-        n = len(self._index)
-        if n == len(self._table):
-            grown = np.empty((2 * n, self._own_columns), np.int32)
-            grown[:n] = self._table
-            self._table = grown
-        self._table[n] = self._columns(token)
-        self._index[token] = n
-        return n
-
     def _add_all(self, tokens: list[str]) -> None:
-        """Append the rows of ``tokens`` (none of them in the cache yet), in their order: as
-        ``_add`` of each in turn, with the word ids and each feature's values computed for all
-        of them at once."""
+        """Append the rows of ``tokens`` (none of them in the cache yet), in their order, with
+        the word ids and each feature's values computed for all of them at once."""
         n, k = len(self._index), len(tokens)
         if n + k > len(self._table):
             grown = np.empty((max(2 * len(self._table), n + k), self._own_columns), np.int32)
@@ -190,17 +179,6 @@ class Encoder:
             type_of = self._type_of
             rows[:, col] = [type_of(tok) for tok in tokens]
         self._index.update(zip(tokens, range(n, n + k)))
-
-    def _columns(self, token: str) -> tuple[int, ...]:
-        word = self.vocab.word_ids([token])[0]
-        base, cols = self.vocab.n_words, [int(word)]
-        if self.features is not None:
-            for size, value in zip(self.features.sizes, self.features.ids(token)):
-                cols.append(base + value)
-                base += size
-        if self.chars is not None:
-            cols.append(self._type_of(token))
-        return tuple(cols)
 
     def _type_of(self, token: str) -> int:
         t = self._types.get(token)

@@ -189,15 +189,17 @@ def tokenize(text: str) -> list[tuple[str, int, int]]:
     return [(w, a, b) for w, (a, b) in zip(words, spans)]
 
 
-def _chunk_tokens(text: str, pos: int, end: int) -> list[tuple[str, int, int]]:
+def _chunk_tokens(text: str, pos: int, end: int, skip: bool = True
+                  ) -> list[tuple[str, int, int]]:
     """The tokens of the whitespace-free chunk text[pos:end], by the patterns."""
     tokens: list[tuple[str | None, int, int]] = []
     glued = False
     no_email_before = [pos]
-    # Patterns the chunk cannot match are not tried: an emoji has a character beyond ASCII, a
-    # URL a ':' or 'www.', an e-mail address an '@'.
+    # Patterns the chunk cannot match are not tried (all are without ``skip``: the reference):
+    # an emoji has a character beyond ASCII, a URL a ':' or 'www.', an e-mail address an '@'.
     chunk = text[pos:end]
-    emoji, url, email = not chunk.isascii(), ":" in chunk or "www." in chunk, "@" in chunk
+    emoji, url, email = (not chunk.isascii(), ":" in chunk or "www." in chunk, "@" in chunk) \
+        if skip else (True, True, True)
     while pos < end:
         tok, stop, kind = _next_token(text, pos, end, no_email_before, emoji, url, email)
         # \w excludes combining marks (Indic vowel signs, virama), so glue them back; the
@@ -217,29 +219,15 @@ def _chunk_tokens(text: str, pos: int, end: int) -> list[tuple[str, int, int]]:
 
 
 def _tokenize(text: str) -> list[tuple[str, int, int]]:
-    """tokenize, chunk by chunk through _one_token (the reference tests compare with)."""
-    tokens: list[tuple[str | None, int, int]] = []
-    glued = False
+    """tokenize, chunk by chunk through _one_token, every other chunk through all the patterns
+    (the reference tests compare with). A chunk's tokens never glue to the previous chunk's:
+    whitespace lies between them."""
+    tokens: list[tuple[str, int, int]] = []
     for chunk in _CHUNKS.finditer(text):
-        pos, end = chunk.start(), chunk.end()
+        pos, end = chunk.span()
         word = chunk.group()
         if _one_token(word):
             tokens.append((word, pos, end))
-            continue
-        no_email_before = [pos]
-        while pos < end:
-            tok, stop, kind = _next_token(text, pos, end, no_email_before)
-            # \w excludes combining marks (Indic vowel signs, virama), so glue them back; the
-            # glued token's text is cut once at the end (appending to it would copy it each time).
-            if tokens and tokens[-1][2] == pos and (_is_mark(tok[0]) or (
-                    _is_mark(text[pos - 1]) and kind == "word")):
-                tokens[-1] = (None, tokens[-1][1], stop)
-                glued = True
-            elif kind == "word":
-                tokens.extend(_split_word(tok, pos))
-            else:
-                tokens.append((tok, pos, stop))
-            pos = stop
-    if glued:
-        tokens = [(text[a:b] if tok is None else tok, a, b) for tok, a, b in tokens]
+        else:
+            tokens += _chunk_tokens(text, pos, end, skip=False)
     return tokens

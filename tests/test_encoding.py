@@ -71,11 +71,31 @@ def test_encode_batch_equals_packed_encodes(with_features, with_chars):
                 np.testing.assert_array_equal(a, b)
 
 
+def _add_one(enc, token: str) -> int:
+    """The reference: one token's row, its word id and each feature's value on their own, added
+    to the encoder's table on first sight (what encoding did before _add_all)."""
+    n = len(enc._index)
+    if n == len(enc._table):
+        grown = np.empty((2 * n, enc._own_columns), np.int32)
+        grown[:n] = enc._table
+        enc._table = grown
+    base, cols = enc.vocab.n_words, [int(enc.vocab.word_ids([token])[0])]
+    if enc.features is not None:
+        for size, value in zip(enc.features.sizes, enc.features.ids(token)):
+            cols.append(base + value)
+            base += size
+    if enc.chars is not None:
+        cols.append(enc._type_of(token))
+    enc._table[n] = cols
+    enc._index[token] = n
+    return n
+
+
 @pytest.mark.parametrize("with_chars", [False, True])
 def test_new_tokens_added_at_once_as_one_at_a_time(with_chars):
     """encode_batch adds a batch's new token strings at once (_add_all): the same rows, in the
     same order, with the same word types and spellings, as adding each token on first sight
-    (_add, the general path), across batches and a table that has to grow."""
+    (_add_one), across batches and a table that has to grow."""
     from seqtag.chars import CharVocab
     from seqtag.corpus import Sentence
     from seqtag.encoding import Encoder
@@ -95,7 +115,7 @@ def test_new_tokens_added_at_once_as_one_at_a_time(with_chars):
     ref, enc = Encoder(vocab, feats, chars), Encoder(vocab, feats, chars)
     for batch in batches:
         ids, _ = enc.encode_batch(batch)
-        at = [ref._index[t] if t in ref._index else ref._add(t) for s in batch for t in s]
+        at = [ref._index[t] if t in ref._index else _add_one(ref, t) for s in batch for t in s]
         rows = ref._table[np.array(at, np.int64)]
         np.testing.assert_array_equal(ids, rows.reshape(ids.shape))
     assert enc._index == ref._index and len(enc._index) > 1024     # the table grew
