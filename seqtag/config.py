@@ -118,6 +118,11 @@ class TrainConfig:
         1, "Train this many models (seeds --seed, --seed+1, ...), each stopped on dev, and "
            "save them merged into one model that tags with the mean of their scores; the run "
            "takes as many times as long, tagging about its square.", min=1, max=64)
+    refit: bool = option(
+        False, "Once dev has chosen the epoch count, train again from scratch (the same seed) "
+               "on the training and dev sentences together for that many epochs, and keep "
+               "that model (scikit-learn's refit; each ensemble member its own count; the "
+               "temperature stays the one fitted on dev).", flag="--refit/--no-refit")
     document_context: bool = option(
         True, "Give each token features of its word's other occurrences in its document "
               "(CoNLL -DOCSTART-, CoNLL-U # newdoc; inert for input without documents).",

@@ -85,6 +85,7 @@ class Trainer:
         if cfg.ensemble > 1:
             return self._fit_ensemble(cfg, train, dev, vocab, corpus, dev_corpus, resume, init,
                                       started)
+        given = (train, dev, vocab, corpus, init, init_source, started)
         rng = np.random.default_rng(cfg.seed)
         self.init_ = None
         if init is not None:
@@ -171,7 +172,40 @@ class Trainer:
             fit = fit_temperature(self.model_, [s.tokens for s in dev], [s.labels for s in dev])
             self.model_.set_temperature(fit["temperature"], fit)
             self.progress("calibrated", fit)
+            if cfg.refit and not self.stopped_by_budget_:
+                self._refit(cfg, *given, epoch_seconds=budget.epochs)
         return self
+
+    def _refit(self, cfg, train, dev, vocab, corpus, init, init_source, started,
+               epoch_seconds=()) -> None:
+        """Train again, from scratch with the same seed, on train + dev for the chosen epoch
+        count, and keep that model with the dev run's history and temperature (dev can no
+        longer score a model trained on it). Few sentences make a small dev, whose choice of
+        epoch is noisy but whose sentences are worth training on (bench_protein's CV: 0.6
+        points of Q3). A refit stopped by an interruption or the time budget is dropped: the
+        early-stopped model stays, and so it does when the budget has no room left for the
+        refit's epochs (as long as the dev run's, with dev's share of sentences added)."""
+        epochs, n = max(1, self.best_epoch_), len(train) + len(dev)
+        if cfg.time_budget is not None and epoch_seconds:
+            need = epochs * float(np.mean(epoch_seconds)) * n / max(1, len(train))
+            if time.monotonic() - started + need > cfg.time_budget:
+                self.progress("refit_dropped", {"interrupted": False})
+                return
+        self.progress("refit", {"epochs": epochs, "sentences": n})
+        again = Trainer(replace(cfg, refit=False, epochs=epochs, patience=0),
+                        self.progress, None, started).fit(
+            list(train) + list(dev), None, vocab=vocab, corpus=corpus, init=init,
+            init_source=init_source)
+        if again.model_ is None or again.interrupted_ or again.stopped_by_budget_:
+            self.progress("refit_dropped", {"interrupted": again.interrupted_})
+            return
+        model, early = again.model_, self.model_
+        model.meta.update(
+            hyperparameters=hyperparameters(cfg), dev_corpus=early.meta["dev_corpus"],
+            history=early.meta["history"], best_epoch=early.meta["best_epoch"],
+            refit={"epochs": epochs, "sentences": n})
+        model.set_temperature(early.temperature, early.meta.get("temperature_fit"))
+        self.model_, self.early_model_ = model, early
 
     def _fit_ensemble(self, cfg, train, dev, vocab, corpus, dev_corpus, resume, init,
                       started) -> "Trainer":
@@ -212,11 +246,17 @@ class Trainer:
             hyperparameters=hyperparameters(cfg), seed=cfg.seed,
             interrupted=self.interrupted_,
             ensemble=[{"seed": m.config_.seed, "best_epoch": m.best_epoch_,
-                       "history": m.history_} for m in members])
+                       "history": m.history_,
+                       **({"refit": m.model_.meta["refit"]} if "refit" in m.model_.meta
+                          else {})} for m in members])
         if dev and not self.interrupted_:
             from seqtag.calibration import fit_temperature
 
-            fit = fit_temperature(self.model_, [s.tokens for s in dev], [s.labels for s in dev])
+            # Refit members have trained on dev: the temperature is the one of their
+            # early-stopped models, merged alike, which have not.
+            early = [getattr(m, "early_model_", None) for m in members]
+            scored = merge(early) if all(e is not None for e in early) else self.model_
+            fit = fit_temperature(scored, [s.tokens for s in dev], [s.labels for s in dev])
             self.model_.set_temperature(fit["temperature"], fit)
             self.progress("calibrated", fit)
         return self

@@ -163,6 +163,15 @@ class Renderer:
             self.close()
             self.bar = None
             err.print(f"ensemble member {info['member']} of {info['members']}", markup=False)
+        elif event in ("refit", "refit_dropped"):
+            self.close()
+            self.bar = None
+            err.print(f"--refit: training again on the training and dev sentences together "
+                      f"({info['sentences']:,}) for the {info['epochs']} epochs dev chose"
+                      if event == "refit" else
+                      "--refit " + ("interrupted" if info["interrupted"] else
+                                    "stopped by the time budget")
+                      + ": keeping the model chosen on dev", markup=False)
         elif event == "start":
             for note in self.notes:
                 err.print(note, markup=False)
