@@ -97,6 +97,10 @@ def main() -> None:
     ap.add_argument("--cv", type=int, default=0, metavar="K",
                     help="choosing: Q3 pooled over K folds of the training proteins, homologs "
                          "in one fold (no test)")
+    ap.add_argument("--cv-dev", choices=("last", "fold"), default="last",
+                    help="with --cv, what chooses the epoch: the last 11 proteins of the "
+                         "fold's training part, as in the bench (default), or the held-out "
+                         "fold itself (the first round's protocol; optimistic)")
     args = ap.parse_args()
     args.dev_only = args.dev_only or args.folds     # folds choose; the bar is the fixed split's
     folder = Path(args.data) / "protein_qian_sejnowski"
@@ -108,7 +112,7 @@ def main() -> None:
 
     train_all = read_proteins(folder / "protein-secondary-structure.train")
     if args.cv:
-        cross_validate(train_all, args.cv, options(args.set), args.threads)
+        cross_validate(train_all, args.cv, options(args.set), args.threads, args.cv_dev)
         return
     test = read_proteins(folder / "protein-secondary-structure.test")
     train, dev = train_all[:-N_DEV], train_all[-N_DEV:]
@@ -143,7 +147,7 @@ def main() -> None:
                                             ("level", "hidden", "embed_dim", "window",
                                              "features", "char_filters", "dropout",
                                              "input_dropout", "feature_dropout", "cell",
-                                             "ensemble")))
+                                             "ensemble", "embeddings", "refit")))
     mean_dev = sum(r[1] for r in rows) / len(rows)
     print(f"mean dev Q3 {mean_dev:.2f}%" + (f" (folds; pooled over {pooled[1]:,} residues: "
                                              f"{100 * pooled[0] / pooled[1]:.2f}%)"
@@ -180,10 +184,16 @@ def homology_folds(proteins, k: int, share: float = 0.2) -> list[int]:
     return [find(i) * k // len(proteins) for i in range(len(proteins))]
 
 
-def cross_validate(proteins, k: int, extra: dict, threads: int) -> None:
+def cross_validate(proteins, k: int, extra: dict, threads: int, dev_of: str = "last") -> None:
     """Q3 pooled over the K held-out folds of the training proteins (homologs kept in one
-    fold: homology_folds): a dev of 18,105 residues instead of 2,646, to choose a configuration
-    on; fold f trains with seed f. The test file is not read."""
+    fold: homology_folds): 18,105 residues scored instead of 2,646, to choose a configuration
+    on; fold f trains with seed f. The test file is not read.
+
+    ``dev_of``: "last" (the default) runs each fold as the bench runs the fixed split: the last
+    N_DEV proteins of the fold's training part choose the epoch (and, with --refit, are trained
+    on afterwards), the held-out fold is only scored. "fold" lets the held-out fold choose the
+    epoch as well: the first round's protocol, optimistic (and wrong for --refit, which would
+    then train on the fold it is scored on)."""
     import seqtag
 
     fold_of = homology_folds(proteins, k)
@@ -191,8 +201,10 @@ def cross_validate(proteins, k: int, extra: dict, threads: int) -> None:
     for fold in range(k):
         dev = [p for p, f in zip(proteins, fold_of) if f == fold]
         train = [p for p, f in zip(proteins, fold_of) if f != fold]
+        chooser = dev if dev_of == "fold" else train[-N_DEV:]
+        train = train if dev_of == "fold" else train[:-N_DEV]
         t0 = time.perf_counter()
-        tagger = seqtag.Tagger(seed=fold + 1, threads=threads, **extra).fit(train, dev)
+        tagger = seqtag.Tagger(seed=fold + 1, threads=threads, **extra).fit(train, chooser)
         predicted = tagger.predict([t for t, _ in dev])
         n = sum(len(t) for t, _ in dev)
         fold_q3 = q3([l for _, l in dev], predicted)

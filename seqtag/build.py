@@ -12,7 +12,7 @@ import numpy as np
 from seqtag.chars import CharVocab
 from seqtag.config import RUN_ONLY, TrainConfig, plain
 from seqtag.corpus import Sentence
-from seqtag.embeddings import project_into, read_vectors
+from seqtag.embeddings import project_into, read_vectors, vectors_path
 from seqtag.errors import SeqtagError
 from seqtag.features import FeatureSet, parse_features
 from seqtag.layers.charcnn import CHAR_WIDTH
@@ -136,10 +136,17 @@ def build_model(cfg: TrainConfig, train: Sequence[Sentence], rng: np.random.Gene
                          cfg.embed_dim, n_real)
     pretrained = 0
     if cfg.embeddings:
-        vectors, dim = read_vectors(cfg.embeddings, vocab.words[2:])
-        for wax in ("Ex",) if cfg.embed_dim else \
-                ("Wax", "Wax_b") if cfg.bidirectional else ("Wax",):
-            pretrained = project_into(params[wax], vocab.words, vectors, dim, rng)
+        vectors, dim = read_vectors(vectors_path(cfg.embeddings), vocab.words[2:])
+        if cfg.embed_dim:
+            # the token's table, then one per neighbour position of the window: each starts
+            # from the vectors, through a projection of its own
+            n, base = vocab.n_words, vocab.n_words + (sum(features.sizes) if features else 0)
+            tables = [params["Ex"][:, :n]] + [params["Ex"][:, base + b * n:base + (b + 1) * n]
+                                              for b in range(2 * cfg.window)]
+        else:
+            tables = [params[w] for w in (("Wax", "Wax_b") if cfg.bidirectional else ("Wax",))]
+        for table in tables:
+            pretrained = project_into(table, vocab.words, vectors, dim, rng)
     architecture = Architecture(
         cell=plain(cfg.cell),
         bidirectional=cfg.bidirectional, crf=cfg.crf, hidden=cfg.hidden,

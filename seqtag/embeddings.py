@@ -24,6 +24,24 @@ MAX_LINE_BYTES = 1 << 20
 _FORMAT = "expected 'word v1 v2 ... vd' per line, after an optional 'count dim' header"
 
 
+# Vectors that ship with seqtag, given by name to --embeddings: BLOSUM62 (Henikoff & Henikoff
+# 1992), each amino acid's row of substitution scores, which says which residues stand in for
+# each other in related proteins: a prior a protein model learns slowly from a few thousand
+# residues (seqtag.config's protein defaults; README "Characters").
+BUILTIN = {"blosum62": "blosum62.vec"}
+
+
+def vectors_path(name: str | os.PathLike) -> str:
+    """The file of the built-in set ``name`` (BUILTIN), unless a file of that name exists;
+    otherwise the path as given."""
+    name = str(name)
+    if name in BUILTIN and not os.path.exists(name):
+        from importlib import resources
+
+        return str(resources.files("seqtag") / "data" / BUILTIN[name])
+    return name
+
+
 def read_vectors(path: str | os.PathLike, wanted: Iterable[str]) -> tuple[dict[str, np.ndarray], int]:
     """The vectors of ``wanted`` words found in a word2vec/GloVe text file (an optional
     "count dim" header line, then "word v1 ... vd" per line), looked up as written, else

@@ -40,6 +40,16 @@ def test_char_data_gets_the_char_configuration():
     assert TrainConfig().for_data(PROTEINS * 40).ensemble == 1
     assert TrainConfig().for_data(DNA).ensemble == 1
     assert TrainConfig(ensemble=1).for_data(PROTEINS).ensemble == 1
+    # proteins start from BLOSUM62 (soft-masked ones too); few of them are refit on train + dev
+    assert TrainConfig().for_data(PROTEINS).embeddings == "blosum62"
+    assert TrainConfig().for_data([[t.lower() for t in s] for s in PROTEINS]).embeddings \
+        == "blosum62"
+    assert TrainConfig().for_data(PROTEINS).refit
+    assert not TrainConfig().for_data(PROTEINS * 40).refit
+    assert TrainConfig().for_data(DNA).embeddings is None and not TrainConfig().for_data(DNA).refit
+    # a large alphabet that is not amino acids: no substitution matrix
+    assert TrainConfig().for_data([list("0123456789#$%&") * 3]).embeddings is None
+    assert TrainConfig(embeddings=None).for_data(PROTEINS).embeddings is None
 
 
 def test_word_data_keeps_the_default():

@@ -98,3 +98,34 @@ def test_the_default_model_starts_its_embeddings_from_the_vectors(tmp_path):
     assert t.pretrained_ == 3 and Ex.shape[0] == 5
     np.testing.assert_allclose(Ex[:, words.index("Sam")], Ex[:, words.index("Ana")], atol=1e-6)
     assert not np.allclose(Ex[:, words.index("Sam")], Ex[:, words.index("met")])
+
+
+def test_blosum62_is_built_in_and_starts_every_table_of_the_window(tmp_path, monkeypatch):
+    from seqtag.embeddings import vectors_path
+
+    path = vectors_path("blosum62")
+    vectors, dim = read_vectors(path, list("ACDEFGHIKLMNPQRSTVWY"))
+    B = np.stack([vectors[a] for a in "ARNDCQEGHILKMFPSTWYV"])
+    assert dim == 20 and np.array_equal(B, B.T)           # a substitution matrix: symmetric
+    assert B[0, 0] == 4 and B[17, 17] == 11 and B[4, 4] == 9  # A-A, W-W, C-C
+
+    aa = "ACDEFGHIKLMNPQRSTVWY"
+    sents = [Sentence(list(aa[i:] + aa[:i]), ["h"] * 20, [], i + 1) for i in range(20)]
+    k = 2
+    t = Trainer(TrainConfig(level="char", embed_dim=24, hidden=4, window=k, epochs=1, lr=1e-9,
+                            patience=0, ensemble=1, refit=False, threads=1,
+                            embeddings="blosum62")).fit(sents)
+    Ex, words = t.model_.params["Ex"], t.model_.vocab.words
+    n, cols = len(words), [words.index(a) for a in aa]
+    E = np.stack([vectors[a] for a in aa]).astype(np.float64)
+    E -= E.mean(axis=0)
+    for b in range(1 + 2 * k):                 # the token's table, then each neighbour's
+        block = Ex[:, b * n:(b + 1) * n][:, cols].astype(np.float64)
+        gram = block.T @ block
+        # an orthonormal projection keeps the vectors' geometry, up to a common scale
+        np.testing.assert_allclose(gram / gram[0, 0], (E @ E.T) / (E @ E.T)[0, 0], atol=1e-3)
+    # each table through a projection of its own
+    assert not np.allclose(Ex[:, cols], Ex[:, [n + c for c in cols]])
+    monkeypatch.chdir(tmp_path)                # a file of that name wins over the built-in
+    (tmp_path / "blosum62").write_text("A 1 2\n")
+    assert vectors_path("blosum62") == "blosum62"

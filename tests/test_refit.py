@@ -20,7 +20,7 @@ SEQTAG = [sys.executable, "-m", "seqtag"]
 def _cfg(**options) -> TrainConfig:
     # residues: the character level, whose defaults fill the options not given here
     return TrainConfig(**{"seed": 3, "epochs": 6, "patience": 2, "hidden": 8, "embed_dim": 6,
-                          "window": 2, "threads": 1, "ensemble": 1, **options})
+                          "window": 2, "threads": 1, "ensemble": 1, "refit": False, **options})
 
 
 def _by_hand(run: Trainer, seed: int, epochs: int):
