@@ -132,7 +132,9 @@ def main() -> None:
         tagger = seqtag.Tagger(seed=seed, threads=args.threads, **extra).fit(train, dev)
         seconds = time.perf_counter() - t0
         hyper = tagger.model_.meta["hyperparameters"]
-        dev_q3 = q3([l for _, l in dev], tagger.predict([t for t, _ in dev]))
+        dev_q3 = chosen_dev_q3(tagger.model_.meta)
+        if dev_q3 is None:
+            dev_q3 = q3([l for _, l in dev], tagger.predict([t for t, _ in dev]))
         test_q3 = None if args.dev_only else \
             q3([l for _, l in test], tagger.predict([t for t, _ in test]))
         rows.append((seed, dev_q3, test_q3))
@@ -140,6 +142,7 @@ def main() -> None:
         pooled[0] += dev_q3 * n / 100
         pooled[1] += n
         print(f"seed {seed}: level {hyper['level']}, best epoch {tagger.best_epoch_}, dev Q3 "
+              + ("before the refit " if hyper.get("refit") else "") +
               f"{dev_q3:.2f}%" + ("" if test_q3 is None else f", test Q3 {test_q3:.2f}%") +
               f"  ({seconds:.0f} s)", flush=True)
     if len(seeds) > 1 or extra:
@@ -160,6 +163,18 @@ def main() -> None:
           f"always coil: 54.6%)")
     if args.columns:
         columns(args, train, dev, test, seeds, extra)
+
+
+def chosen_dev_q3(meta: dict) -> float | None:
+    """With --refit the saved model has trained on dev: the dev Q3 that means something is the
+    one of the epoch dev chose (each member's, averaged), from the history; None without."""
+    if not meta["hyperparameters"].get("refit"):
+        return None
+    runs = meta.get("ensemble") or [{"best_epoch": meta["best_epoch"],
+                                     "history": meta["history"]}]
+    scores = [100 * next(h["dev_accuracy"] for h in r["history"] if h["epoch"] == r["best_epoch"])
+              for r in runs]
+    return sum(scores) / len(scores)
 
 
 def homology_folds(proteins, k: int, share: float = 0.2) -> list[int]:
