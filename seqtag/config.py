@@ -86,8 +86,9 @@ class TrainConfig:
     crf: bool = option(True, "A linear-chain CRF output layer instead of the softmax.",
                        flag="--crf/--no-crf")
     embeddings: str | None = option(
-        None, "word2vec/GloVe text file: start the word embeddings (or Wax's word columns) "
-              "from these vectors, through a fixed random projection.")
+        None, "word2vec/GloVe text file, or a built-in set (blosum62: amino acids): start "
+              "the word embeddings (or Wax's word columns) from these vectors, through a fixed "
+              "random projection.")
     cell: Cell = option(Cell.lstm, "Recurrent cell: rnn (the textbook Elman cell), gru or lstm.")
     feature_dropout: float = option(
         0.3, "Each feature value of a token is replaced by its <unk> with this probability.",

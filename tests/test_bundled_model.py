@@ -39,8 +39,9 @@ def test_bundled_model_has_the_default_configuration(bundled_model):
     from seqtag.config import TrainConfig
 
     # Trained on words, at level auto: the word level. Options added since the model was built
-    # (level, window, ensemble, document_context: BTC has no documents) count at the values
+    # (level, window, ensemble, document_context: BTC has no documents, refit) count at the values
     # that build it again.
     recorded = {"level": "word", "window": 0, "ensemble": 1, "document_context": True,
+                "refit": False,
                 **bundled_model.meta["hyperparameters"]}
     assert recorded == hyperparameters(TrainConfig(level="word"))
