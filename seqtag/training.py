@@ -242,6 +242,7 @@ class Trainer:
         self.model_ = merge([m.model_ for m in members]) if members else None
         if self.model_ is None:
             return self
+        self.model_.meta.pop("refit", None)     # the first member's: each member's is below
         self.model_.meta.update(
             hyperparameters=hyperparameters(cfg), seed=cfg.seed,
             interrupted=self.interrupted_,

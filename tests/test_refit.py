@@ -89,4 +89,10 @@ def test_cli_refit_says_so_and_inspect_shows_it(tmp_path):
     out = subprocess.run(SEQTAG + ["inspect", str(model), "--json"], capture_output=True,
                          text=True)
     assert out.returncode == 0, out.stderr
-    assert '"refit"' in out.stdout
+    info = json.loads(out.stdout)
+    # residues: the protein defaults, an ensemble of 3 whose members are each refit
+    members = info["ensemble"]
+    assert len(members) == 3 and info["refit"] is None
+    assert [m["refit"]["epochs"] for m in members] == [m["best_epoch"] for m in members]
+    text = subprocess.run(SEQTAG + ["inspect", str(model)], capture_output=True, text=True)
+    assert text.stdout.count(f"(refit for ") == 3, text.stdout

@@ -48,8 +48,9 @@ def describe(model, path: Path, top: int = 20, state=None,
         "corpus": meta.get("corpus"),
         "dev_corpus": meta.get("dev_corpus"),
         "init": meta.get("init"),
-        "ensemble": [{k: m.get(k) for k in ("seed", "best_epoch")}
+        "ensemble": [{k: m.get(k) for k in ("seed", "best_epoch", "refit")}
                      for m in meta.get("ensemble") or [] if isinstance(m, dict)],
+        "refit": meta.get("refit"),
         "vocabulary": {
             "size": vocab.n_words,
             "most_frequent": [[w, int(c)] for w, c in
@@ -133,8 +134,15 @@ def inspect_cmd(
         say("architecture: " + ", ".join(f"{k}={v}" for k, v in arch.items()))
         if info["ensemble"]:
             say(f"ensemble: {len(info['ensemble'])} members merged (block-diagonal, mean of "
-                f"their scores): " + ", ".join(f"seed {m['seed']} best epoch {m['best_epoch']}"
-                                               for m in info["ensemble"]))
+                f"their scores): " + ", ".join(
+                    f"seed {m['seed']} best epoch {m['best_epoch']}"
+                    + (f" (refit for {m['refit']['epochs']} epochs on train + dev)"
+                       if isinstance(m.get("refit"), dict) else "")
+                    for m in info["ensemble"]))
+        if isinstance(info["refit"], dict):
+            say(f"refit: trained again on the training and dev sentences together "
+                f"({info['refit']['sentences']:,}) for the {info['refit']['epochs']} epochs "
+                f"dev chose")
         say("hyperparameters: " + ", ".join(
             f"{k}={v}" for k, v in (info["hyperparameters"] or {}).items()))
         for c in info["corpus"] or []:
