@@ -2,6 +2,7 @@
 is imported from its seqtag.kernels module on first use, so that choosing this set imports (and
 loads from Numba's cache, or compiles) only the kernels a model calls."""
 
+import sys
 from importlib import import_module
 
 _MODULES = {
@@ -16,6 +17,21 @@ def __getattr__(name):
     module = _MODULES.get(name)
     if module is None:
         raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    if "numba" not in sys.modules:
+        _import_numba()
     value = getattr(import_module("seqtag.kernels." + module), name)
     globals()[name] = value
     return value
+
+
+def _import_numba() -> None:
+    """Import Numba with the least resident memory: the heap's free pages (the NumPy engine's
+    batches, when auto moves a stream here) are given back first, and the pages of LLVM's code
+    that importing it faults in (about 95 MB, which tagging never runs) after
+    (seqtag.residency)."""
+    from seqtag.residency import release_compiler_pages, trim_heap
+
+    trim_heap()
+    import numba  # noqa: F401
+
+    release_compiler_pages()
