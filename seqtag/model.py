@@ -261,6 +261,9 @@ class RNNTagger:
         networks = local.__dict__.setdefault("networks", {})
         network = networks.get(kernels)
         if network is None:
+            # auto moves a stream from NumPy to Numba once: the other engine's network (its
+            # scratch arrays sized to the largest batch) would be kept for nothing.
+            networks.clear()
             network = networks[kernels] = Network(self.params, self.architecture,
                                                   kernels=kernel_set(kernels))
         if network.chars is not None:

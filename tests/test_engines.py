@@ -319,3 +319,29 @@ def test_no_warmup_where_the_marker_cannot_be_written(tmp_path, monkeypatch):
         monkeypatch.setenv("NUMBA_CACHE_DIR", str(cache))
         assert not warm.is_warm()
         assert not warm.start_warmup()
+
+
+def test_a_thread_keeps_the_network_of_one_engine(bundled_model):
+    """auto moves a stream from NumPy to Numba once: a tagging thread's NumPy network (with its
+    scratch arrays) is dropped when it takes its Numba one, and the labels stay the same."""
+    import threading
+
+    sentences = [["Sam", "Li", "went", "to", "Paris"], ["Tom", "stayed", "."]]
+    seen = []
+
+    def run():
+        model = bundled_model
+        for kernels in ("numpy", "numba"):
+            model.use_engine(kernels)
+            labels = [r["labels"].tolist() for r in
+                      model.analyse(sentences, prepared=model.prepare(sentences))]
+            seen.append((labels, sorted(model._threads.networks)))
+
+    try:
+        worker = threading.Thread(target=run)
+        worker.start()
+        worker.join()
+    finally:
+        bundled_model.use_engine("numba")
+    assert [names for _, names in seen] == [["numpy"], ["numba"]]
+    assert seen[0][0] == seen[1][0]
