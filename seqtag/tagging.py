@@ -127,15 +127,7 @@ def _analysed(model: RNNTagger, jobs: Iterable[tuple], proba: bool, nbest: int,
         return [(list(map(name, r["labels"].tolist())), r["probs"], r) for r in
                 model.analyse(job[0], proba, nbest=k, prepared=prepared)]
 
-    released = 0
     for item, results in ordered(analyse, jobs, threads):
-        if released < threads and (item[1][3] if threads > 1 else model.kernels) == "numba":
-            # The first batches on Numba have loaded its kernels (a batch per thread): the
-            # compiler's code they touched is not needed again (seqtag.residency).
-            from seqtag.residency import release_compiler_pages
-
-            released += 1
-            release_compiler_pages()
         yield (item[0] if threads > 1 else item), results
 
 

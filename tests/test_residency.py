@@ -88,6 +88,39 @@ def test_clean_mappings_leave_written_pages_alone():
     assert int(out[0]) >= 1 and out[1] == "0"
 
 
+@linux_only
+def test_engine_kernels_give_the_pages_back_after_loading():
+    """Loading a kernel of the Numba engine touches LLVM's code again; its first call (and any
+    call that loads a new version) gives it back: less of LLVM stays resident than the load
+    touched, and the results are the kernel's."""
+    out = _run("""
+        import numpy as np
+        from seqtag.engines import numba_kernels as k
+
+        def llvm_rss():
+            rss, keep = 0, False
+            for line in open("/proc/self/smaps"):
+                head = line.split()
+                if not head[0].endswith(":") and "-" in head[0]:
+                    keep = head[-1].endswith("libllvmlite.so")
+                elif keep and head[0] == "Rss:":
+                    rss += int(head[1]) * 1024
+            return rss
+
+        X = np.arange(12, dtype=np.float32).reshape(3, 4)
+        W = np.ones((5, 4), np.float32)
+        out = np.empty((3, 5), np.float32)
+        k.linear_forward(X, W, np.zeros(5, np.float32), out)
+        after_first = llvm_rss()
+        out64 = np.empty((3, 5))
+        k.linear_forward(X.astype(np.float64), W.astype(np.float64), np.zeros(5), out64)
+        print(after_first, llvm_rss(), bool((out == X @ W.T).all()),
+              bool((out64 == X @ W.T).all()))
+    """)
+    assert int(out[0]) < 40 << 20 and int(out[1]) < 40 << 20
+    assert out[2:] == ["True", "True"]
+
+
 def test_release_is_harmless_where_nothing_is_found():
     from seqtag.residency import clean_mappings, release_compiler_pages, trim_heap
 

@@ -19,9 +19,30 @@ def __getattr__(name):
         raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
     if "numba" not in sys.modules:
         _import_numba()
-    value = getattr(import_module("seqtag.kernels." + module), name)
+    value = _releasing(getattr(import_module("seqtag.kernels." + module), name))
     globals()[name] = value
     return value
+
+
+def _releasing(kernel):
+    """``kernel`` (a Numba dispatcher), giving back the compiler's pages after any call that
+    loaded (or compiled) a version of it: each load from the cache touches 50-100 MB of LLVM's
+    code again (seqtag.residency)."""
+    from seqtag.residency import release_compiler_pages
+
+    overloads = kernel.overloads
+
+    def call(*args):
+        n = len(overloads)
+        result = kernel(*args)
+        if len(overloads) != n:
+            release_compiler_pages()
+        return result
+
+    call.__name__ = call.__qualname__ = kernel.__name__
+    call.__doc__ = kernel.__doc__
+    call.py_func = kernel.py_func
+    return call
 
 
 def _import_numba() -> None:
