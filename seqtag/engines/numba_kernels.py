@@ -1,6 +1,8 @@
 """The inference kernels of the Numba engine, by the names of seqtag.engines.numpy_kernels: each
 is imported from its seqtag.kernels module on first use, so that choosing this set imports (and
-loads from Numba's cache, or compiles) only the kernels a model calls."""
+loads from Numba's cache, or compiles) only the kernels a model calls. Loading Numba and its
+kernels faults in much of LLVM's code, which tagging then never runs: each kernel here gives
+those pages back after a call that loaded a version of it (seqtag.residency)."""
 
 import sys
 from importlib import import_module
@@ -30,12 +32,10 @@ def _releasing(kernel):
     code again (seqtag.residency)."""
     from seqtag.residency import release_compiler_pages
 
-    overloads = kernel.overloads
-
     def call(*args):
-        n = len(overloads)
+        n = len(kernel.overloads)
         result = kernel(*args)
-        if len(overloads) != n:
+        if len(kernel.overloads) != n:
             release_compiler_pages()
         return result
 
