@@ -661,9 +661,12 @@ def test_ctrl_c_saves_the_best_model_so_far(tmp_path):
     import time
 
     out = tmp_path / "interrupted.npz"
+    # A test run started in the background by a non-interactive shell (`make test &`) inherits
+    # SIGINT ignored, and Python then installs no handler for it: give the child the default.
     proc = subprocess.Popen([*SEQTAG, "train", str(BTC_TRAIN), "--dev", str(SAMPLES / "btc.dev"),
                              "--epochs", "200", "--patience", "0", "--hidden", "16", "-o", str(out)],
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     lines = []
     deadline = time.time() + 240
     while time.time() < deadline:
