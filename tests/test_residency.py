@@ -17,8 +17,23 @@ REPO = Path(__file__).resolve().parents[1]
 linux_only = pytest.mark.skipif(not sys.platform.startswith("linux"), reason="Linux /proc")
 
 
+# The child's resident bytes of libllvmlite.so, from /proc/self/smaps (prepended to _run's code).
+LLVM_RSS = """
+def llvm_rss():
+    rss, keep = 0, False
+    for line in open("/proc/self/smaps"):
+        head = line.split()
+        if not head[0].endswith(":") and "-" in head[0]:
+            keep = head[-1].endswith("libllvmlite.so")
+        elif keep and head[0] == "Rss:":
+            rss += int(head[1]) * 1024
+    return rss
+"""
+
+
 def _run(code: str) -> list[str]:
-    r = subprocess.run([sys.executable, "-c", textwrap.dedent(code)], capture_output=True,
+    r = subprocess.run([sys.executable, "-c", LLVM_RSS + textwrap.dedent(code)],
+                       capture_output=True,
                        text=True, cwd=REPO, env={**os.environ, "PYTHONPATH": str(REPO),
                                                  "SEQTAG_WARMUP": "0"})
     assert r.returncode == 0, r.stderr
@@ -30,16 +45,6 @@ def test_release_after_numba_keeps_kernels_and_compiling_working():
     out = _run("""
         import numpy as np
         from seqtag.residency import clean_mappings, release_compiler_pages
-
-        def llvm_rss():
-            rss, keep = 0, False
-            for line in open("/proc/self/smaps"):
-                head = line.split()
-                if not head[0].endswith(":") and "-" in head[0]:
-                    keep = head[-1].endswith("libllvmlite.so")
-                elif keep and head[0] == "Rss:":
-                    rss += int(head[1]) * 1024
-            return rss
 
         import numba
         from seqtag.kernels.matmul import linear_forward
@@ -96,16 +101,6 @@ def test_engine_kernels_give_the_pages_back_after_loading():
     out = _run("""
         import numpy as np
         from seqtag.engines import numba_kernels as k
-
-        def llvm_rss():
-            rss, keep = 0, False
-            for line in open("/proc/self/smaps"):
-                head = line.split()
-                if not head[0].endswith(":") and "-" in head[0]:
-                    keep = head[-1].endswith("libllvmlite.so")
-                elif keep and head[0] == "Rss:":
-                    rss += int(head[1]) * 1024
-            return rss
 
         X = np.arange(12, dtype=np.float32).reshape(3, 4)
         W = np.ones((5, 4), np.float32)
