@@ -52,8 +52,8 @@ def _gemm(X, Y, C, M, P, N):
     """C[:M, :P] += X[:M, :N]·Y[:N, :P], i.e. C[i] += Σn X[i, n]·Y[n].
 
     Blocks of 4 rows × _PANEL vectors of C (the last columns: _ROWS or 4 rows × 1 vector; single
-    rows at the end) by _acc_block, _CHUNK rows of Y at a time; the last P % W columns by plain
-    loops. X may be a transposed view (C += Zᵀ·Y); rows of Y and C must be contiguous.
+    rows at the end) by _acc_block, _CHUNK rows of Y at a time; the last P % W columns the same
+    way on zero-padded copies. X may be a transposed view (C += Zᵀ·Y); rows of Y and C must be contiguous.
     """
     W = _VECTOR_BYTES // C.itemsize
     M4 = M - M % 4
@@ -77,13 +77,28 @@ def _gemm(X, Y, C, M, P, N):
                 _acc_block(X, i, Y, j, C, n0, n1, 1, 1)
             j += W
     if PW < P:
+        # The last P % W columns by the same blocks, on one-vector-wide copies padded with zeros:
+        # as scalar loops they took as long as all the vectors before them (P = 150: 6 columns).
+        T = P - PW
+        Yt = np.zeros((N, W), dtype=C.dtype)
+        for n in range(N):
+            for q in range(T):
+                Yt[n, q] = Y[n, PW + q]
+        Ct = np.zeros((M, W), dtype=C.dtype)
         for i in range(M):
-            c = C[i]
-            for n in range(N):
-                x = X[i, n]
-                y = Y[n]
-                for q in range(PW, P):
-                    c[q] += x * y[q]
+            for q in range(T):
+                Ct[i, q] = C[i, PW + q]
+        for n0 in range(0, N, _CHUNK):
+            n1 = min(N, n0 + _CHUNK)
+            for i in range(0, MR, _ROWS):
+                _acc_block(X, i, Yt, 0, Ct, n0, n1, _ROWS, 1)
+            for i in range(MR, M4, 4):
+                _acc_block(X, i, Yt, 0, Ct, n0, n1, 4, 1)
+            for i in range(max(MR, M4), M):
+                _acc_block(X, i, Yt, 0, Ct, n0, n1, 1, 1)
+        for i in range(M):
+            for q in range(T):
+                C[i, PW + q] = Ct[i, q]
 
 
 # ---------------------------------------------------------------------------------------------
@@ -126,11 +141,9 @@ def linear_backward(A, Wya, dE, dA, dWya, dby):
     """
     N, L = dE.shape
     D = A.shape[1]
-    for k in range(L):
-        total = dby[k]
-        for i in range(N):
-            total += dE[i, k]
-        dby[k] = total
+    for i in range(N):      # row by row: dE's rows are contiguous, its columns are not
+        for k in range(L):
+            dby[k] += dE[i, k]
     dA[:, :] = 0
     _gemm(dE, Wya, dA, N, D, L)
     _gemm(dE.T, A, dWya, L, D, N)
