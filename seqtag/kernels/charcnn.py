@@ -16,33 +16,79 @@ chars[starts[types[u]]:starts[types[u] + 1]], at least `width` long (padded by t
 import numpy as np
 from numba import njit
 
+from seqtag.kernels.matmul import _gemm, _transpose
+from seqtag.kernels.simd import _VECTOR_BYTES
+
+# Window positions per matrix product of charcnn_forward: the windows (_POSITIONS × width·dc)
+# and their filter responses (_POSITIONS × F, padded to whole vectors) stay in L2.
+_POSITIONS = 256
+
+
 @njit(cache=True, fastmath=True, error_model="numpy", nogil=True)
 def charcnn_forward(Ec, Wconv, bconv, chars, starts, types, width, out, arg):
     """out[u] = c of word types[u] = tanh(max_p Wconv·[e<p>; ...; e<p+width-1>] + bconv);
-    arg[u, f] = the window position p that won filter f (what the backward pass needs)."""
+    arg[u, f] = the window position p that won filter f (what the backward pass needs).
+
+    The windows of consecutive words, _POSITIONS at a time, are the rows of one matrix
+    product H = [windows]·Wconvᵀ + bconv (_gemm): as dot products of width·dc entries, filter by
+    filter, the same sums ran at under a third of the speed. Each row of H is summed in the same
+    order wherever it stands, so a word's vector does not depend on its neighbours."""
     dc = Ec.shape[1]
     F = Wconv.shape[0]
-    x = np.empty(width * dc, dtype=out.dtype)   # the window's embeddings, side by side
-    for u in range(types.shape[0]):
-        lo = starts[types[u]]
-        n = starts[types[u] + 1] - lo
-        for f in range(F):
-            out[u, f] = -np.inf
-            arg[u, f] = 0
-        for p in range(n - width + 1):
-            for j in range(width):
-                e = Ec[chars[lo + p + j]]
-                for d in range(dc):
-                    x[j * dc + d] = e[d]
+    K = width * dc
+    dtype = out.dtype
+    V = _VECTOR_BYTES // out.itemsize
+    FW = (F + V - 1) // V * V
+    WT = np.zeros((K, FW), dtype=dtype)       # Wconvᵀ, padded with zero filters
+    WT[:, :F] = _transpose(Wconv)
+    U = types.shape[0]
+    longest = 0
+    for u in range(U):
+        longest = max(longest, starts[types[u] + 1] - starts[types[u]] - width + 1)
+    block = max(_POSITIONS, longest)
+    X = np.empty((block, K), dtype=dtype)     # one window per row
+    H = np.empty((block, FW), dtype=dtype)
+    u0 = 0
+    while u0 < U:
+        rows = 0
+        u1 = u0
+        while u1 < U:
+            positions = starts[types[u1] + 1] - starts[types[u1]] - width + 1
+            if rows + positions > block:
+                break
+            lo = starts[types[u1]]
+            for p in range(positions):
+                x = X[rows + p]
+                for j in range(width):
+                    e = Ec[chars[lo + p + j]]
+                    for d in range(dc):
+                        x[j * dc + d] = e[d]
+                h = H[rows + p]
+                for f in range(F):
+                    h[f] = bconv[f]
+                for f in range(F, FW):
+                    h[f] = 0
+            rows += positions
+            u1 += 1
+        _gemm(X, WT, H, rows, FW, K)
+        r = 0
+        for u in range(u0, u1):
+            positions = starts[types[u] + 1] - starts[types[u]] - width + 1
+            best = out[u]
+            won = arg[u]
             for f in range(F):
-                h = bconv[f]
-                for k in range(x.shape[0]):
-                    h += Wconv[f, k] * x[k]
-                if h > out[u, f]:
-                    out[u, f] = h
-                    arg[u, f] = p
-        for f in range(F):
-            out[u, f] = np.tanh(out[u, f])
+                best[f] = H[r, f]
+                won[f] = 0
+            for p in range(1, positions):
+                h = H[r + p]
+                for f in range(F):
+                    if h[f] > best[f]:       # the first window wins a tie
+                        best[f] = h[f]
+                        won[f] = p
+            for f in range(F):
+                best[f] = np.tanh(best[f])
+            r += positions
+        u0 = u1
 
 
 @njit(cache=True, fastmath=True, error_model="numpy", nogil=True)
