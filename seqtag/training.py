@@ -491,6 +491,10 @@ class Batches:
             yield ids[lo:hi], offsets[first:last + 1] - lo, labels[lo:hi]
 
 
+# Dev sentences per batch when dev is tagged on several threads (as `seqtag tag` batches).
+DEV_BATCH = 256
+
+
 @dataclass
 class Selection:
     """Epoch-end bookkeeping: the history, the weights kept (the best epoch's, or with
@@ -519,9 +523,7 @@ class Selection:
             self.averaged = {k: v.copy(order="K") for k, v in params.items()}
         weights = self.averaged if cfg.average > 0 else params
         if dev:
-            current = RNNTagger(model.vocab, weights, model.meta, features=model.features,
-                                chars=model.chars)
-            scores = evaluate([s.labels for s in dev], current.predict([s.tokens for s in dev]))
+            scores = evaluate([s.labels for s in dev], self._predict_dev(model, weights, dev))
             row["dev_accuracy"] = round(scores.accuracy, 6)
             if scores.chunked:
                 row["dev_f1"] = round(scores.f1, 6)
@@ -533,6 +535,33 @@ class Selection:
             self.best_params = {k: v.copy(order="K") for k, v in weights.items()}
         self.history.append(row)
         return row
+
+    def _predict_dev(self, model: RNNTagger, weights: dict, dev: Sequence[Sentence]) -> list:
+        """The labels ``weights`` give the dev sentences, in batches on cfg.threads threads.
+
+        The tagger is kept from epoch to epoch, since the weights change in place: its encoder
+        then knows every dev word (ids, features, spelling) after the first epoch, which
+        encoded them all again at each epoch before. A sentence's labels do not depend on the
+        batch it is in, nor on the thread that runs it."""
+        from seqtag.threads import available_cores, ordered
+
+        tagger = self.__dict__.get("_dev_tagger")
+        if tagger is None or tagger.params is not weights:
+            tagger = self._dev_tagger = RNNTagger(model.vocab, weights, model.meta,
+                                                  features=model.features, chars=model.chars)
+        threads = available_cores() if self.cfg.threads is None else self.cfg.threads
+        sentences = [s.tokens for s in dev]
+        if threads <= 1:
+            return tagger.predict(sentences)
+        tagger.masks    # noqa: B018  (computed once, here, not by every thread)
+        batches = (sentences[i:i + DEV_BATCH] for i in range(0, len(sentences), DEV_BATCH))
+        jobs = ((batch, tagger.prepare(batch)) for batch in batches)
+        labels = tagger.labels
+        out = []
+        for _, results in ordered(lambda job: tagger.analyse(job[0], False, prepared=job[1]),
+                                  jobs, threads):
+            out.extend([labels[k] for k in r["labels"]] for r in results)
+        return out
 
     def restore(self, history, best_epoch, best_score, best_params, averaged) -> None:
         self.history[:] = [dict(row) for row in history]

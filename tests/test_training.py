@@ -201,6 +201,30 @@ def test_same_seed_gives_byte_identical_files(data, tmp_path, monkeypatch):
     assert paths[0].read_bytes() == paths[1].read_bytes()
 
 
+def test_dev_is_tagged_on_threads_as_a_fresh_tagger_tags_it(data):
+    """Selection keeps one dev tagger over the run (the weights change in place) and tags dev in
+    batches on several threads: each epoch's labels are those a tagger made afresh from that
+    epoch's weights gives, with one thread."""
+    from seqtag.training import DEV_BATCH, Selection
+
+    train, dev = data
+    dev = (dev * (DEV_BATCH // len(dev) + 2))[:DEV_BATCH * 2 + 7]     # several batches
+    model = Trainer(TrainConfig(hidden=8, embed_dim=8, char_filters=4, epochs=1,
+                                patience=0, seed=3)).fit(train).model_
+    selection = Selection(dataclasses.replace(TrainConfig(), threads=2))
+    rng = np.random.default_rng(0)
+    epochs = []
+    for _ in range(2):
+        epochs.append(selection._predict_dev(model, model.params, dev))
+        fresh = RNNTagger(model.vocab, model.params, model.meta, features=model.features,
+                          chars=model.chars).use_engine("numba")
+        assert epochs[-1] == fresh.predict([s.tokens for s in dev])
+        for v in model.params.values():         # the next epoch's weights, in place
+            v += rng.normal(scale=0.3, size=v.shape).astype(v.dtype)
+    assert epochs[0] != epochs[1]
+    assert selection._dev_tagger.params is model.params
+
+
 def test_different_seeds_give_different_weights(data):
     train, _ = data
     a = Trainer(cfg(seed=1)).fit(train).model_
