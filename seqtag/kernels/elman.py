@@ -77,10 +77,10 @@ def rnn_backward(Waa, ids, offsets, reverse, A, col, dA, dWax, dWaa, dba, exact)
     for first in range(0, n, _GROUP):
         group, T = _backward_group(lengths, order, first, active)
         for t in range(T, 0, -1):
-            m, _, _, m4_next = _backward_step(offsets, group, active, t, rows, reverse, tokens,
-                                              previous, dA, col, DA, DZ)
+            m, m_next, _, _ = _backward_step(offsets, group, active, t, rows, reverse, tokens,
+                                             previous, dA, col, DA, DZ)
             # da<t> = dA<t> + Waaᵀ·dz<t+1>
-            _backward_recurrent(dWax, ids, previous, active, t, DZ, Waa, DA, m4_next, H)
+            _backward_recurrent(dWax, ids, previous, active, t, DZ, Waa, DA, m_next, H)
             for g in range(m):
                 p = tokens[g]
                 a = A[p, col:col + H]

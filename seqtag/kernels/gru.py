@@ -47,7 +47,7 @@ def gru_forward(Wax, Waa, ba, ids, offsets, reverse, exact, A, col, C):
         group, T = _group(lengths, order, first)
         m = group.shape[0]
         for t in range(1, T + 1):
-            # rows m..m4-1 pad to _gemm's 4-row blocks; Z[:, :2H] += A_prev·[U_r; U_u]ᵀ
+            # rows m..m4-1: zero padding, which the products skip; Z[:, :2H] += A_prev·[U_r; U_u]ᵀ
             m, m4 = _forward_step(Wax, ba, ids, offsets, group, lengths, m, t, rows, reverse,
                                   tokens, Z, S, WaaT, 2 * H)
             for g in range(m):
@@ -63,7 +63,7 @@ def gru_forward(Wax, Waa, ba, ids, offsets, reverse, exact, A, col, C):
                         ra[j] = 0
             if t > 1:
                 _zero_rows(ZN, 0, m4)
-                _gemm(RA, UnT, ZN, m4, H, H)  # (contiguous operands: _gemm compiled once)
+                _gemm(RA, UnT, ZN, m, H, H)  # (contiguous operands: _gemm compiled once)
             for g in range(m):
                 p = tokens[g]
                 z = Z[g]
@@ -125,7 +125,7 @@ def gru_backward(Waa, ids, offsets, reverse, A, col, C, dA, dWax, dWaa, dba, exa
                 for j in range(H):
                     da[j] += dp[j]
             # da<t> += [U_r; U_u]ᵀ·dz_{r,u}<t+1>
-            _backward_recurrent(dWax, ids, previous, active, t, DZ, Waa, DA, m4_next, 2 * H)
+            _backward_recurrent(dWax, ids, previous, active, t, DZ, Waa, DA, m_next, 2 * H)
             for g in range(m):
                 cache = C[tokens[g]]
                 da = DA[g]
@@ -144,7 +144,7 @@ def gru_backward(Waa, ids, offsets, reverse, A, col, C, dA, dWax, dWaa, dba, exa
             _zero_rows(DZN, m, m4)
             _zero_rows(DRN, 0, m4)
             if t > 1:  # (at t = 1, a<t-1> = 0: dz_r = 0 and nothing flows further back)
-                _gemm(DZN, Waa[2 * H:], DRN, m4, H, H)  # U_nᵀ·dz_n<t>
+                _gemm(DZN, Waa[2 * H:], DRN, m, H, H)  # U_nᵀ·dz_n<t>
             for g in range(m):
                 p = tokens[g]
                 dz = DZ[g]

@@ -45,7 +45,7 @@ def lstm_forward(Wax, Waa, ba, ids, offsets, reverse, exact, A, col, C):
         group, T = _group(lengths, order, first)
         m = group.shape[0]
         for t in range(1, T + 1):
-            # rows m..m4-1 pad to _gemm's 4-row blocks
+            # rows m..m4-1: zero padding, which the products skip
             m, m4 = _forward_step(Wax, ba, ids, offsets, group, lengths, m, t, rows, reverse,
                                   tokens, Z, S, WaaT, G)
             for g in range(m):
@@ -106,11 +106,11 @@ def lstm_backward(Waa, ids, offsets, reverse, A, col, C, dA, dWax, dWaa, dba, ex
     for first in range(0, n, _GROUP):
         group, T = _backward_group(lengths, order, first, active)
         for t in range(T, 0, -1):
-            m, m_next, _, m4_next = _backward_step(offsets, group, active, t, rows, reverse, tokens,
-                                                   previous, dA, col, DA, DZ)
+            m, m_next, _, _ = _backward_step(offsets, group, active, t, rows, reverse, tokens,
+                                             previous, dA, col, DA, DZ)
             _zero_rows(DCF, m_next, m)  # (no dc<t+1> there)
             # da<t> = dA<t> + Waaᵀ·dz<t+1>
-            _backward_recurrent(dWax, ids, previous, active, t, DZ, Waa, DA, m4_next, G)
+            _backward_recurrent(dWax, ids, previous, active, t, DZ, Waa, DA, m_next, G)
             for g in range(m):
                 p = tokens[g]
                 cache = C[p]

@@ -47,12 +47,26 @@ def _transpose(M):
     return out
 
 
+@njit(cache=True, fastmath=True, error_model="numpy", inline="always")
+def _last_rows(X, i, M, Y, j, C, n0, n1, Q):
+    """The last M - i (< 4) rows of a block column of _gemm as one block of that many rows: the
+    cells' steps have any number of rows, and one row at a time loads Y's vectors once per row.
+    A row's sums are the same whichever block it is in."""
+    r = M - i
+    if r == 3:
+        _acc_block(X, i, Y, j, C, n0, n1, 3, Q)
+    elif r == 2:
+        _acc_block(X, i, Y, j, C, n0, n1, 2, Q)
+    elif r == 1:
+        _acc_block(X, i, Y, j, C, n0, n1, 1, Q)
+
+
 @njit(cache=True, fastmath=True, error_model="numpy")
 def _gemm(X, Y, C, M, P, N):
     """C[:M, :P] += X[:M, :N]·Y[:N, :P], i.e. C[i] += Σn X[i, n]·Y[n].
 
-    Blocks of 4 rows × _PANEL vectors of C (the last columns: _ROWS or 4 rows × 1 vector; single
-    rows at the end) by _acc_block, _CHUNK rows of Y at a time; the last P % W columns the same
+    Blocks of 4 rows × _PANEL vectors of C (the last columns: _ROWS or 4 rows × 1 vector; the last
+    M % 4 rows as one block) by _acc_block, _CHUNK rows of Y at a time; the last P % W columns the same
     way on zero-padded copies. X may be a transposed view (C += Zᵀ·Y); rows of Y and C must be contiguous.
     """
     W = _VECTOR_BYTES // C.itemsize
@@ -65,16 +79,14 @@ def _gemm(X, Y, C, M, P, N):
         while j + _PANEL * W <= PW:  # blocks of 4 rows × _PANEL vectors
             for i in range(0, M4, 4):
                 _acc_block(X, i, Y, j, C, n0, n1, 4, _PANEL)
-            for i in range(M4, M):
-                _acc_block(X, i, Y, j, C, n0, n1, 1, _PANEL)
+            _last_rows(X, M4, M, Y, j, C, n0, n1, _PANEL)
             j += _PANEL * W
         while j < PW:  # blocks of _ROWS (then 4) rows × 1 vector
             for i in range(0, MR, _ROWS):
                 _acc_block(X, i, Y, j, C, n0, n1, _ROWS, 1)
             for i in range(MR, M4, 4):
                 _acc_block(X, i, Y, j, C, n0, n1, 4, 1)
-            for i in range(max(MR, M4), M):
-                _acc_block(X, i, Y, j, C, n0, n1, 1, 1)
+            _last_rows(X, max(MR, M4), M, Y, j, C, n0, n1, 1)
             j += W
     if PW < P:
         # The last P % W columns by the same blocks, on one-vector-wide copies padded with zeros:
@@ -94,8 +106,7 @@ def _gemm(X, Y, C, M, P, N):
                 _acc_block(X, i, Yt, 0, Ct, n0, n1, _ROWS, 1)
             for i in range(MR, M4, 4):
                 _acc_block(X, i, Yt, 0, Ct, n0, n1, 4, 1)
-            for i in range(max(MR, M4), M):
-                _acc_block(X, i, Yt, 0, Ct, n0, n1, 1, 1)
+            _last_rows(X, max(MR, M4), M, Yt, 0, Ct, n0, n1, 1)
         for i in range(M):
             for q in range(T):
                 C[i, PW + q] = Ct[i, q]
