@@ -186,6 +186,7 @@ class Network:
             X[:, :d] = Xe
             in_rngs = self.input_dropout.seeds(K, rng)
             in_masks = [None] * K
+            in_mask_rows = self.buffers.get("Mx", n, X.shape[1])
             step_ids = inverse.reshape(-1, 1).astype(np.int32)
             for direction in self.directions:       # allocated here, not in the threads
                 direction.slots(n)
@@ -201,13 +202,16 @@ class Network:
         dE = self.buffers.get("dE", N, p["Wya"].shape[0])
         dA = self.buffers.get("dA", N, D)
         caches = [d.buffers.get("C", N, d.cache_width) for d in self.directions]
+        state_mask_rows = self.buffers.get("Ma", N, D)      # each chunk's mask, and its
+        dropped_rows = self.buffers.get("Ad", N, D)         # A ⊙ mask, in its rows
 
         def embed_block(b):
             lo, hi = blocks[b], blocks[b + 1]
             back = None
             if self.chars is not None:
                 X[lo:hi, d:], back = self.chars.forward(rows[lo:hi])
-            in_masks[b] = self.input_dropout.mask((hi - lo, X.shape[1]), dtype, in_rngs[b])
+            in_masks[b] = self.input_dropout.mask((hi - lo, X.shape[1]), dtype, in_rngs[b],
+                                                  in_mask_rows[lo:hi])
             if in_masks[b] is not None:
                 X[lo:hi] *= in_masks[b]
             for direction in self.directions:
@@ -220,8 +224,10 @@ class Network:
             chunk_ids = step_ids[lo:hi]
             backs = [direction.run(chunk_ids, off, A[lo:hi], C[lo:hi], exact)
                      for direction, C in zip(self.directions, caches)]
-            state_mask = self.state_dropout.mask((hi - lo, D), dtype, state_rngs[k])
-            A_out = A[lo:hi] if state_mask is None else A[lo:hi] * state_mask
+            state_mask = self.state_dropout.mask((hi - lo, D), dtype, state_rngs[k],
+                                                 state_mask_rows[lo:hi])
+            A_out = A[lo:hi] if state_mask is None else \
+                np.multiply(A[lo:hi], state_mask, out=dropped_rows[lo:hi])
             self.projection.apply(A_out, E[lo:hi])
             grads = parts[k] if k == 0 else parts[k].grads
             loss, dE_k = self.output.loss(E[lo:hi], off, labels[lo:hi], grads, dE[lo:hi])

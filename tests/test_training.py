@@ -1034,3 +1034,19 @@ def test_the_budget_judges_the_next_epoch_by_the_last_ones():
 def test_config_check_rejects_a_bad_time_budget(value):
     with pytest.raises(SeqtagError, match="--time-budget"):
         TrainConfig(time_budget=value).check()
+
+
+@pytest.mark.parametrize("rate", [0.25, 0.6])
+def test_a_dropout_mask_drawn_into_a_buffer_is_the_one_drawn_fresh(rate):
+    """Training draws its masks into kept buffers: the same draws, the same values (the rate's
+    share dropped, the rest scaled by 1/(1-p)), as a mask allocated for the occasion."""
+    from seqtag.layers.dropout import Dropout
+
+    drop = Dropout(rate)
+    fresh = drop.mask((300, 40), np.float32, np.random.default_rng(9))
+    buffer = np.full((310, 40), np.nan, np.float32)
+    kept = drop.mask((300, 40), np.float32, np.random.default_rng(9), buffer[5:305])
+    np.testing.assert_array_equal(kept, fresh)
+    assert kept.base is buffer and np.isnan(buffer[:5]).all() and np.isnan(buffer[305:]).all()
+    assert set(np.unique(fresh)) == {0, np.float32(1 / (1 - rate))}
+    assert abs((fresh == 0).mean() - rate) < 0.02

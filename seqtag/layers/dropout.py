@@ -12,14 +12,22 @@ class Dropout:
     def __init__(self, rate: float = 0.0):
         self.rate = float(rate)
 
-    def mask(self, shape, dtype, rng: np.random.Generator | None) -> np.ndarray | None:
-        """The mask m / (1 - p) for an input of ``shape`` (None: nothing dropped)."""
+    def mask(self, shape, dtype, rng: np.random.Generator | None,
+             out: np.ndarray | None = None) -> np.ndarray | None:
+        """The mask m / (1 - p) for an input of ``shape`` (None: nothing dropped), written into
+        ``out`` (float32, C-contiguous, of that shape) when given."""
         if rng is None or self.rate <= 0:
             return None
+        scale = np.float32(1 / (1 - self.rate))
+        if out is not None and dtype == np.float32:
+            # The same draws and values, in the caller's buffer: allocating a new mask (and its
+            # temporaries) for each chunk took longer than drawing it.
+            rng.random(dtype=np.float32, out=out)
+            keep = out >= np.float32(self.rate)
+            return np.multiply(keep, scale, out=out)
         # Drawn in float32 whatever the dtype, so a float64 gradient check sees the masks a
         # float32 training run draws.
-        mask = (rng.random(shape, dtype=np.float32) >= self.rate) * \
-            np.float32(1 / (1 - self.rate))
+        mask = (rng.random(shape, dtype=np.float32) >= self.rate) * scale
         return mask.astype(dtype, copy=False)
 
     def seeds(self, n: int, rng: np.random.Generator | None) -> list:
