@@ -85,12 +85,12 @@ class Optimizer:
     def sq_norm(self, cols: np.ndarray) -> float:
         """‖g‖² of all gradients, reading the lazily stepped ones only in the columns the batch
         touched."""
-        from seqtag.kernels.optim import sums_of_squares
+        from seqtag.kernels.optim import column_sum_squares, sums_of_squares
 
         dense = tuple(g.reshape(-1) for k, g in self.grads.items() if k not in self.lazy)
         sums = np.empty(len(dense))
         sums_of_squares(dense, sums)
-        lazy = iter(float(np.square(self.grads[k][:, cols]).sum()) for k in self.lazy)
+        lazy = iter(column_sum_squares(self.grads[k], cols) for k in self.lazy)
         it = iter(sums)
         # added in the parameters' order
         return sum(next(lazy) if k in self.lazy else float(next(it)) for k in self.grads)

@@ -94,3 +94,15 @@ def test_sum_squares_is_the_float64_sum_of_squares():
         g = rng.standard_normal(n).astype(np.float32)
         assert sum_squares(g) == pytest.approx(float(np.sum(g.astype(np.float64) ** 2)),
                                                rel=1e-12, abs=0)
+
+
+@pytest.mark.parametrize("order", ["F", "C"])
+def test_column_sum_squares_is_the_float64_sum_over_the_columns(order):
+    from seqtag.kernels.optim import column_sum_squares
+
+    rng = np.random.default_rng(5)
+    M = np.asarray(rng.standard_normal((13, 40)).astype(np.float32), order=order)
+    for cols in (np.array([], np.int32), np.array([0, 3, 39], np.int32),
+                 np.unique(rng.integers(0, 40, 25)).astype(np.int32)):
+        want = float(np.sum(M[:, cols].astype(np.float64) ** 2))
+        assert column_sum_squares(M, cols) == pytest.approx(want, rel=1e-12, abs=0)

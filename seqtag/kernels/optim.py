@@ -106,3 +106,13 @@ def sums_of_squares(arrays, out):
     """out[k] = sum_squares(arrays[k]) for each flat array of the tuple."""
     for k in range(len(arrays)):
         out[k] = sum_squares(arrays[k])
+
+
+@njit(cache=True, nogil=True, error_model="numpy")
+def column_sum_squares(M, cols):
+    """Σ_{c in cols} Σ_i M[i, c]² in float64 (sum_squares of each column in turn): the part of
+    ‖g‖² in the columns a batch read of a lazily stepped gradient, without copying them out."""
+    total = 0.0
+    for c in cols:
+        total += sum_squares(M[:, c])
+    return total
