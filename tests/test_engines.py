@@ -222,6 +222,49 @@ def test_auto_stays_on_numpy_until_warm_and_long(tmp_path, monkeypatch, bundled_
         model.use_engine("numba")
 
 
+def test_auto_takes_numba_from_the_start_when_the_input_will_be_long(tmp_path, monkeypatch,
+                                                                    bundled_model):
+    from seqtag import engines
+    from seqtag.engines import warm
+
+    monkeypatch.setenv("NUMBA_CACHE_DIR", str(tmp_path))
+    monkeypatch.setenv("SEQTAG_WARMUP", "0")
+    sentence = ["Sam", "Li", "went", "to", "Paris"]
+    model = bundled_model
+    try:
+        model.use_engine("auto").engine.expect(engines.SWITCH_TOKENS)
+        model.analyse([sentence])
+        assert model.kernels == "numpy"      # not warm: NumPy whatever is expected
+        warm.marker().touch()
+        model.use_engine("auto").engine.expect(engines.SWITCH_TOKENS - 1)
+        model.analyse([sentence])
+        assert model.kernels == "numpy"      # warm, but not long enough to pay Numba's load
+        model.use_engine("auto").engine.expect(engines.SWITCH_TOKENS)
+        model.analyse([sentence])
+        assert model.kernels == "numba"      # warm and long: Numba from the first batch
+    finally:
+        model.use_engine("numba")
+
+
+def test_expected_tokens_count_regular_files_only(tmp_path, monkeypatch):
+    from seqtag.cli.tag import _BYTES_PER_TOKEN, _expected_tokens
+
+    text = tmp_path / "big.txt"
+    text.write_text("Sam Li went to Paris .\n" * 1000)
+    size = text.stat().st_size
+    assert _expected_tokens([str(text)], "text") == size // _BYTES_PER_TOKEN["text"]
+    assert _expected_tokens([str(text), str(text)], "conll") == 2 * size // 14
+    assert _expected_tokens([str(tmp_path / "missing.txt")], "text") == 0
+    with open(text, "rb", buffering=0) as f:    # seqtag tag < big.txt, 23 bytes already read
+        f.read(23)
+        monkeypatch.setattr(sys, "stdin", f)
+        assert _expected_tokens(["-"], "text") == (size - 23) // 6
+    read, write = os.pipe()                 # cat big.txt | seqtag tag: unknown, 0
+    with os.fdopen(read) as r, os.fdopen(write, "w"):
+        monkeypatch.setattr(sys, "stdin", r)
+        assert _expected_tokens(["-"], "text") == 0
+
+
 def test_warm_marker_key_follows_the_kernel_sources(tmp_path, monkeypatch):
     from seqtag.engines import warm
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import shlex
 import sys
 from contextlib import closing
@@ -225,6 +226,10 @@ def tag(
 
         # (the model only tags here: its embedded inputs can be kept from batch to batch)
         model = RNNTagger.load(model_path or default_model_path(), engine=engine).keep_inputs()
+        if engine == "auto":
+            # (texts given as arguments are not paths)
+            paths = [*(i for i in inputs if i == "-" or input_format != "text"), *files]
+            model.engine.expect(_expected_tokens(paths, input_format))
 
         def tagged_streams():
             for kind, items, name in streams():
@@ -237,6 +242,30 @@ def tag(
                                     **options, offsets=fmt in ("jsonl", "pretty"))
 
         _write(chain.from_iterable(tagged_streams()), fmt, scores)
+
+
+# Bytes per token of each input format, at the low end (big.txt's text has 5.3, CoNLL-2003's
+# column files 13): _expected_tokens then errs towards fewer tokens.
+_BYTES_PER_TOKEN = {"text": 6, "jsonl": 8, "conll": 14}
+
+
+def _expected_tokens(paths: list[str], input_format: str) -> int:
+    """About how many tokens the inputs that are regular files hold ('-' when stdin is one:
+    ``seqtag tag < big.txt``); pipes, terminals and texts given as arguments count 0."""
+    import stat
+
+    size = 0
+    for path in paths:
+        try:
+            if path == "-":
+                fd = sys.stdin.fileno()
+                if stat.S_ISREG(os.fstat(fd).st_mode):
+                    size += max(0, os.fstat(fd).st_size - os.lseek(fd, 0, os.SEEK_CUR))
+            elif stat.S_ISREG(os.stat(path).st_mode):
+                size += os.stat(path).st_size
+        except (OSError, ValueError, AttributeError):   # gone, unreadable, stdin closed
+            continue
+    return size // _BYTES_PER_TOKEN.get(input_format, 14)
 
 
 def _write(results, fmt: str, scores: bool, batched: bool = False) -> None:
