@@ -89,6 +89,33 @@ def big_text(data: Path, folder: Path) -> tuple[Path, list[int]]:
     return out, counts
 
 
+_IS_WARM = """
+import sys
+try:
+    from seqtag.engines import warm
+except ImportError:
+    sys.exit(2)
+sys.exit(0 if warm.is_warm() else 1)
+"""
+
+
+def wait_for_warm_kernels(timeout: float = 600) -> float:
+    """Seconds spent waiting for the background warm-up that a fresh checkout's first `seqtag
+    tag` starts (its marker: seqtag.engines.warm), so that no timed run shares the machine with
+    the compiler or stays on NumPy for want of it. No wait for a seqtag without the warm-up, or
+    with SEQTAG_WARMUP=0."""
+    if os.environ.get("SEQTAG_WARMUP") == "0":
+        return 0.0
+    t0 = time.perf_counter()
+    while time.perf_counter() - t0 < timeout:
+        code = subprocess.run([sys.executable, "-c", _IS_WARM], env=child_env(), cwd=REPO,
+                              capture_output=True).returncode
+        if code != 1:
+            break
+        time.sleep(2)
+    return time.perf_counter() - t0
+
+
 def run(args: list[str], stdin: Path | None, stdout: Path) -> tuple[float, float, int]:
     """(wall seconds, max RSS in MB, exit code) of one child process."""
     fin = open(stdin, "rb") if stdin else subprocess.DEVNULL
@@ -148,6 +175,9 @@ def main() -> None:
         out = folder / "out.conll"
         log("warm-up run (Numba cache)")
         run(tag, small, out)
+        waited = wait_for_warm_kernels()
+        if waited:
+            log(f"waited {waited:.0f}s for the background warm-up to compile the kernels")
         small_runs, big_runs = [], []
         for i in range(args.repeats):
             log(f"round {i + 1}/{args.repeats}")
