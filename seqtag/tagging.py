@@ -106,7 +106,7 @@ def _nbest_error(n_tokens: int, nbest: int, name: str | None, line: int | None) 
         hint="split the text into sentences, or lower --nbest")
 
 
-def _analysed(model: RNNTagger, jobs: Iterable[tuple], proba: bool, nbest: int,
+def analysed(model: RNNTagger, jobs: Iterable[tuple], proba: bool, nbest: int,
               threads: int | None) -> Iterator[tuple]:
     """(job, [(labels, their probabilities, the analysis) of each sentence]) for each job
     (token lists first) in order, each batch from one pass of the network (RNNTagger.analyse:
@@ -246,7 +246,7 @@ def tag_texts(model: RNNTagger, texts: Iterable[str], batch_size: int = 256, *,
                 return
             done += len(batch)
 
-    for (_, batch, cut, done, error), results in _analysed(
+    for (_, batch, cut, done, error), results in analysed(
             model, jobs(), probs or scores, nbest, threads):
         for i, (text, (words, spans), (labels, p, r)) in enumerate(zip(batch, cut, results)):
             yield _with_scores(model, Tagged(words, labels, p, text=text, offsets=spans), r,
@@ -281,7 +281,7 @@ def tag_sentences(model: RNNTagger, sentences: Iterable[Sentence], batch_size: i
             if error is not None:
                 return
 
-    for (_, batch, error), results in _analysed(model, jobs(), probs or scores, nbest,
+    for (_, batch, error), results in analysed(model, jobs(), probs or scores, nbest,
                                                 threads):
         for s, (labels, p, r) in zip(batch, results):
             yield _with_scores(model, Tagged(s.tokens, labels, p, lines=s.lines), r, scores,

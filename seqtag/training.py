@@ -537,31 +537,23 @@ class Selection:
         return row
 
     def _predict_dev(self, model: RNNTagger, weights: dict, dev: Sequence[Sentence]) -> list:
-        """The labels ``weights`` give the dev sentences, in batches on cfg.threads threads.
+        """The labels ``weights`` give the dev sentences, in batches on cfg.threads threads
+        (as `seqtag tag` runs them: seqtag.tagging.analysed).
 
         The tagger is kept from epoch to epoch, since the weights change in place: its encoder
         then knows every dev word (ids, features, spelling) after the first epoch, which
         encoded them all again at each epoch before. A sentence's labels do not depend on the
         batch it is in, nor on the thread that runs it."""
-        from seqtag.threads import available_cores, ordered
+        from seqtag.tagging import analysed
 
         tagger = self.__dict__.get("_dev_tagger")
         if tagger is None or tagger.params is not weights:
             tagger = self._dev_tagger = RNNTagger(model.vocab, weights, model.meta,
                                                   features=model.features, chars=model.chars)
-        threads = available_cores() if self.cfg.threads is None else self.cfg.threads
         sentences = [s.tokens for s in dev]
-        if threads <= 1:
-            return tagger.predict(sentences)
-        tagger.masks    # noqa: B018  (computed once, here, not by every thread)
-        batches = (sentences[i:i + DEV_BATCH] for i in range(0, len(sentences), DEV_BATCH))
-        jobs = ((batch, tagger.prepare(batch)) for batch in batches)
-        labels = tagger.labels
-        out = []
-        for _, results in ordered(lambda job: tagger.analyse(job[0], False, prepared=job[1]),
-                                  jobs, threads):
-            out.extend([labels[k] for k in r["labels"]] for r in results)
-        return out
+        jobs = ((sentences[i:i + DEV_BATCH],) for i in range(0, len(sentences), DEV_BATCH))
+        return [labels for _, results in analysed(tagger, jobs, False, 0, self.cfg.threads)
+                for labels, _, _ in results]
 
     def restore(self, history, best_epoch, best_score, best_params, averaged) -> None:
         self.history[:] = [dict(row) for row in history]

@@ -27,10 +27,10 @@ def _fresh():
 
 
 def _analyses(model, sentences, batch, threads=1):
-    from seqtag.tagging import _analysed
+    from seqtag.tagging import analysed
 
     jobs = [(sentences[i:i + batch],) for i in range(0, len(sentences), batch)]
-    return [r for _, results in _analysed(model, jobs, True, 1, threads) for r in results]
+    return [r for _, results in analysed(model, jobs, True, 1, threads) for r in results]
 
 
 def _same(a, b):
