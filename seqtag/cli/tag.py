@@ -259,10 +259,13 @@ def _expected_tokens(paths: list[str], input_format: str) -> int:
         try:
             if path == "-":
                 fd = sys.stdin.fileno()
-                if stat.S_ISREG(os.fstat(fd).st_mode):
-                    size += max(0, os.fstat(fd).st_size - os.lseek(fd, 0, os.SEEK_CUR))
-            elif stat.S_ISREG(os.stat(path).st_mode):
-                size += os.stat(path).st_size
+                st = os.fstat(fd)
+                if stat.S_ISREG(st.st_mode):
+                    size += max(0, st.st_size - os.lseek(fd, 0, os.SEEK_CUR))
+            else:
+                st = os.stat(path)
+                if stat.S_ISREG(st.st_mode):
+                    size += st.st_size
         except (OSError, ValueError, AttributeError):   # gone, unreadable, stdin closed
             continue
     return size // _BYTES_PER_TOKEN.get(input_format, 14)
