@@ -292,20 +292,28 @@ class Network:
         train = rng is not None
         n = len(ids)
         if inputs is not None and self.embed is not None and not train:
-            rows, inverse, known, kept = inputs
+            rows, inverse, known, kept, (P, n_p) = inputs
             k = len(kept)
-            parts = [known[kept]] if k else []
+            # the first n_p distinct rows have their projections kept, the next k - n_p their x
+            parts = [known[kept[n_p:]]] if k > n_p else []
             if k < len(rows):       # the rows past the cache's limit, embedded here
                 rest = rows[k:]
                 parts.append(self.embed.forward(rest)[0])
                 if self.chars is not None:
                     parts[-1] = np.concatenate([parts[-1], self.chars.forward(rest)[0]], axis=1)
-            X = parts[0] if len(parts) == 1 else np.concatenate(parts)
+            if not parts:
+                dtype = self.params["Ex"].dtype
+                width = self.params["Ex"].shape[0] + \
+                    (self.params["Wconv"].shape[0] if self.chars is not None else 0)
+                parts = [np.empty((0, width), dtype)]
+            X = np.ascontiguousarray(parts[0] if len(parts) == 1 else np.concatenate(parts))
             step_ids = inverse.reshape(-1, 1).astype(np.int32)
-            D = self.params["Wya"].shape[1]
-            A = np.empty((n, D), dtype=self.params["Wya"].dtype)
-            for d in self.directions:
-                d.forward(np.ascontiguousarray(X), step_ids, offsets, A, False, exact, True)
+            # A lives only until forward has projected it: one array kept for every batch (a
+            # fresh 1 KB per token each batch left the heap fragmented, 30 MB of it resident)
+            A = self.buffers.get("A", n, self.params["Wya"].shape[1])
+            for i, d in enumerate(self.directions):
+                d.forward(X, step_ids, offsets, A, False, exact, True,
+                          projected=(P[i], kept[:n_p]) if n_p else None)
             return A, None
         if self.embed is not None:
             # Each distinct input row is embedded (and projected by each direction) once.

@@ -10,10 +10,19 @@ from __future__ import annotations
 
 import itertools
 import os
+import sys
 import threading
 from collections import deque
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
 from typing import Callable, Iterable, Iterator, Sequence
+
+# Python's switch interval while threads run kernels. A thread back from a kernel (which runs
+# without the GIL) waits for the GIL until the thread that holds it lets go, which Python makes
+# a busy thread do only after the interval: 5 ms by default, against a batch's 8 kernel calls of
+# 0.1-10 ms each. At 0.1 ms, big.txt tags about 10% faster on 2 threads (median of 4 runs
+# each, in one process); shorter gained nothing more.
+SWITCH_INTERVAL = 1e-4
 
 
 def available_cores() -> int:
@@ -123,7 +132,7 @@ def ordered(fn: Callable, jobs: Iterable, threads: int | None = 1) -> Iterator:
         return
     pending: deque = deque()
     stream = iter(jobs)
-    with ThreadPoolExecutor(threads, thread_name_prefix="seqtag") as executor:
+    with quick_switches(), ThreadPoolExecutor(threads, thread_name_prefix="seqtag") as executor:
         try:
             while True:
                 try:
@@ -147,3 +156,14 @@ def ordered(fn: Callable, jobs: Iterable, threads: int | None = 1) -> Iterator:
         finally:
             for _, future in pending:
                 future.cancel()
+
+
+@contextmanager
+def quick_switches():
+    """Python's switch interval at most SWITCH_INTERVAL inside, as it was after."""
+    before = sys.getswitchinterval()
+    sys.setswitchinterval(min(before, SWITCH_INTERVAL))
+    try:
+        yield
+    finally:
+        sys.setswitchinterval(before)

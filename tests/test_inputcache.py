@@ -42,18 +42,24 @@ def _same(a, b):
 
 
 @pytest.mark.parametrize("threads", [1, 2])
-@pytest.mark.parametrize("limit", [65_536, 40])
-def test_kept_inputs_give_the_same_bits(sentences, threads, limit):
+@pytest.mark.parametrize("limit, projected", [(65_536, 8_192), (65_536, 300), (40, 10),
+                                              (40, 0)])
+def test_kept_inputs_give_the_same_bits(sentences, threads, limit, projected):
     from seqtag.inputcache import InputCache
 
     plain = _analyses(_fresh(), sentences, 16)
     model = _fresh().keep_inputs()
-    model._input_cache = InputCache(limit)      # 40: most types are embedded by their batch
+    # 40: most types are embedded by their batch; 300: batches mix kept projections, kept x
+    # and x embedded there
+    model._input_cache = InputCache(limit, projected)
     kept = _analyses(model, sentences, 16, threads)
     _same(plain, kept)
     cache = model._input_cache
+    n_types = len(model.encoder._types)
     # every type below the limit but type 0 (no spelling, never a token) is kept
-    assert cache.kept.sum() == min(limit, len(model.encoder._types)) - 1
+    assert cache.kept.sum() == min(limit, n_types) - 1
+    assert (cache.P is not None) == (projected > 0)
+    assert (cache.X is not None) == (n_types > projected)
 
 
 def test_kept_inputs_follow_a_new_numbering(sentences, monkeypatch):

@@ -238,3 +238,17 @@ def test_a_run_resumed_on_other_threads_ends_with_the_same_model(btc, tmp_path):
         train, dev, resume=True).model_
     for k, v in whole.params.items():
         assert np.array_equal(v, resumed.params[k]), k
+
+
+def test_ordered_switches_threads_quickly_while_it_runs_and_restores_the_interval_after():
+    # (a thread back from a kernel would otherwise wait up to 5 ms for the GIL: seqtag.threads)
+    from seqtag.threads import SWITCH_INTERVAL, ordered
+
+    before = sys.getswitchinterval()
+    seen = [sys.getswitchinterval() for _, _ in ordered(lambda j: j, range(5), threads=2)]
+    assert seen and max(seen) <= SWITCH_INTERVAL < before
+    assert sys.getswitchinterval() == before
+    with pytest.raises(ZeroDivisionError):
+        for _ in ordered(lambda j: 1 / 0 if j == 2 else j, range(5), threads=2):
+            pass
+    assert sys.getswitchinterval() == before

@@ -55,6 +55,11 @@ def embed_sum(Ex, rows, n_cols, X):
         X[:, :Ex.shape[0]] = _gather_sum(Ex.T, rows, n_cols)
 
 
+def gather_rows(P, rows, out):
+    """out[i] = P[rows[i]]."""
+    np.take(P, rows, axis=0, out=out, mode="clip")
+
+
 def charcnn_forward(Ec, Wconv, bconv, chars, starts, types, width, out, arg=None):
     """out[u] = tanh(max_p Wconv·[Ec[chars[lo+p]]; ...; Ec[chars[lo+p+width-1]]] + bconv) for the
     word types[u] spelled chars[lo:hi] (lo, hi = starts[types[u]], starts[types[u] + 1], at

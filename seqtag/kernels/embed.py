@@ -31,3 +31,14 @@ def embed_scatter(dX, rows, n_cols, dEx):
             col = rows[u, f]
             for k in range(d):
                 dEx[k, col] += dX[u, k]
+
+
+@njit(cache=True, fastmath=True, error_model="numpy", nogil=True)
+def gather_rows(P, rows, out):
+    """out[i] = P[rows[i]]: kept rows (seqtag.inputcache's projections) copied into a batch's
+    array, without holding the GIL (np.take holds it: the thread that prepares batches waits)."""
+    for i in range(rows.shape[0]):
+        src = P[rows[i]]
+        dst = out[i]
+        for k in range(src.shape[0]):
+            dst[k] = src[k]

@@ -99,19 +99,26 @@ class Recurrent(Layer):
         return current
 
     def forward(self, X, ids: np.ndarray, offsets: np.ndarray, A: np.ndarray,
-                train: bool = False, exact: bool = False, tag_only: bool = False):
+                train: bool = False, exact: bool = False, tag_only: bool = False,
+                projected: tuple | None = None):
         """States into A[:, col:col+H]. X: the distinct rows' dense inputs (embedded), with
         ``ids`` each token's row; or None (multi-hot), with ``ids`` the Wax columns of each
         token. Returns backprop(dA) -> dX (None for multi-hot input); None with ``tag_only``,
-        which lets the LSTM skip writing the cache only backprop reads."""
+        which lets the LSTM skip writing the cache only backprop reads. ``projected`` (tagging
+        only): (P, types), Wax·x of ``len(types)`` distinct rows that come before those of X,
+        as the rows P[types] (seqtag.inputcache)."""
         p = self.params
         forward, backward = self._cell()
         if self.embedded:
-            n = len(X)
+            n_p = 0 if projected is None else len(projected[1])
+            n = n_p + len(X)
             slots = self.slots(n)
-            # slots[:, :n].T is a C-ordered (n, G) view: the product lands in the slots.
+            # slots[:, a:b].T is a C-ordered (b - a, G) view: the rows land in the slots.
+            if n_p:
+                self.kernels.gather_rows(projected[0], projected[1], slots[:, :n_p].T)
             # (Numba's product, not NumPy's: BLAS threads spin on a busy machine.)
-            self.kernels.linear_forward(X, p[self.Wax], self._no_bias, slots[:, :n].T)
+            if len(X):
+                self.kernels.linear_forward(X, p[self.Wax], self._no_bias, slots[:, n_p:n].T)
             Wax = slots
         else:
             Wax = p[self.Wax]
@@ -151,6 +158,14 @@ class Recurrent(Layer):
             return dX
 
         return backprop
+
+    def project_rows(self, X: np.ndarray) -> np.ndarray:
+        """Wax·x of each row of X (embedded input), as the rows of an (n, 4H) array: what
+        forward computes into the slots, row for row the same bits."""
+        P = np.empty((len(X), self.params[self.Wax].shape[0]), X.dtype)
+        self.kernels.linear_forward(np.ascontiguousarray(X), self.params[self.Wax],
+                                    self._no_bias, P)
+        return P
 
     # -- a training batch in chunks (seqtag.network.Network.train_step) ---------------------
     # The same arithmetic as forward/backprop, cut into pieces that several threads can run:
