@@ -39,6 +39,17 @@ def compile_all() -> None:
                 for r in model.analyse(words + [["Unknown", "words"]], scores=True, nbest=2):
                     model.span_probabilities(["x"], ["B-PER"], r["emissions"][:1])
                 model.predict_proba(words)
+                if extra["embed_dim"] and cell == "lstm":
+                    # `seqtag tag`'s path with the bundled model (no document context): the
+                    # embedded inputs and projections kept from batch to batch
+                    # (seqtag.inputcache), twice, so that the second reads kept ones
+                    cfg = TrainConfig(cell=cell, crf=crf, hidden=4, document_context=False,
+                                      **extra)
+                    model, _ = build_model(cfg, train, np.random.default_rng(1))
+                    model.save(path)
+                    model = RNNTagger.load(path, engine="numba").keep_inputs()
+                    for _ in range(2):
+                        model.analyse(words, proba=False)
 
 
 def main() -> None:

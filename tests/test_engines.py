@@ -388,3 +388,38 @@ def test_a_thread_keeps_the_network_of_one_engine(bundled_model):
         bundled_model.use_engine("numba")
     assert [names for _, names in seen] == [["numpy"], ["numba"]]
     assert seen[0][0] == seen[1][0]
+
+
+@pytest.mark.slow
+def test_after_the_warmup_tagging_compiles_nothing(tmp_path):
+    """The warm-up compiles every kernel signature `seqtag tag` calls with the bundled model (text,
+    column and jsonl output, scores, n-best, kept inputs, threads): a kernel it missed would be
+    compiled in the middle of a user's first large input."""
+    env = {**os.environ, "PYTHONPATH": str(REPO), "NUMBA_CACHE_DIR": str(tmp_path),
+           "SEQTAG_WARMUP": "0"}
+    subprocess.run([sys.executable, "-c", "from seqtag.warmup import compile_all; compile_all()"],
+                   check=True, cwd=REPO, env=env, timeout=900)
+    r = subprocess.run([sys.executable, "-c", textwrap.dedent("""
+        import importlib, pkgutil
+        import seqtag.kernels
+        from seqtag.cli._app import default_model_path
+        from seqtag.model import RNNTagger
+        from seqtag.tagging import format_conll, format_jsonl, tag_texts
+        texts = ["Sam Li and Tom date on Tuesday.", "Unknown Zyx words here", "Paris"] * 40
+        for threads in (1, 2):
+            model = RNNTagger.load(default_model_path(), engine="numba").keep_inputs()
+            for t in tag_texts(model, texts, 16, threads=threads, probs=False):
+                format_conll(t)
+            for t in tag_texts(model, texts, 16, threads=threads, scores=True, nbest=2):
+                format_jsonl(t, True)
+        from numba.core.registry import CPUDispatcher
+        missed = []
+        for info in pkgutil.iter_modules(seqtag.kernels.__path__):
+            module = importlib.import_module("seqtag.kernels." + info.name)
+            for name, obj in vars(module).items():
+                if isinstance(obj, CPUDispatcher) and obj.stats.cache_misses:
+                    missed.append(name)
+        print(sorted(set(missed)))
+    """)], capture_output=True, text=True, cwd=REPO, env=env, timeout=900)
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.strip() == "[]"
