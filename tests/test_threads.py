@@ -252,3 +252,19 @@ def test_ordered_switches_threads_quickly_while_it_runs_and_restores_the_interva
         for _ in ordered(lambda j: 1 / 0 if j == 2 else j, range(5), threads=2):
             pass
     assert sys.getswitchinterval() == before
+
+
+def test_ordered_reads_a_bounded_number_of_jobs_ahead_of_its_results():
+    from seqtag.threads import READ_AHEAD, ordered
+
+    read = []
+
+    def jobs():
+        for j in range(100):
+            read.append(j)
+            yield j
+
+    it = ordered(lambda j: j, jobs(), threads=2)
+    assert next(it) == (0, 0)
+    assert len(read) <= READ_AHEAD * 2 + 1      # memory: what is read ahead stays bounded
+    assert list(it) == [(j, j) for j in range(1, 100)]
