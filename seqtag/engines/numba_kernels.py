@@ -8,7 +8,8 @@ import sys
 from importlib import import_module
 
 _MODULES = {
-    "embed_sum": "embed", "gather_rows": "embed", "charcnn_forward": "charcnn", "linear_forward": "matmul",
+    "embed_sum": "embed", "gather_rows": "embed", "charcnn_forward": "charcnn",
+    "linear_forward": "matmul",
     "rnn_forward": "elman", "lstm_forward": "lstm", "gru_forward": "gru",
     "softmax_rows": "softmax", "crf_marginals": "crf", "crf_log_partition": "crf",
     "viterbi": "crf", "nbest": "crf",
