@@ -8,8 +8,11 @@ order. Checked through the library and through the real CLI."""
 from __future__ import annotations
 
 import os
+import signal
 import subprocess
 import sys
+import threading
+import time
 from pathlib import Path
 
 import numpy as np
@@ -224,6 +227,42 @@ def test_the_pool_runs_every_item_once_in_order_and_passes_errors_on():
         pool.map(fail, list(range(20)))
     pool.close()
     assert Pool(None).threads == available_cores() >= 1
+
+
+class _Signalled(Exception):
+    pass
+
+
+@pytest.mark.skipif(not hasattr(signal, "SIGUSR1"), reason="needs POSIX signals")
+def test_a_signal_while_the_pool_waits_for_a_worker_is_raised_once_it_is_done():
+    # The calling thread finishes its item and waits for the worker's; a signal comes then
+    # (as SIGTERM or Ctrl-C come to a training run): map must raise it, after the worker is done.
+    started, done = threading.Event(), []
+
+    def item(x):
+        if threading.current_thread() is threading.main_thread():
+            assert started.wait(10)
+            return x
+        started.set()
+        time.sleep(0.6)
+        done.append(x)
+        return x
+
+    def handler(signum, frame):
+        raise _Signalled
+
+    before = signal.signal(signal.SIGUSR1, handler)
+    pool = Pool(2)
+    try:
+        timer = threading.Timer(0.3, os.kill, (os.getpid(), signal.SIGUSR1))
+        timer.start()
+        with pytest.raises(_Signalled):
+            pool.map(item, [0, 1])
+        assert len(done) == 1          # raised after the worker's item, not while it ran
+        timer.join()
+    finally:
+        signal.signal(signal.SIGUSR1, before)
+        pool.close()
 
 
 def test_a_run_resumed_on_other_threads_ends_with_the_same_model(btc, tmp_path):
