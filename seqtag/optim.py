@@ -41,6 +41,7 @@ class Optimizer:
                                   for i in (0, 1)) for _, names in self.groups]
         self.t = 0
         self.lr = cfg.lr
+        self._seen = np.zeros(params[self.lazy[0]].shape[1], bool)   # (columns)
         self.pool = Pool(1)       # the threads that run the pieces (the trainer's)
         # Each group's dense arrays (parameters, gradients, moments) cut into PIECES fixed
         # shares: views, made once.
@@ -81,6 +82,16 @@ class Optimizer:
                 sgd_step(dense, dense_g, params[wax], grads[wax], own, f32(self.lr * scale))
 
         self.pool.map(run, self.pieces)
+
+    def columns(self, ids: np.ndarray) -> np.ndarray:
+        """The distinct entries of ``ids`` in increasing order (np.unique's result): the lazily
+        stepped columns a batch read. Marking them in a table of the columns and reading back the
+        marks is linear; np.unique sorts, on the trainer's one thread at every step."""
+        seen = self._seen
+        seen[ids] = True
+        cols = np.flatnonzero(seen)
+        seen[cols] = False
+        return cols.astype(ids.dtype, copy=False)
 
     def sq_norm(self, cols: np.ndarray) -> float:
         """‖g‖² of all gradients, reading the lazily stepped ones only in the columns the batch

@@ -132,7 +132,7 @@ class Trainer:
                 total_loss = 0.0
                 for b, (ids, offsets, labels) in enumerate(batches.epoch(rng)):
                     loss = train_step(network, ids, offsets, labels, rng)
-                    optimizer.step(np.unique(ids[:, :batches.n_real]), len(ids))
+                    optimizer.step(optimizer.columns(ids[:, :batches.n_real]), len(ids))
                     total_loss += loss
                     self.progress("batch", {"epoch": epoch, "batch": b + 1, "batches":
                                             batches.n_batches, "loss": loss / len(ids)})
