@@ -41,7 +41,7 @@ class Optimizer:
                                   for i in (0, 1)) for _, names in self.groups]
         self.t = 0
         self.lr = cfg.lr
-        self._seen = np.zeros(params[self.lazy[0]].shape[1], bool)   # (columns)
+        self._seen = np.zeros(params[self.lazy[0]].shape[1], bool)   # a mark per column
         self.pool = Pool(1)       # the threads that run the pieces (the trainer's)
         # Each group's dense arrays (parameters, gradients, moments) cut into PIECES fixed
         # shares: views, made once.

@@ -253,14 +253,16 @@ def test_a_signal_while_the_pool_waits_for_a_worker_is_raised_once_it_is_done():
 
     before = signal.signal(signal.SIGUSR1, handler)
     pool = Pool(2)
+    timer = threading.Timer(0.3, os.kill, (os.getpid(), signal.SIGUSR1))
     try:
-        timer = threading.Timer(0.3, os.kill, (os.getpid(), signal.SIGUSR1))
         timer.start()
         with pytest.raises(_Signalled):
             pool.map(item, [0, 1])
         assert len(done) == 1          # raised after the worker's item, not while it ran
-        timer.join()
     finally:
+        # never left to fire once the default action (ending pytest) is back
+        timer.cancel()
+        timer.join()
         signal.signal(signal.SIGUSR1, before)
         pool.close()
 
