@@ -8,7 +8,10 @@
      over the epochs after the first (which holds the kernels' cache load), tagging in-process
      (eng.testb in batches of 256, best of 3; the network alone, and with encoding and Viterbi).
      GFLOP/s = tokens/s × FLOPs per token; against the peak. Targets: ≥ 50% in training,
-     ≥ 60% in tagging.
+     ≥ 60% in tagging. Then the same under the stricter count (flops.Computed): a repeated
+     input earns nothing, so the input projection and the character CNN count as computed, once
+     per distinct input row of a batch (training's rows are nearly all distinct: feature and
+     word dropout draw per token; tagging's are not).
   4. The vector registers the hot kernels compile to (numba's inspect_asm, in a child process
      with an empty cache, since cached code cannot be inspected): zmm (512-bit), ymm (256-bit)
      and xmm uses per kernel.
@@ -40,7 +43,7 @@ HERE = Path(__file__).resolve().parent
 REPO = HERE.parent
 sys.path.insert(0, str(HERE))
 
-from flops import model_flops  # noqa: E402
+from flops import Computed, model_flops  # noqa: E402
 
 TRAIN_TARGET, TAG_TARGET = 0.50, 0.60
 TAG_BATCH = 256
@@ -115,7 +118,8 @@ def speed(data: str, quick: bool, epochs: int) -> dict:
                 f"{info['tokens_per_second']:,.0f} tok/s")
 
     limit = one_blas_thread()
-    trainer = Trainer(cfg, progress=progress).fit(train, None)
+    with Computed() as train_computed:
+        trainer = Trainer(cfg, progress=progress).fit(train, None)
     model = trainer.model_
     n_train = sum(len(s.tokens) for s in train)
     later = seconds[1:] or seconds
@@ -137,7 +141,8 @@ def speed(data: str, quick: bool, epochs: int) -> dict:
     for b in batches:
         ids, offsets = pack([model.encoder.encode(s) for s in b])
         encoded.append((ids.reshape(len(ids), model.encoder.n_columns), offsets))
-    predict()
+    with Computed() as tag_computed:
+        predict()
     best_tag = best_net = np.inf
     for _ in range(3):
         t0 = time.perf_counter()
@@ -155,6 +160,8 @@ def speed(data: str, quick: bool, epochs: int) -> dict:
             "tag_tps": n_test / best_tag, "net_tps": n_test / best_net,
             "flops_forward": f_test.forward, "flops_training": f_train.training,
             "flops_forward_train": f_train.forward, "parts": f_test.per_token(),
+            "computed_forward": tag_computed.forward(f_test),
+            "computed_training": 3 * train_computed.forward(f_train, len(seconds)),
             "threads": getattr(cfg, "threads", 1)}
 
 
@@ -282,6 +289,22 @@ def main() -> None:
             f"{'PASS' if tag_gf / peak >= TAG_TARGET else 'NOT MET'}",
             f"{'tagging, network forward only':<34}{r['net_tps']:>10,.0f}{net_gf:>9.2f}"
             f"{net_gf / peak:>9.1%}"]
+    # The stricter reading of the count: a repeated input earns nothing, so the input
+    # projection and the character CNN count once per distinct row of a batch, as computed.
+    strict_train_gf = r["train_tps"] * r["computed_training"] / 1e9
+    strict_tag_gf = r["tag_tps"] * r["computed_forward"] / 1e9
+    out += ["",
+            "stricter count: the input projection and the character CNN as the kernels compute "
+            "them (once per distinct input row of a batch), the rest per token:",
+            f"  {'forward':<20}{r['computed_forward']:>12,.0f}   (test tokens, batches of "
+            f"{TAG_BATCH})",
+            f"  {'training (x3)':<20}{r['computed_training']:>12,.0f}",
+            f"{'training (epochs after the 1st)':<34}{r['train_tps']:>10,.0f}"
+            f"{strict_train_gf:>9.2f}{strict_train_gf / peak:>9.1%}{TRAIN_TARGET:>8.0%}  "
+            f"{'PASS' if strict_train_gf / peak >= TRAIN_TARGET else 'NOT MET'}",
+            f"{'tagging (encode+network+Viterbi)':<34}{r['tag_tps']:>10,.0f}"
+            f"{strict_tag_gf:>9.2f}{strict_tag_gf / peak:>9.1%}{TAG_TARGET:>8.0%}  "
+            f"{'PASS' if strict_tag_gf / peak >= TAG_TARGET else 'NOT MET'}"]
     print("\n".join(out), flush=True)
 
     if not args.no_asm:

@@ -1,7 +1,8 @@
 """The dense products a model defines, counted per real token: its FLOPs per token.
 
-A multiply-add is 2 FLOPs. For each token of the text (no padding, and no credit for computing a
-repeated input once, as the kernels do for the distinct inputs of a batch):
+A multiply-add is 2 FLOPs. For each token of the text (no padding; every token counts its input
+projection, although the kernels compute it once per distinct input row of a batch: Computed,
+below, gives the stricter count of what they compute):
 
     input projection   per direction  Wax (G × D)·x<t>           G·D        (D = embed + filters)
     recurrence         per direction  Waa (G × H)·a<t-1>         G·H        (G = H, 3H or 4H)
@@ -22,6 +23,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from typing import Iterable
+
+import numpy as np
 
 # The character CNN keeps at most this many characters of a token (seqtag.chars.MAX_HALF from
 # each end); kept here so that this module needs nothing of seqtag.
@@ -78,3 +81,56 @@ def model_flops(params: dict, tokens: Iterable[str]) -> Flops:
         chars = 2.0 * F * k * sum(char_windows(t, width) for t in tokens)
     return Flops(tokens=n, input=2.0 * directions * G * D * n,
                  recurrent=2.0 * directions * G * H * n, chars=chars, output=2.0 * L * S * n)
+
+
+class Computed:
+    """What the kernels compute of the input projection and the character CNN, in forward FLOPs:
+    the stricter count, with no credit for a repeated input (each distinct input row of a batch
+    is embedded, spelled and projected once; a token whose row came before costs nothing there).
+    The recurrences and the output layer run for every token, so only these two parts differ
+    from model_flops. Counted by wrapping the layers' methods while the block runs (one thread:
+    the counts are not locked)::
+
+        with Computed() as c:
+            model.predict(batch)
+        c.input, c.chars
+    """
+
+    def __enter__(self) -> "Computed":
+        from seqtag.layers.charcnn import CHAR_WIDTH, CharCNN
+        from seqtag.layers.recurrent import Recurrent
+
+        self.input = self.chars = 0.0
+        self._saved = (Recurrent, Recurrent.project, Recurrent.forward, CharCNN,
+                       CharCNN.forward)
+        project, forward, spell = Recurrent.project, Recurrent.forward, CharCNN.forward
+
+        def counted_project(layer, X, lo, hi):      # training: a block of distinct rows
+            self.input += 2.0 * layer.params[layer.Wax].size * (hi - lo)
+            return project(layer, X, lo, hi)
+
+        def counted_forward(layer, X, *args, **kwargs):     # tagging: the rows of X
+            if layer.embedded and X is not None:
+                self.input += 2.0 * layer.params[layer.Wax].size * len(X)
+            return forward(layer, X, *args, **kwargs)
+
+        def counted_spell(layer, rows):
+            _, starts = layer.spellings()
+            types = rows[:, -1]
+            windows = np.maximum(starts[types + 1] - starts[types] - CHAR_WIDTH + 1, 1)
+            self.chars += 2.0 * layer.params["Wconv"].size * float(windows.sum())
+            return spell(layer, rows)
+
+        Recurrent.project, Recurrent.forward = counted_project, counted_forward
+        CharCNN.forward = counted_spell
+        return self
+
+    def __exit__(self, *exc) -> None:
+        Recurrent, project, forward, CharCNN, spell = self._saved
+        Recurrent.project, Recurrent.forward, CharCNN.forward = project, forward, spell
+
+    def forward(self, full: Flops, passes: int = 1) -> float:
+        """Forward FLOPs per token with the input projection and the character CNN as computed,
+        when the block ran ``passes`` times over the tokens of ``full`` (model_flops of them)."""
+        every = passes * (full.recurrent + full.output)
+        return (self.input + self.chars + every) / max(passes * full.tokens, 1)

@@ -65,3 +65,28 @@ def test_the_default_model(flops, bundled_model):
     assert f.per_token()["input projection"] == 2 * 2 * 4 * H * (100 + 50)
     assert f.per_token()["output layer"] == 2 * L * 2 * H
     assert f.per_token()["character CNN"] == 2 * 50 * 25 * 3 * 3
+
+
+def test_the_stricter_count_is_what_the_kernels_compute_once_per_distinct_row(flops):
+    # A fresh model (a cache of kept inputs would skip rows): "the" four times and "cat" twice
+    # over two sentences of one batch are two distinct input rows, each spelled and projected
+    # once per direction; the recurrences and output layer still count every token.
+    from seqtag.cli._app import default_model_path
+    from seqtag.model import RNNTagger
+
+    model = RNNTagger.load(default_model_path())
+    sentences = [["the", "cat", "the", "the"], ["cat", "the"]]
+    with flops.Computed() as c:
+        model.predict(sentences)
+    p = model.params
+    assert c.input == 2 * (p["Wax"].size + p["Wax_b"].size) * 2
+    assert c.chars == 2 * p["Wconv"].size * (flops.char_windows("the", 3)
+                                             + flops.char_windows("cat", 3))
+    full = flops.model_flops(p, [t for s in sentences for t in s])
+    assert c.forward(full) == pytest.approx((c.input + c.chars + full.recurrent + full.output) / 6)
+    assert c.forward(full) < full.forward
+    # the layers are themselves again
+    with flops.Computed() as again:
+        pass
+    model.predict(sentences)
+    assert again.input == 0 and again.chars == 0
