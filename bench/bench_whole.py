@@ -9,6 +9,8 @@
       tokens' lines and on the whole file. Target: ≤ 300 MB.
   (c) with --train: the default training on CoNLL-2003 (`seqtag train eng.train --dev
       eng.testa`, no options), its wall time. Target: ≤ 150 s. This takes minutes.
+  (d) with more than one thread: (a)'s big.txt again with `--threads 1`, interleaved with the
+      other runs; the speed-up of N threads over 1 (wall times' medians). Target: ≥ 1.7×.
 
 The runs pass `--threads N` (N = the CPUs, or --threads) and `--engine E` when `seqtag tag
 --help` / `seqtag train --help` list those options, and work without them.
@@ -28,6 +30,7 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
 TAG_TARGET, RSS_TARGET, TRAIN_TARGET = 200_000, 300, 150
+SCALING_TARGET = 1.7     # tag --threads 2 against --threads 1, on big.txt
 SOURCES = {
     "conll2003": ("eng.train", "eng.testa", "eng.testb"),
     "conll2000": ("train.txt", "test.txt"),
@@ -178,11 +181,16 @@ def main() -> None:
         waited = wait_for_warm_kernels()
         if waited:
             log(f"waited {waited:.0f}s for the background warm-up to compile the kernels")
-        small_runs, big_runs = [], []
+        # the same on one thread, interleaved, for the threads' speed-up (when there are more)
+        one = [*seqtag_cmd(), "tag", *extra_flags("tag", 1, args.engine)] \
+            if args.threads > 1 and "--threads" in flags else None
+        small_runs, big_runs, one_runs = [], [], []
         for i in range(args.repeats):
             log(f"round {i + 1}/{args.repeats}")
             small_runs.append(run(tag, small, out))
             big_runs.append(run(tag, big, out))
+            if one is not None:
+                one_runs.append(run(one, big, folder / "out1.conll"))
         tagged = tagged_tokens(out)
         wall = sorted(w for w, _, _ in big_runs)[len(big_runs) // 2]
         tps = tagged / wall
@@ -199,6 +207,14 @@ def main() -> None:
             f"(b) peak RSS: {rss_small:.0f} MB at {total / 1e3:.0f}k tokens, {rss_big:.0f} MB at "
             f"{n_tokens / 1e6:.2f}M tokens; target <= {RSS_TARGET} MB: "
             + ("PASS" if max(rss_small, rss_big) <= RSS_TARGET else "NOT MET")]
+        if one_runs:
+            wall1 = sorted(w for w, _, _ in one_runs)[len(one_runs) // 2]
+            lines.append(
+                f"(d) tag big.txt on {args.threads} threads / 1 thread (whole processes, "
+                f"interleaved): {wall1:.2f}s / {wall:.2f}s = {wall1 / wall:.2f}x (1 thread's runs "
+                + ", ".join(f"{w:.2f}" for w, _, _ in one_runs) + f"s); target >= "
+                f"{SCALING_TARGET:.1f}x: " + ("PASS" if wall1 / wall >= SCALING_TARGET else
+                                             "NOT MET"))
         print("\n".join(lines), flush=True)
         lines = []
         if args.train:
