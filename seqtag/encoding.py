@@ -241,7 +241,10 @@ def _splitmix64(n: int, state: int = 0x5EED) -> list[int]:
 _KEYS = np.array([0x9E3779B97F4A7C15, 0xC2B2AE3D27D4EB4F, 0x165667B19E3779F9,
                   0xD6E8FEB86659FD93, 0xFF51AFD7ED558CCD, 0xC4CEB9FE1A85EC53,
                   0x94D049BB133111EB, 0xBF58476D1CE4E5B9] + _splitmix64(72), dtype=np.uint64)
-_SMALL = 4096          # rows below which np.unique(axis=0) is as quick
+# Rows below which np.unique(axis=0) is used. The key path is quicker from a few dozen rows
+# (numpy 2.4: 131 against 385 us for a training batch of 470 rows of 8 columns, on the
+# training thread's serial path at every step); np.unique keeps the empty and tiny cases.
+_SMALL = 32
 
 
 def unique_rows(ids: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

@@ -10,7 +10,8 @@ from seqtag.encoding import pack, unique_rows
 
 
 @pytest.mark.parametrize("n, cols, values, distinct", [
-    (10, 1, 5, None), (5000, 6, 50, None), (20000, 7, 3, None), (50000, 7, 40, 700),
+    (10, 1, 5, None), (32, 3, 4, None), (470, 8, 300, 200), (1000, 8, 3, None),
+    (5000, 6, 50, None), (20000, 7, 3, None), (50000, 7, 40, 700),
     (50000, 1, 100, None), (9000, 2, 2**31 - 1, None)])
 def test_unique_rows_equals_numpys(n, cols, values, distinct):
     rng = np.random.default_rng(n + cols)
@@ -24,9 +25,10 @@ def test_unique_rows_equals_numpys(n, cols, values, distinct):
     np.testing.assert_array_equal(rows[inverse], ids)
 
 
-def test_unique_rows_falls_back_when_keys_collide(monkeypatch):
+@pytest.mark.parametrize("n", [40, 6000])
+def test_unique_rows_falls_back_when_keys_collide(monkeypatch, n):
     monkeypatch.setattr(encoding, "_KEYS", np.zeros(8, np.uint64))   # every key equal
-    ids = np.random.default_rng(1).integers(0, 9, (6000, 3)).astype(np.int32)
+    ids = np.random.default_rng(1).integers(0, 9, (n, 3)).astype(np.int32)
     rows, inverse = unique_rows(ids)
     ref_rows, ref_inverse = np.unique(ids, axis=0, return_inverse=True)
     np.testing.assert_array_equal(rows, ref_rows)
