@@ -1024,6 +1024,10 @@ def test_the_budget_judges_the_next_epoch_by_the_last_ones():
     assert not b.exceeded_by_next(now=108.0) and b.exceeded_by_next(now=108.1)
     b.saved(0.5)                                      # the final save must fit too
     assert b.exceeded_by_next(now=107.6)
+    b.scored(0.25)                                    # and the temperature's fit on dev
+    assert b.calibration == 0.25 * Budget.CALIBRATION
+    assert b.exceeded_by_next(now=110.0 - 2.0 - 0.5 - b.calibration + 0.1)
+    assert not b.exceeded_by_next(now=110.0 - 2.0 - 0.5 - b.calibration - 0.1)
     for s in (3.0, 4.0, 8.0):
         b.end_epoch(s)
     assert b.next_epoch() == 5.0                      # the mean of the last three
