@@ -270,6 +270,10 @@ def print_budget_table(rows: dict) -> None:
               f"{'PASS' if ok else 'FAIL':<7} {r['seconds']:8.1f} {r['budget']:7.1f} "
               f"{r['best_epoch']:>3}/{r['epochs']:<3}")
     print(f"{wins}/{len(rows)} above CRFsuite at equal training time (epochs: best/run)")
+    over = [f"{CORPORA[k][0]} ({r['seconds']:.1f} s for {r['budget']:.1f})"
+            for k, r in rows.items() if r["seconds"] > r["budget"]]
+    print(f"{len(rows) - len(over)}/{len(rows)} whole seqtag processes ended inside their "
+          f"budget" + (": past it: " + ", ".join(over) if over else ""))
 
 
 # -- the run ------------------------------------------------------------------------------------------
