@@ -101,10 +101,15 @@ class _Worker(threading.Thread):
         self.start()
 
     def give(self, job: Callable | None) -> None:
-        """Run job (None: end the thread)."""
+        """Run job (None: end the thread). A job given before and not taken yet is replaced: an
+        interrupt between a map's give and its wait leaves one so, and close() then gives None
+        (releasing the lock a second time raised "release unlocked lock" instead of the
+        interrupt). Only this thread releases the lock, so it cannot change between the
+        check and the release."""
         self._job, self._error = job, None
         self._done.clear()
-        self._go.release()
+        if self._go.locked():
+            self._go.release()
 
     def wait(self) -> BaseException | None:
         """Wait for the job given last; what it raised, if anything, or what interrupted the

@@ -309,3 +309,24 @@ def test_ordered_reads_a_bounded_number_of_jobs_ahead_of_its_results():
     assert next(it) == (0, 0)
     assert len(read) <= READ_AHEAD * 2 + 1      # memory: what is read ahead stays bounded
     assert list(it) == [(j, j) for j in range(1, 100)]
+
+
+def test_a_job_not_taken_yet_is_replaced_by_the_next():
+    # A map interrupted between giving its job and waiting leaves the job untaken; close()
+    # then gives None. That raised "release unlocked lock" (a SIGTERM test failed so in CI).
+    from seqtag import threads
+
+    gate = threading.Event()
+
+    class Late(threads._Worker):
+        def run(self):
+            gate.wait()          # the worker does not take its job before the second give
+            super().run()
+
+    w = Late()
+    ran = []
+    w.give(lambda: ran.append("first"))
+    w.give(None)
+    gate.set()
+    w.join(timeout=10)
+    assert not w.is_alive() and ran == []
