@@ -179,11 +179,10 @@ class Network:
             rows = np.ascontiguousarray(rows, dtype=np.int32)
             n = len(rows)
             blocks = [n * b // K for b in range(K + 1)]
-            Xe, embed_back = self.embed.forward(rows)
-            d = Xe.shape[1]
+            d = p["Ex"].shape[0]
             F = p["Wconv"].shape[0] if self.chars is not None else 0
             X = np.empty((n, d + F), dtype)
-            X[:, :d] = Xe
+            embed_backs = [None] * K
             in_rngs = self.input_dropout.seeds(K, rng)
             in_masks = [None] * K
             in_mask_rows = self.buffers.get("Mx", n, X.shape[1])
@@ -208,6 +207,8 @@ class Network:
         def embed_block(b):
             lo, hi = blocks[b], blocks[b + 1]
             back = None
+            # each block's rows embedded by its thread, into X's first d columns
+            _, embed_backs[b] = self.embed.forward(rows[lo:hi], out=X[lo:hi])
             if self.chars is not None:
                 X[lo:hi, d:], back = self.chars.forward(rows[lo:hi])
             in_masks[b] = self.input_dropout.mask((hi - lo, X.shape[1]), dtype, in_rngs[b],
@@ -278,7 +279,8 @@ class Network:
             self.pool.map(back_block, range(K))
             for part in parts[1:]:
                 part.add_block_into(g)
-            embed_back(np.ascontiguousarray(dX[:, :d]))
+            for b in range(K):      # in block order: the rows' order, as one pass over all
+                embed_backs[b](dX[blocks[b]:blocks[b + 1]])
         return float(sum(losses))
 
     def states(self, ids: np.ndarray, offsets: np.ndarray, rng: np.random.Generator | None = None,

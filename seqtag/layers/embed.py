@@ -15,9 +15,13 @@ class EmbeddingSum(Layer):
         super().__init__(params, kernels)
         self.n_cols = n_cols
 
-    def forward(self, rows: np.ndarray):
+    def forward(self, rows: np.ndarray, out: np.ndarray | None = None):
+        """x_e of each row and its backprop. ``out`` (C-ordered, at least d columns): x_e is
+        written into its first d columns and out is returned, so that a caller that sets the
+        character CNN's columns beside them (Network.train_step, a block of rows per thread)
+        copies nothing; backprop then reads the first d columns of a dX as wide as out."""
         Ex = self.params["Ex"]
-        X = np.empty((len(rows), Ex.shape[0]), dtype=Ex.dtype)
+        X = np.empty((len(rows), Ex.shape[0]), dtype=Ex.dtype) if out is None else out
         self.kernels.embed_sum(Ex, rows, self.n_cols, X)
 
         def backprop(dX: np.ndarray) -> None:
