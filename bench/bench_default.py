@@ -17,8 +17,9 @@ Prints training tokens/s (training epochs only, dev evaluation excluded), the ra
 seqtag / PyTorch (target >= 8 at the most threads; --threads 1,2 by default: each pair runs
 with the same thread count), seqtag's own training speed on the most threads against 1 thread
 (target >= 1.7; judged on --scaling-rounds runs of seqtag alone, 1 and N threads alternated, since
-the pairs' runs are minutes apart on a host whose speed drifts), test entity F1 of the best dev epoch, in-process tagging tokens/s and the
-thread counts. Progress goes to stderr, the summary to stdout.
+the pairs' runs are minutes apart on a host whose speed drifts), test entity F1 of the best dev
+epoch, in-process tagging tokens/s and the thread counts. Progress goes to stderr, the summary to
+stdout.
 
     OMP_WAIT_POLICY=passive .venv/bin/python bench/bench_default.py --data ../shared/data
     OMP_WAIT_POLICY=passive .venv/bin/python bench/bench_default.py --quick
@@ -529,8 +530,7 @@ def own_scaling(cfg, train, dev, top: int, rounds: int) -> None:
                     seconds.append(info["seconds"])
 
             Trainer(c, progress=progress).fit(train, dev)
-            later = seconds[1:] or seconds      # as in the pairs: epoch 1 left out
-            tps[n].append(n_tokens * len(later) / sum(later))
+            tps[n].append(training_tps(n_tokens, seconds))
             log(f"  round {r + 1}, {n} thread(s): {tps[n][-1]:,.0f} tok/s "
                 f"(epochs {', '.join(f'{x:.2f}' for x in seconds)} s)")
     ratios = [b / a for a, b in zip(tps[1], tps[top])]
@@ -539,6 +539,13 @@ def own_scaling(cfg, train, dev, top: int, rounds: int) -> None:
           + ", ".join(f"{b:,.0f} / {a:,.0f} = {x:.2f}x" for a, b, x in zip(tps[1], tps[top], ratios))
           + f"; median {scaling:.2f}x; target >= {SCALING_TARGET:.1f}x: "
           f"{'PASS' if scaling >= SCALING_TARGET else 'NOT MET'}", flush=True)
+
+
+def training_tps(n_tokens: int, seconds: list[float]) -> float:
+    """Training tokens/s over the epochs after the first (which holds seqtag's kernel
+    compilation or cache load), or over the first when it is the only one."""
+    later = seconds[1:] or seconds
+    return n_tokens * len(later) / sum(later)
 
 
 TARGET_RATIO = 8.0   # seqtag / PyTorch training speed at the same thread count
@@ -584,7 +591,7 @@ def one_pair(args, cfg, train, dev, test, head, unmirrored, n_threads):
 
     for r in (ours, theirs):
         later = r["seconds"][1:] or r["seconds"]
-        r["train_tps"] = r["n_tokens"] * len(later) / sum(later)
+        r["train_tps"] = training_tps(r["n_tokens"], r["seconds"])
         r["all_tps"] = r["n_tokens"] * len(r["seconds"]) / sum(r["seconds"])
         r["peak_tps"] = r["n_tokens"] / min(later)
     ratio = ours["train_tps"] / theirs["train_tps"]
