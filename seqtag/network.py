@@ -157,9 +157,20 @@ class Network:
         part.reserve(n)
         return part
 
+    def distinct(self, ids: np.ndarray) -> tuple[np.ndarray, np.ndarray] | None:
+        """(rows, inverse): a batch's distinct input rows (int32, lexicographic order) and each
+        token's index among them, as train_step embeds them; None for a multi-hot network.
+        Computed ahead by a caller that has a thread free (train_step(distinct=))."""
+        if self.embed is None:
+            return None
+        rows, inverse = unique_rows(ids)
+        return np.ascontiguousarray(rows, dtype=np.int32), inverse
+
     def train_step(self, ids: np.ndarray, offsets: np.ndarray, labels: np.ndarray,
-                   rng: np.random.Generator, exact: bool = False) -> float:
+                   rng: np.random.Generator, exact: bool = False,
+                   distinct: tuple[np.ndarray, np.ndarray] | None = None) -> float:
         """The summed loss of a packed batch; adds its gradients into the attached grads.
+        ``distinct``: what distinct(ids) gives, if computed ahead.
 
         The batch is cut into chunks of sentences (chunk_bounds) and its distinct input rows
         into as many blocks; each chunk (recurrence, output layer, loss) and each block (the
@@ -175,8 +186,7 @@ class Network:
         tokens = offsets[bounds]
         embedded = self.embed is not None
         if embedded:
-            rows, inverse = unique_rows(ids)
-            rows = np.ascontiguousarray(rows, dtype=np.int32)
+            rows, inverse = self.distinct(ids) if distinct is None else distinct
             n = len(rows)
             blocks = [n * b // K for b in range(K + 1)]
             d = p["Ex"].shape[0]

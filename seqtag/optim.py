@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from typing import Callable
+
 from seqtag.config import TrainConfig, plain
 from seqtag.model import CRF_NAMES
 from seqtag.threads import Pool
@@ -51,9 +53,11 @@ class Optimizer:
             *self.dense[gi], *(self.dense_m[gi] if self.adam else ()))))
             for gi in range(len(self.groups)) for i in range(PIECES)]
 
-    def step(self, cols: np.ndarray, n_tokens: int) -> None:
+    def step(self, cols: np.ndarray, n_tokens: int, alongside: Callable | None = None):
         """One update from the summed gradients of n_tokens tokens (``cols``: the lazily stepped
-        columns the batch read); zeroes the gradients."""
+        columns the batch read); zeroes the gradients. ``alongside``: a job that reads none of
+        the parameters, run meanwhile on the pool's other thread (the next batch's preparation);
+        its result is returned."""
         from seqtag.kernels.optim import adam_step, sgd_step
 
         cfg, params, grads, f32 = self.cfg, self.params, self.grads, np.float32
@@ -81,7 +85,14 @@ class Optimizer:
                 dense, dense_g = arrays
                 sgd_step(dense, dense_g, params[wax], grads[wax], own, f32(self.lr * scale))
 
-        self.pool.map(run, self.pieces)
+        if alongside is None:
+            self.pool.map(run, self.pieces)
+            return None
+        # The pieces one after the other on one thread, the job on the other: on two threads
+        # the pieces were no faster than on one (each read the data the other core wrote last),
+        # and the job's serial time is saved (the same pieces: the same bits).
+        return self.pool.map(lambda job: job(), [lambda: [run(p) for p in self.pieces],
+                                                 alongside])[1]
 
     def columns(self, ids: np.ndarray) -> np.ndarray:
         """The distinct entries of ``ids`` in increasing order (np.unique's result): the lazily

@@ -23,6 +23,7 @@ import os
 import time
 from dataclasses import asdict, dataclass, field, replace
 from datetime import datetime, timezone
+from functools import partial
 from typing import Callable, Sequence
 
 import numpy as np
@@ -130,9 +131,17 @@ class Trainer:
                 t0 = time.perf_counter()
                 optimizer.lr = cfg.lr / (1 + cfg.lr_decay * (epoch - 1))
                 total_loss = 0.0
-                for b, (ids, offsets, labels) in enumerate(batches.epoch(rng)):
-                    loss = train_step(network, ids, offsets, labels, rng)
-                    optimizer.step(optimizer.columns(ids[:, :batches.n_real]), len(ids))
+                stream = batches.epoch(rng)
+                batch = next(stream, None)
+                ahead = None if batch is None else prepare(network, optimizer, batches, batch[0])
+                for b in range(batches.n_batches):
+                    ids, offsets, labels = batch
+                    distinct, cols = ahead
+                    loss = train_step(network, ids, offsets, labels, rng, distinct=distinct)
+                    batch = next(stream, None)
+                    # the next batch's distinct rows and columns, beside this one's update
+                    ahead = optimizer.step(cols, len(ids), None if batch is None else partial(
+                        prepare, network, optimizer, batches, batch[0]))
                     total_loss += loss
                     self.progress("batch", {"epoch": epoch, "batch": b + 1, "batches":
                                             batches.n_batches, "loss": loss / len(ids)})
@@ -438,10 +447,16 @@ class Budget:
 
 
 def train_step(network: Network, ids: np.ndarray, offsets: np.ndarray, labels: np.ndarray,
-               rng: np.random.Generator, exact: bool = False) -> float:
+               rng: np.random.Generator, exact: bool = False, distinct=None) -> float:
     """The summed loss of a packed batch; adds its gradients into the network's grads
-    (in chunks, on the network's threads: Network.train_step)."""
-    return network.train_step(ids, offsets, labels, rng, exact)
+    (in chunks, on the network's threads: Network.train_step; ``distinct`` from prepare)."""
+    return network.train_step(ids, offsets, labels, rng, exact, distinct)
+
+
+def prepare(network: Network, optimizer: Optimizer, batches: "Batches", ids: np.ndarray):
+    """(its distinct rows, the columns the optimizer steps) of a batch: work that depends on
+    the batch alone, done for the next batch while the optimizer steps."""
+    return network.distinct(ids), optimizer.columns(ids[:, :batches.n_real])
 
 
 class Batches:

@@ -22,3 +22,36 @@ def test_columns_are_np_unique_of_the_ids_batch_after_batch():
         np.testing.assert_array_equal(cols, np.unique(ids))
         assert cols.dtype == ids.dtype
     assert not opt._seen.any()
+
+
+def _stepped(threads: int, alongside):
+    """Parameters after three Adam steps of fixed gradients on a pool of ``threads``."""
+    from seqtag.threads import Pool
+
+    rng = np.random.default_rng(1)
+    params = {"Ex": rng.normal(size=(4, 40)).astype(np.float32, order="F"),
+              "Wya": rng.normal(size=(3, 4)).astype(np.float32),
+              "by": rng.normal(size=3).astype(np.float32)}
+    opt = Optimizer(TrainConfig(clip=0.5), params)
+    opt.pool = Pool(threads)
+    results = []
+    for step in range(3):
+        for k, g in opt.grads.items():
+            g[...] = rng.normal(size=g.shape)
+        ids = rng.integers(0, 40, size=(9, 2)).astype(np.int32)
+        results.append(opt.step(opt.columns(ids), 9,
+                                (lambda s=step: s * 10) if alongside else None))
+    opt.pool.close()
+    return params, results
+
+
+def test_a_job_alongside_the_step_is_returned_and_changes_no_bit_of_the_update():
+    # The trainer prepares the next batch beside the update (seqtag.training.prepare): the
+    # pieces then run one after the other on one thread, which must give the same bits.
+    plain, none = _stepped(1, False)
+    assert none == [None, None, None]
+    for threads in (1, 2):
+        beside, results = _stepped(threads, True)
+        assert results == [0, 10, 20]
+        for k in plain:
+            np.testing.assert_array_equal(beside[k], plain[k], err_msg=k)
