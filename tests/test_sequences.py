@@ -299,7 +299,11 @@ def test_trained_model_windows_agree_with_whole_tagging(tmp_path):
     lines = [f"{s}\t{lab}\n" for s, lab in _toy_records(rng, 300, 20, 60)]
     path = _write(tmp_path / "train.tsv", "".join(lines))
     sents, _ = read_labelled(str(path), "seqlabels", max_length=30)
-    cfg = TrainConfig.textbook(hidden=16, epochs=4, lr=0.05, seed=1, threads=1)
+    # 6 epochs, not 4: after 4 the model was still half-learned on an Intel Xeon (0.86 of the
+    # labels right), its state remembering far back, and windows overlapping by 64 residues
+    # agreed with the whole on only 99.48% of them; a model that has learned the task forgets
+    # within the overlap (99.99% after 6 epochs there)
+    cfg = TrainConfig.textbook(hidden=16, epochs=6, lr=0.05, seed=1, threads=1)
     model = Trainer(cfg).fit(sents).model_
     seq = "".join(rng.choice("ACGT") for _ in range(100_000))
     gold = "o" + "".join("x" if a == b else "o" for a, b in zip(seq, seq[1:]))
@@ -309,7 +313,7 @@ def test_trained_model_windows_agree_with_whole_tagging(tmp_path):
     assert len(chunked) == len(seq) and agree >= 0.999, agree
     # and the model learned the task (a constant 'o' scores 0.75), so the agreement is not that
     # of a constant tagger
-    assert sum(a == b for a, b in zip(gold, chunked)) / len(seq) > 0.85
+    assert sum(a == b for a, b in zip(gold, chunked)) / len(seq) > 0.95
     assert len(set(chunked)) == 2
 
 
