@@ -316,3 +316,20 @@ def test_the_elementwise_helpers_are_cacheable(tmp_path):
     assert res.returncode == 0, res.stderr
     assert "Cannot cache" not in res.stderr, res.stderr
     assert list(tmp_path.rglob("*.nbi")), "nothing was cached"
+
+
+def test_a_numba_kernel_call_does_not_import_scipys_linalg_and_leaves_it_importable():
+    # Numba's first kernel call imports numba.np.arraymath, which imported scipy.linalg (0.22 s)
+    # only to probe for BLAS; seqtag.kernels hides it for that import alone.
+    pytest.importorskip("scipy.linalg")
+    modules, res = modules_after(
+        "import numpy as np",
+        "from seqtag.kernels.softmax import softmax_rows",
+        "E = np.zeros((2, 3), np.float32)",
+        "softmax_rows(E, False)",
+        "assert abs(float(E.sum()) - 2.0) < 1e-5, E",
+        "print('scipy.linalg' in sys.modules)",
+        "import scipy.linalg.cython_blas",      # the hiding is undone: SciPy still imports
+        "print('imported')")
+    assert "numba.np.arraymath" in modules
+    assert res.stdout.split() == ["False", "imported"]

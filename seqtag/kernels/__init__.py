@@ -38,3 +38,33 @@ fast_exp); ``exact=True`` uses np.tanh and np.exp.
 The kernel modules import nothing of seqtag but one another, so that the kernels can be tested
 and benchmarked alone.
 """
+
+import sys  # noqa: E402
+
+
+def _numba_np_without_scipy() -> None:
+    """Import numba.np.arraymath with SciPy's BLAS wrappers hidden.
+
+    Numba imports that module at the first call of any kernel (the CPU target's registries), and
+    at import it tries ``import scipy.linalg.cython_blas`` only to choose how np.correlate and
+    np.convolve take inner products (a BLAS call or a loop); np.dot and np.linalg look for SciPy
+    again when they are compiled. Where SciPy is installed, that import of scipy.linalg took 0.22 s
+    of the 0.76 s the first kernel call took (cProfile, Intel Xeon, 2026-12-05), in every
+    process that tags or trains with Numba. No kernel here calls any of those functions, so they
+    lose nothing; a caller's own Numba code in the same process gets the loop in np.correlate and
+    np.convolve, and everything else as before. Nothing is hidden where SciPy's linalg or Numba's
+    module is loaded already."""
+    name = "scipy.linalg.cython_blas"
+    if "numba.np.arraymath" in sys.modules or "scipy.linalg" in sys.modules or name in sys.modules:
+        return
+    sys.modules[name] = None        # `import scipy.linalg.cython_blas` raises ImportError
+    try:
+        import numba.np.arraymath  # noqa: F401
+    except ImportError:             # no Numba here: the kernel module's own import says so
+        pass
+    finally:
+        if sys.modules.get(name, 0) is None:
+            del sys.modules[name]
+
+
+_numba_np_without_scipy()
