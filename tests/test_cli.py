@@ -43,8 +43,10 @@ class Result:
         self.stderr = proc.stderr.decode("utf-8")
 
     def __repr__(self) -> str:  # shown by pytest when an assertion fails
-        return (f"<exit {self.returncode}>\n--- stdout ---\n{self.stdout[:3000]}\n"
-                f"--- stderr ---\n{self.stderr[:3000]}")
+        # stderr first, and its end (where a traceback says what was raised): CI shows the
+        # start of a long message and cut a traceback behind a long stdout.
+        return (f"<exit {self.returncode}>\n--- stderr (its last 3000 characters) ---\n"
+                f"{self.stderr[-3000:]}\n--- stdout ---\n{self.stdout[:1000]}")
 
 
 def run(*args, input: str | bytes | None = None, cwd=None, env=None, ok: bool = True) -> Result:

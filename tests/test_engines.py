@@ -423,3 +423,57 @@ def test_after_the_warmup_tagging_compiles_nothing(tmp_path):
     """)], capture_output=True, text=True, cwd=REPO, env=env, timeout=900)
     assert r.returncode == 0, r.stderr
     assert r.stdout.strip() == "[]"
+
+
+
+FIRST_NUMBA_CALLS = """
+import sys, threading, time
+from seqtag.cli._app import default_model_path
+from seqtag.model import RNNTagger
+model = RNNTagger.load(default_model_path(), engine="auto")
+sentences = [["Sam", "Li", "went", "to", "Paris", "."], ["Tom", "stayed", "home"]]
+assert "numba" not in sys.modules
+results, errors = [], []
+
+def run():
+    prepared = list(model.prepare(sentences))
+    prepared[3] = "numba"
+    try:
+        results.append([r["labels"].tolist() for r in
+                        model.analyse(sentences, prepared=tuple(prepared))])
+    except Exception as e:
+        errors.append(repr(e))
+
+threads = [threading.Thread(target=run) for _ in range(2)]
+threads[0].start()
+time.sleep(float(sys.argv[1]))
+threads[1].start()
+for t in threads:
+    t.join()
+model.use_engine("numpy")
+expected = [r["labels"].tolist() for r in model.analyse(sentences)]
+print(errors[:1], len(results), all(x == expected for x in results))
+"""
+
+
+def test_threads_first_numba_calls_while_numba_is_being_imported():
+    """auto moves a stream to Numba between two batches, and each tagging thread makes its first
+    Numba call when its next batch comes: one thread imports Numba while another calls a kernel.
+    Whenever the second starts, both get NumPy's labels. (A second thread that started while
+    Numba was half imported failed with "module 'numba' has no attribute 'core'": at 1 or 2 of
+    these 11 delays in a sweep, and this test failed 4 runs of 4, on an Intel Xeon; the window
+    moves with the machine's speed, hence the sweep.) Each delay in a fresh process, so that
+    Numba is not imported yet."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    def one(delay):
+        return subprocess.run([sys.executable, "-c", FIRST_NUMBA_CALLS, str(delay)],
+                              capture_output=True, text=True, cwd=REPO, timeout=600,
+                              env={**os.environ, "SEQTAG_WARMUP": "0"})
+
+    delays = [0.03 * k for k in range(1, 12)]
+    with ThreadPoolExecutor(2) as pool:
+        runs = list(pool.map(one, delays))
+    for delay, r in zip(delays, runs):
+        assert r.returncode == 0, r.stderr
+        assert r.stdout.split() == ["[]", "2", "True"], (delay, r.stdout)

@@ -5,6 +5,7 @@ kernels faults in much of LLVM's code, which tagging then never runs: each kerne
 those pages back after a call that loaded a version of it (seqtag.residency)."""
 
 import sys
+import threading
 from importlib import import_module
 
 _MODULES = {
@@ -16,14 +17,26 @@ _MODULES = {
 }
 
 
+# One thread at a time imports Numba and the kernel modules. auto moves a stream to Numba between
+# two batches, and each tagging thread makes its first Numba call when its next batch comes: a
+# thread that found "numba" in sys.modules while another was still importing it went on to import
+# seqtag.kernels (and numba.np.arraymath under it) against the half-imported package (Python does
+# not wait for a parent package that is in sys.modules), and a kernel call then failed with
+# "module 'numba' has no attribute 'core'".
+_importing = threading.RLock()
+
+
 def __getattr__(name):
     module = _MODULES.get(name)
     if module is None:
         raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    if "numba" not in sys.modules:
-        _import_numba()
-    value = _releasing(getattr(import_module("seqtag.kernels." + module), name))
-    globals()[name] = value
+    with _importing:
+        value = globals().get(name)
+        if value is None:
+            if "numba" not in sys.modules:
+                _import_numba()
+            value = _releasing(getattr(import_module("seqtag.kernels." + module), name))
+            globals()[name] = value
     return value
 
 

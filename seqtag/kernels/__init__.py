@@ -39,7 +39,7 @@ The kernel modules import nothing of seqtag but one another, so that the kernels
 and benchmarked alone.
 """
 
-import sys  # noqa: E402
+import sys
 
 
 def _numba_np_without_scipy() -> None:
@@ -55,12 +55,19 @@ def _numba_np_without_scipy() -> None:
     np.convolve, and everything else as before. Nothing is hidden where SciPy's linalg or Numba's
     module is loaded already."""
     name = "scipy.linalg.cython_blas"
+    try:
+        # Numba whole first: while another thread is importing it, this waits for the end of
+        # that import, where importing a submodule straight away would not (Python does not wait
+        # for a parent package already in sys.modules) and would run against half of it.
+        import numba  # noqa: F401
+    except ImportError:             # no Numba here: the kernel module's own import says so
+        return
     if "numba.np.arraymath" in sys.modules or "scipy.linalg" in sys.modules or name in sys.modules:
         return
     sys.modules[name] = None        # `import scipy.linalg.cython_blas` raises ImportError
     try:
         import numba.np.arraymath  # noqa: F401
-    except ImportError:             # no Numba here: the kernel module's own import says so
+    except ImportError:
         pass
     finally:
         if sys.modules.get(name, 0) is None:
