@@ -265,6 +265,30 @@ def test_expected_tokens_count_regular_files_only(tmp_path, monkeypatch):
         assert _expected_tokens(["-"], "text") == 0
 
 
+def test_sequence_files_tell_auto_how_long_they_are(tmp_path, monkeypatch, capsys):
+    """A FASTA (or seqlabels) file's size in residues reaches auto before its first window, as a
+    text file's does in tokens: a long record takes Numba from the start once it is warm."""
+    from seqtag import engines
+    from seqtag.cli import app
+    from seqtag.cli.tag import _expected_tokens
+
+    seq = "ACGT" * 15_000
+    fasta = tmp_path / "chr.fa"
+    fasta.write_text(">chr1\n" + "".join(seq[i:i + 60] + "\n" for i in range(0, len(seq), 60)))
+    seqlabels = tmp_path / "chr.tsv"
+    seqlabels.write_text(f"chr1\t{seq}\t{'p' * len(seq)}\n")
+    for path, fmt in ((fasta, "fasta"), (seqlabels, "seqlabels")):
+        assert 0.9 * len(seq) <= _expected_tokens([str(path)], fmt) <= len(seq)
+    # (the engines' tests' model: any model tags DNA letters, as unknown words)
+    expected = []
+    monkeypatch.setattr(engines.Engine, "expect", lambda self, n: expected.append(n))
+    monkeypatch.setenv("SEQTAG_WARMUP", "0")
+    app(["tag", "--input-format", "fasta", str(fasta), "--engine", "auto"],
+        standalone_mode=False)
+    assert capsys.readouterr().out.startswith(">chr1\n")
+    assert expected == [_expected_tokens([str(fasta)], "fasta")]
+
+
 def test_warm_marker_key_follows_the_kernel_sources(tmp_path, monkeypatch):
     from seqtag.engines import warm
 

@@ -46,6 +46,11 @@ def tag_sequences(inputs: list[str], files: list[str], model_path: Path | None,
     from seqtag.model import RNNTagger
 
     model = RNNTagger.load(model_path or default_model_path(), engine=engine)
+    if engine == "auto":
+        from seqtag.cli.tag import _expected_tokens
+
+        # a long record takes Numba from its first window, not after SWITCH_TOKENS residues
+        model.engine.expect(_expected_tokens(paths, input_format))
     if background is not None and background not in model.labels:
         fail(f"--background {background!r} is not a label of the model (its labels: "
              f"{', '.join(model.labels)})")
