@@ -1028,9 +1028,12 @@ def test_the_budget_judges_the_next_epoch_by_the_last_ones():
     assert b.calibration == 0.25 * Budget.CALIBRATION
     assert b.exceeded_by_next(now=110.0 - 2.0 - 0.5 - b.calibration + 0.1)
     assert not b.exceeded_by_next(now=110.0 - 2.0 - 0.5 - b.calibration - 0.1)
-    for s in (3.0, 4.0, 8.0):
+    for s in (3.0, 8.0, 4.0):
         b.end_epoch(s)
-    assert b.next_epoch() == 5.0                      # the mean of the last three
+    assert b.next_epoch() == 8.0                      # the slowest of the last three
+    for s in (3.0, 2.5):
+        b.end_epoch(s)
+    assert b.next_epoch() == 4.0                      # an old slow epoch is forgotten
     assert not Budget(None, 0.0).exceeded_by_next(now=1e9)
 
 
