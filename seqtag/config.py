@@ -61,7 +61,8 @@ class TrainConfig:
 
     hidden: int = option(128, "Hidden units of the RNN (per direction).", min=1, max=8192)
     epochs: int = option(40, "Most passes over the training data.", min=1, max=100_000)
-    lr: float = option(1e-3, "Learning rate.", min=0.0, min_open=True)
+    # The bound keeps lr·scale a float32 (the kernels' type): 1e308 stepped the weights to inf.
+    lr: float = option(1e-3, "Learning rate.", min=0.0, min_open=True, max=100.0)
     optimizer: OptimizerName = option(OptimizerName.adam, "Optimizer: adam or sgd.")
     batch_size: int = option(32, "Sentences per update.", min=1, max=1_000_000)
     clip: float = option(5.0, "Clip the gradient's global norm to this (0: off).", min=0.0)
