@@ -43,6 +43,9 @@ class Sentence:
     # The document it belongs to (counted from 0 in its file: CoNLL's -DOCSTART- lines, CoNLL-U's
     # "# newdoc"), or None before any boundary: seqtag.documents gives it its document context.
     document: int | None = None
+    # The lines read since the previous sentence that are neither tokens nor blank (CoNLL's
+    # -DOCSTART- lines, CoNLL-U's comments), in order, or None: `tag` writes them back.
+    before: list[str] | None = None
 
 
 @dataclass
@@ -177,6 +180,7 @@ def _sentences(source, name: str, fmt: str, token_col: int | None, label_col: in
         start = ncols = count = 0
         any_text = False
         document: int | None = None
+        before: list[str] = []
         for no, text in lines:
             ends = not text.strip(_BLANK)
             newdoc = False
@@ -185,6 +189,9 @@ def _sentences(source, name: str, fmt: str, token_col: int | None, label_col: in
                 if not conll and text.startswith("#"):
                     newdoc = bool(_NEWDOC.match(text))
                     if not newdoc:
+                        # (CoNLL-U puts comments before a sentence; one inside it is kept
+                        # with those, so the sentence is not cut)
+                        before.append(text)
                         continue
                     cols = []
                 else:
@@ -195,11 +202,13 @@ def _sentences(source, name: str, fmt: str, token_col: int | None, label_col: in
             if ends:
                 if tokens:
                     yield Sentence(tokens, labs if want else None, texts, start,
-                                   preds if pred_col is not None else None, document=document)
+                                   preds if pred_col is not None else None, document=document,
+                                   before=before or None)
                     count += 1
-                    tokens, labs, preds, texts = [], [], [], []
+                    tokens, labs, preds, texts, before = [], [], [], [], []
                 if newdoc:
                     document = 0 if document is None else document + 1
+                    before.append(text)
                 continue
             if not conll and ("-" in cols[0] or "." in cols[0]):
                 continue  # a multiword range or an empty node: not one of the sentence's words
@@ -233,7 +242,8 @@ def _sentences(source, name: str, fmt: str, token_col: int | None, label_col: in
                 labs.append(check_label(label, "label", name, no) if check_labels else label)
         if tokens:
             yield Sentence(tokens, labs if want else None, texts, start,
-                           preds if pred_col is not None else None, document=document)
+                           preds if pred_col is not None else None, document=document,
+                           before=before or None)
             count += 1
         if not any_text:
             raise SeqtagError("is empty", path=name,

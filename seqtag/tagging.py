@@ -49,6 +49,7 @@ class Tagged:
     text: str | None = None                    # the raw text, for text input
     offsets: list[tuple[int, int]] | None = None   # character span of each token in text
     lines: list[str] | None = None             # the input lines, for column-file input
+    before: list[str] | None = None            # -DOCSTART- and comment lines before them
     span_probs: list[float] | None = None      # with scores: P of each entity, in spans order
     nbest: list[tuple[list[str], float]] | None = None   # the n best sequences and their P
 
@@ -294,7 +295,8 @@ def tag_sentences(model: RNNTagger, sentences: Iterable[Sentence], batch_size: i
     for (_, batch, error), results in analysed(model, jobs(), probs or scores, nbest,
                                                 threads):
         for s, (labels, p, r) in zip(batch, results):
-            yield _with_scores(model, Tagged(s.tokens, labels, p, lines=s.lines), r, scores,
+            yield _with_scores(model, Tagged(s.tokens, labels, p, lines=s.lines,
+                                                    before=s.before), r, scores,
                                name, s.line_no)
         if error is not None:
             raise error
@@ -304,14 +306,22 @@ def format_conll(t: Tagged, scores: bool = False) -> str:
     """token TAB label per line, a blank line after the sentence; column-file input gets every
     input line back with the label appended as a new last column (crf_test's convention).
     With ``scores`` a further column holds the label's probability; with n-best lists, each
-    sequence follows a ``# rank probability`` line (crf_test -n)."""
+    sequence follows a ``# rank probability`` line (crf_test -n). The lines read before the
+    sentence that are not tokens come back first: comments as they were, a -DOCSTART- line with
+    an O (and a probability of 1) as its predicted columns, so that every line of the output
+    has the same columns (as conlleval expects) and the documents stay marked."""
     if t.lines is not None:
         sep = "\t" if any("\t" in line for line in t.lines) else " "
         firsts = t.lines
     else:
         sep, firsts = "\t", t.tokens
+    head = ""
+    if t.before:
+        rest = f"{sep}O{sep}1.0000\n\n" if scores else f"{sep}O\n\n"
+        head = "".join(line + "\n" if line.startswith("#") else line + rest
+                       for line in t.before)
     if t.nbest:
-        blocks = []
+        blocks = [head]
         for rank, (labels, prob) in enumerate(t.nbest):
             rows = [f"{a}{sep}{lab}" for a, lab in zip(firsts, labels)]
             blocks.append(f"# {rank} {prob:.6f}\n" + "".join(r + "\n" for r in rows))
@@ -320,7 +330,7 @@ def format_conll(t: Tagged, scores: bool = False) -> str:
         rows = [f"{a}{sep}{lab}{sep}{p:.4f}" for a, lab, p in zip(firsts, t.labels, t.probs)]
     else:
         rows = map(sep.join, zip(firsts, t.labels))   # no Python step per token
-    return "\n".join(rows) + "\n\n"
+    return head + "\n".join(rows) + "\n\n"
 
 
 def format_inline(t: Tagged, scores: bool = False) -> str:

@@ -348,17 +348,25 @@ def _units(text: str, indexed: bool) -> list[list[str]]:
 
 
 def check_echo(inp: str, out: str, sep: str, labels, indexed: bool = False) -> None:
-    """Every input token line comes back with one more column: the predicted label."""
-    want = _units(inp, indexed)
-    got = [block.splitlines() for block in out.split("\n\n") if block.strip()]
+    """Every input line comes back in its place: a token line with one more column (the
+    predicted label), a -DOCSTART- line with an O, a comment as it was."""
+    def blocks(text):
+        return [block.splitlines() for block in text.split("\n\n") if block.strip()]
+
+    want, got = blocks(inp), blocks(out)
     assert out.endswith("\n\n")
     assert "\n\n\n" not in out
     assert len(got) == len(want)
     for g, w in zip(got, want):
         assert len(g) == len(w)
         for out_line, in_line in zip(g, w):
-            assert out_line.startswith(in_line + sep)
-            assert out_line[len(in_line) + 1:] in labels, (in_line, out_line)
+            if indexed and in_line.startswith("#"):
+                assert out_line == in_line
+            elif in_line.startswith("-DOCSTART-"):
+                assert out_line == in_line + sep + "O"
+            else:
+                assert out_line.startswith(in_line + sep)
+                assert out_line[len(in_line) + 1:] in labels, (in_line, out_line)
 
 
 def test_tag_conll_input_echoes_lines(model, model_labels, tmp_path):
@@ -395,7 +403,7 @@ def test_tag_conll_input_four_space_separated_columns(model, model_labels, tmp_p
     check_echo(path.read_text(), res.stdout, " ", model_labels)
     # Same predictions as the TAB-separated 2-column file: the token column is the first.
     tab = tab.stdout
-    assert [line.split()[-1] for line in res.stdout.splitlines() if line] == \
+    assert [line.split()[-1] for line in res.stdout.splitlines()[2:] if line] == \
         [line.split()[-1] for line in tab.splitlines() if line]
 
 

@@ -59,6 +59,19 @@ def test_space_separated_conll2003_style(tmp_path):
     assert chunks[0].tokens == ["NNP", "VBZ"] and chunks[0].labels == ["I-NP", "I-VP"]
 
 
+def test_lines_that_are_not_tokens_are_kept_before_their_sentence(tmp_path):
+    """For `tag` to write them back: -DOCSTART- lines of CoNLL, comments of CoNLL-U."""
+    text = ("-DOCSTART- -X- O O\n\nEU NNP I-NP I-ORG\n\nA DT B-NP O\n\n"
+            "-DOCSTART- -X- O O\n\n-DOCSTART- -X- O O\nB DT B-NP O\n")
+    assert [s.before for s in read(tmp_path, text)] == [
+        ["-DOCSTART- -X- O O"], None, ["-DOCSTART- -X- O O"] * 2]
+    sents = read(tmp_path, CONLLU, name="x.conllu")
+    assert [s.before for s in sents] == [
+        ["# newdoc id = d1", "# sent_id = s1", "# text = I don't."], ["# sent_id = s2"]]
+    # a hashtag token of a CoNLL file is a token, not a comment
+    assert read(tmp_path, "#darwin\tB-LOC\n")[0].before is None
+
+
 def test_docstart_without_blank_line_still_ends_the_sentence(tmp_path):
     sents = read(tmp_path, "a O\n-DOCSTART- -X- O O\nb O\n")
     assert [s.tokens for s in sents] == [["a"], ["b"]]

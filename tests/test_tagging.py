@@ -184,6 +184,32 @@ def test_format_conll_appends_a_space_column(model):
     assert format_conll(out[1]).startswith("Mary  NNP x ")
 
 
+def test_format_conll_writes_back_docstart_and_comment_lines(model):
+    text = ("-DOCSTART- -X- O O\n\nJohn NNP B-PER\nlives VBZ O\n\nMary NNP B-PER\n\n"
+            "-DOCSTART- -X- O O\n\nParis NNP B-LOC\n")
+    sents = list(read_sentences(io.BytesIO(text.encode()), fmt="conll", labels="auto",
+                                check_labels=False))
+    out = list(tag_sentences(model, sents))
+    written = "".join(format_conll(t) for t in out)
+    # the input again, each line with its predicted label, the documents' lines with an O
+    labels = iter(lab for t in out for lab in t.labels)
+    want = [line + (" O" if line.startswith("-DOCSTART-") else f" {next(labels)}") if line
+            else "" for line in text.splitlines()]
+    assert written == "\n".join(want) + "\n\n"
+    with_scores = "".join(format_conll(t, scores=True) for t in out)
+    assert with_scores.startswith("-DOCSTART- -X- O O O 1.0000\n\nJohn NNP B-PER ")
+    # read back, the predictions in the last column: the same sentences and documents
+    back = list(read_sentences(io.BytesIO(written.encode()), fmt="conll", labels="auto",
+                               pred_col=-1))
+    assert [(b.tokens, b.document) for b in back] == [(s.tokens, s.document) for s in sents]
+    # comments come back as they were, before their sentence
+    conllu = "# sent_id = a\n# text = Paris\n1\tParis\tB-LOC\n\n"
+    t = next(tag_sentences(model, read_sentences(io.BytesIO(conllu.encode()), fmt="indexed")))
+    assert format_conll(t) == f"# sent_id = a\n# text = Paris\n1\tParis\tB-LOC\t{t.labels[0]}\n\n"
+    t.nbest = [(t.labels, 0.9)]
+    assert format_conll(t).startswith("# sent_id = a\n# text = Paris\n# 0 0.900000\n1\tParis")
+
+
 def test_format_conll_for_text_input(model):
     out = list(tag_texts(model, TEXTS[:2]))
     text = "".join(format_conll(t) for t in out)

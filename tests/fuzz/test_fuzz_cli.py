@@ -106,10 +106,20 @@ def test_tag_column_files_one_label_per_line(models, labels_of, tmp_path_factory
         labels = labels_of[name]
         if fmt == "conll":
             blocks = run.stdout.split("\n\n")
-            assert blocks[-1] == "" and len(blocks) == len(sentences) + 1, run
-            for s, block in zip(sentences, blocks):
-                rows = block.split("\n")
+            # each sentence's block, after a block of its own for each -DOCSTART- line before
+            # it; its comment lines come back first in its block, as they were
+            n_docstarts = sum(not b.startswith("#") for s in sentences for b in s.before or [])
+            assert blocks[-1] == "" and len(blocks) == len(sentences) + n_docstarts + 1, run
+            blocks = iter(blocks)
+            for s in sentences:
                 sep = "\t" if any("\t" in line for line in s.lines) else " "
+                comments = [b for b in s.before or [] if b.startswith("#")]
+                for b in s.before or []:
+                    if not b.startswith("#"):
+                        assert next(blocks) == b + sep + "O" + (sep + "1.0000") * scores, run
+                rows = next(blocks).split("\n")
+                assert rows[:len(comments)] == comments, run
+                rows = rows[len(comments):]
                 assert len(rows) == len(s.lines), run
                 for line, row in zip(s.lines, rows):
                     assert row.startswith(line + sep), run
