@@ -58,6 +58,20 @@ def _analyse(model, engine, sentences, **kw):
     return model.analyse(sentences, **kw), model.predict_proba(sentences)
 
 
+def _assert_same_nbest(x, y, ranks):
+    """The first `ranks` paths of two n-best lists agree, except that paths whose probabilities
+    tie within float32 rounding may come in either order: on ["the"] * 40 a unidirectional
+    softmax model reaches a fixed point, and dozens of paths that differ in one position share
+    one probability, which each engine rounds a little differently (seen with numba 0.68.1)."""
+    qx, qy = np.array([q for _, q in x]), np.array([q for _, q in y])
+    np.testing.assert_allclose(qx, qy, rtol=TOL, atol=0)
+    q = np.concatenate([qx, qy])
+    for r in range(min(ranks, len(x))):
+        tied = np.sum(np.isclose(q, qx[r], rtol=TOL, atol=0)) > 2
+        if not tied:
+            assert x[r][0] == y[r][0], f"rank {r}: {x[r]} != {y[r]}"
+
+
 @pytest.mark.parametrize("crf", [False, True], ids=["softmax", "crf"])
 @pytest.mark.parametrize("inputs", list(INPUTS))
 @pytest.mark.parametrize("bidirectional", [False, True], ids=["uni", "bi"])
@@ -65,7 +79,7 @@ def _analyse(model, engine, sentences, **kw):
 def test_numpy_engine_matches_numba(tiny, cell, bidirectional, inputs, crf):
     model = _model(tiny, cell, bidirectional, inputs, crf)
     sentences = SENTENCES + [s.tokens for s in tiny]
-    (a, pa), (b, pb) = (_analyse(model, e, sentences, scores=True, nbest=4)
+    (a, pa), (b, pb) = (_analyse(model, e, sentences, scores=True, nbest=5)
                         for e in ("numba", "numpy"))
     assert model.kernels == "numpy"
     for x, y, px, py in zip(a, b, pa, pb):
@@ -74,9 +88,7 @@ def test_numpy_engine_matches_numba(tiny, cell, bidirectional, inputs, crf):
         np.testing.assert_allclose(x["probs"], y["probs"], atol=TOL)
         np.testing.assert_allclose(px, py, atol=TOL)
         np.testing.assert_allclose(x["spans"], y["spans"], atol=TOL)
-        assert [p for p, _ in x["nbest"]] == [p for p, _ in y["nbest"]]
-        np.testing.assert_allclose([q for _, q in x["nbest"]], [q for _, q in y["nbest"]],
-                                   atol=TOL)
+        _assert_same_nbest(x["nbest"], y["nbest"], ranks=4)
     # labels vary: the comparison is not between two constant outputs
     assert len({int(k) for r in a for k in r["labels"]}) > 1
 
