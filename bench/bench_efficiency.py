@@ -1,7 +1,8 @@
 """Benchmark: how much of this machine's float32 arithmetic the default model's kernels use.
 
   1. The machine's single-thread float32 peak, as a matrix product reaches it: a 2048×2048 NumPy
-     matmul with one BLAS thread (threadpoolctl), best of 5: 2·n³ / seconds.
+     matmul with one BLAS thread (threadpoolctl), best of 5: 2·n³ / seconds, in a child process
+     with OPENBLAS_CORETYPE unset (a CORETYPE in the environment picks slower kernels).
   2. The default model's FLOPs per token (bench/flops.py: 2 × the multiply-adds of its dense
      products for each real token, ×3 for training), from the model's own shapes.
   3. Training and tagging speed of the default model on CoNLL-2003, one thread: training tokens/s
@@ -81,6 +82,30 @@ def matmul_peak(n: int = 2048, repeats: int = 5) -> float:
         if limit is not None:
             limit.restore_original_limits()
     return 2.0 * n ** 3 / best / 1e9
+
+
+def peak_probe() -> dict:
+    """The peak in this process, with the OpenBLAS kernel set it chose (threadpoolctl's info)."""
+    gflops = matmul_peak()
+    arch = "?"
+    try:
+        from threadpoolctl import threadpool_info
+
+        arch = next((i.get("architecture") or "?" for i in threadpool_info()
+                     if i.get("internal_api") == "openblas"), "?")
+    except ImportError:
+        pass
+    return {"gflops": gflops, "architecture": arch}
+
+
+def machine_peak() -> tuple[float, str]:
+    """The machine's peak, in a child process with OPENBLAS_CORETYPE unset (for that command
+    only): a CORETYPE set in the environment (Haswell on these hosts) makes OpenBLAS use its
+    AVX2 kernels on an AVX-512 machine, about 131 against 200 GFLOP/s, and every fraction of
+    that peak would read too high. With none set this is the in-process figure."""
+    env = {k: v for k, v in os.environ.items() if k != "OPENBLAS_CORETYPE"}
+    r = child(["--probe", "peak"], env)
+    return r["gflops"], r["architecture"]
 
 
 def load_corpus(data: str, quick: bool):
@@ -244,7 +269,7 @@ def main() -> None:
     ap.add_argument("--compare-features", action="store_true",
                     help="also time NUMBA_CPU_FEATURES=host,-prefer-256-bit against the default")
     ap.add_argument("--rounds", type=int, default=3, help="interleaved rounds of the comparison")
-    ap.add_argument("--probe", choices=("speed", "asm"), help=argparse.SUPPRESS)
+    ap.add_argument("--probe", choices=("speed", "asm", "peak"), help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.probe == "speed":
         print(json.dumps(speed(args.data, args.quick, args.epochs)))
@@ -252,15 +277,20 @@ def main() -> None:
     if args.probe == "asm":
         print(json.dumps(asm_probe()))
         return
+    if args.probe == "peak":
+        print(json.dumps(peak_probe()))
+        return
 
     import numba
 
     load = os.getloadavg()
     log(f"load average {load[0]:.2f} {load[1]:.2f} {load[2]:.2f}; measuring the matmul peak")
-    peak = matmul_peak()
+    peak, arch = machine_peak()
+    coretype = os.environ.get("OPENBLAS_CORETYPE")
+    inherited = matmul_peak() if coretype else None
     log("training and tagging the default model, one thread:")
     r = speed(args.data, args.quick, args.epochs)
-    peak_after = matmul_peak()
+    peak_after, _ = machine_peak()
     train_gf = r["train_tps"] * r["flops_training"] / 1e9
     tag_gf = r["tag_tps"] * r["flops_forward"] / 1e9
     net_gf = r["net_tps"] * r["flops_forward"] / 1e9
@@ -268,8 +298,11 @@ def main() -> None:
            f"{np.__version__}; {os.cpu_count()} CPUs; load average at start "
            f"{load[0]:.2f} {load[1]:.2f} {load[2]:.2f}, at end "
            + " ".join(f"{x:.2f}" for x in os.getloadavg()),
-           f"peak: 2048x2048 float32 matmul, 1 BLAS thread, best of 5: {peak:.1f} GFLOP/s "
-           f"(again after the runs: {peak_after:.1f}); the larger is used",
+           f"peak: 2048x2048 float32 matmul, 1 BLAS thread, best of 5, OPENBLAS_CORETYPE unset "
+           f"(OpenBLAS kernels: {arch}): {peak:.1f} GFLOP/s (again after the runs: "
+           f"{peak_after:.1f}); the larger is used"
+           + (f"\n  (with this environment's OPENBLAS_CORETYPE={coretype}: {inherited:.1f} "
+              "GFLOP/s; not used: it is not the machine's peak)" if coretype else ""),
            f"corpus: {r['corpus']}; {r['train_tokens']:,} training, {r['test_tokens']:,} "
            f"test tokens; seqtag threads: {r['threads']}",
            "FLOPs per token (2 x multiply-adds of the dense products, per real token):"]
