@@ -62,7 +62,8 @@ def _assert_same_nbest(x, y, ranks):
     """The first `ranks` paths of two n-best lists agree, except that paths whose probabilities
     tie within float32 rounding may come in either order: on ["the"] * 40 a unidirectional
     softmax model reaches a fixed point, and dozens of paths that differ in one position share
-    one probability, which each engine rounds a little differently (seen with numba 0.68.1)."""
+    one probability, which each engine rounds a little differently (seen on an AMD Zen 5 host,
+    2026-12-06, with the numba and numpy releases that had ranked them alike elsewhere)."""
     qx, qy = np.array([q for _, q in x]), np.array([q for _, q in y])
     np.testing.assert_allclose(qx, qy, rtol=TOL, atol=0)
     q = np.concatenate([qx, qy])
