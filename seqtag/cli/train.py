@@ -294,6 +294,11 @@ def train(
              "bundled model) with a fresh optimizer: its architecture, its inventories grown by "
              "the data's new words, feature values, characters and labels, labels converted to "
              "its tag scheme; training options apply. (--resume continues an interrupted run.)"),
+    portable: bool = typer.Option(
+        False, "--portable",
+        help="Compile the kernels for x86-64-v3 (AVX2, FMA) rather than for this CPU, so that "
+             "a seed gives the same model, byte for byte, on every x86-64 machine with AVX2 "
+             "(make model does); the first such run compiles them (about 20 s)."),
     **options,
 ) -> None:
     """Train a tagger (by default a bidirectional LSTM over words, word forms and a character
@@ -301,6 +306,10 @@ def train(
     Numba) and save its best epoch."""
     started = process_start()
     with user_errors():
+        if portable:
+            from seqtag.portable import pin
+
+            pin()
         from seqtag.corpus import read_corpus
         from seqtag.training import Trainer, split_dev
         from seqtag.vocab import Vocabulary

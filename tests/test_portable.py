@@ -1,0 +1,100 @@
+"""train --portable: kernels compiled for x86-64-v3, so that a seed's model does not depend on
+the machine (seqtag.portable).
+
+One machine cannot be another, but it can hide what it has: the run with the CPU's AVX-512
+masked from NumPy's dispatch (NPY_DISABLE_CPU_FEATURES) and from glibc's libm variants
+(GLIBC_TUNABLES) must write the same bytes as the plain one. Numba's code is the same by
+construction (the target is named, not detected)."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from seqtag import portable
+from seqtag.errors import SeqtagError
+
+REPO = Path(__file__).resolve().parents[1]
+SMALL = ["--hidden", "8", "--embed-dim", "8", "--char-filters", "4", "--char-dim", "3",
+         "--epochs", "2", "--patience", "0", "--seed", "3"]
+
+# What an AVX2-only machine would have: NumPy dispatches nothing above X86_V3, glibc picks no
+# AVX-512 variant. (Unknown or absent names are ignored by both.)
+MASKED = {"NPY_DISABLE_CPU_FEATURES": "X86_V4 AVX512_SKX AVX512_CLX AVX512_CNL AVX512_ICL "
+                                      "AVX512_SPR AVX512F",
+          "GLIBC_TUNABLES": "glibc.cpu.hwcaps=-AVX512F,-AVX512CD,-AVX512BW,-AVX512DQ,"
+                            "-AVX512VL,-AVX512ER,-AVX512PF"}
+
+
+def _numpy_has_v4(env) -> bool:
+    probe = ("import numpy._core._multiarray_umath as m; "
+             "print(bool(m.__cpu_features__.get('X86_V4')))")
+    out = subprocess.run([sys.executable, "-c", probe], env=env, capture_output=True,
+                         text=True, check=True).stdout
+    return out.strip() == "True"
+
+
+def _train(tmp_path: Path, name: str, *extra: str, env=None) -> subprocess.CompletedProcess:
+    out = tmp_path / f"{name}.npz"
+    return subprocess.run([sys.executable, "-m", "seqtag", "train", str(REPO / "samples" / "btc.dev"),
+                           *SMALL, "-o", str(out), *extra], env=env, capture_output=True,
+                          text=True, cwd=tmp_path)
+
+
+@pytest.mark.skipif(bool(portable.missing_features()),
+                    reason="this CPU cannot run x86-64-v3 code")
+def test_a_portable_model_does_not_depend_on_the_cpus_extensions(tmp_path):
+    env = {**os.environ, "SOURCE_DATE_EPOCH": "1700000000"}
+    masked = {**env, **MASKED}
+    if _numpy_has_v4(env):
+        assert not _numpy_has_v4(masked), "the mask did not reach NumPy's dispatch"
+    runs = {"plain": _train(tmp_path, "plain", "--portable", env=env),
+            "masked": _train(tmp_path, "masked", "--portable", "--threads", "1", env=masked)}
+    for name, run in runs.items():
+        assert run.returncode == 0, (name, run.stderr)
+    plain, masked_bytes = ((tmp_path / f"{n}.npz").read_bytes() for n in runs)
+    assert plain == masked_bytes
+
+
+def test_pin_sets_the_target_before_numba_is_imported(monkeypatch):
+    monkeypatch.delitem(sys.modules, "numba", raising=False)
+    monkeypatch.setattr(portable, "missing_features", lambda: [])
+    environ = {"PATH": "/bin"}
+    portable.pin(environ)
+    assert environ["NUMBA_CPU_NAME"] == "x86-64-v3"
+    features = environ["NUMBA_CPU_FEATURES"].split(",")
+    assert {"+avx2", "+fma"} <= set(features)
+    assert not [f for f in features if "avx512" in f]
+    portable.pin(environ)          # already pinned to the same target: fine
+
+
+def test_pin_refuses_what_it_cannot_honour(monkeypatch):
+    monkeypatch.setattr(portable, "missing_features", lambda: [])
+    monkeypatch.setitem(sys.modules, "numba", sys)      # Numba has read its settings already
+    with pytest.raises(SeqtagError, match="before Numba is imported"):
+        portable.pin({})
+    monkeypatch.delitem(sys.modules, "numba")
+    with pytest.raises(SeqtagError, match="NUMBA_CPU_NAME is set to 'skylake'"):
+        portable.pin({"NUMBA_CPU_NAME": "skylake"})
+    monkeypatch.setattr(portable, "missing_features", lambda: ["avx2", "fma"])
+    with pytest.raises(SeqtagError, match="lacks avx2, fma.*without --portable"):
+        portable.pin({})
+
+
+def test_off_x86_every_feature_is_missing(monkeypatch):
+    monkeypatch.setattr(portable.platform, "machine", lambda: "aarch64")
+    assert portable.missing_features() == list(portable.FEATURES)
+
+
+def test_the_cli_reports_a_conflicting_target_in_one_line(tmp_path):
+    env = {**os.environ, "NUMBA_CPU_NAME": "skylake"}
+    run = _train(tmp_path, "x", "--portable", env=env)
+    assert run.returncode != 0
+    assert run.stderr.strip().splitlines() == [
+        "ERROR: --portable compiles the kernels for x86-64-v3, but NUMBA_CPU_NAME is set to "
+        "'skylake' (unset NUMBA_CPU_NAME)"]
+    assert not (tmp_path / "x.npz").exists()
