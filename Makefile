@@ -48,6 +48,7 @@ model: install
 		--dev samples/btc.dev --portable $(MODEL_FLAGS) -o seqtag/data/default.npz
 	$(SEQTAG) eval samples/btc.test -m seqtag/data/default.npz
 	$(SEQTAG) eval samples/uner-en_ewt-test.iob2 -m seqtag/data/default.npz
+	@$(PY) -c "import hashlib; print('sha256', hashlib.sha256(open('seqtag/data/default.npz', 'rb').read()).hexdigest(), 'seqtag/data/default.npz')"
 
 $(VENV)/.installed-bench: | $(VENV)/.installed
 	$(PIP) install --quiet torch==2.13.0 threadpoolctl
@@ -65,7 +66,8 @@ bench-deps: $(VENV)/.installed-bench $(VENV)/.installed-dask
 # Then the kernels' efficiency (GFLOP/s of the default model against this machine's one-thread
 # matmul peak; the vector registers the kernels compile to) and whole `seqtag tag` processes
 # over every sentence of the shared corpora (tokens/s, peak memory); that corpus again on 1 and 2
-# Dask workers against one process (tokens/s, scaling).
+# Dask workers against one process (tokens/s, scaling). Last, the sha256 of a `train --portable`
+# model against those recorded on other CPUs (bench/portable_models.json).
 bench: bench-deps
 	OMP_WAIT_POLICY=passive $(PY) bench/bench_rnn.py --data $(SHARED)
 	OMP_WAIT_POLICY=passive $(PY) bench/bench_default.py --data $(SHARED)
@@ -73,6 +75,7 @@ bench: bench-deps
 	OMP_WAIT_POLICY=passive $(PY) bench/bench_whole.py --data $(SHARED)
 	OMP_WAIT_POLICY=passive $(PY) bench/bench_dask.py --data $(SHARED)
 	$(PY) bench/bench_startup.py
+	$(PY) bench/bench_portable.py
 
 # The default training on CoNLL-2003 as one whole `seqtag train` process, timed (minutes).
 bench-train: install
