@@ -38,6 +38,18 @@ def environment() -> dict[str, str]:
             "NUMBA_CPU_FEATURES": ",".join("+" + f for f in FEATURES)}
 
 
+def active() -> bool:
+    """Whether this process's kernels are compiled for TARGET: Numba read pin's settings (or,
+    before Numba is imported, the environment holds them)."""
+    wanted = environment()
+    if "numba" not in sys.modules:
+        return all(os.environ.get(k) == v for k, v in wanted.items())
+    from numba.core import config
+
+    return (config.CPU_NAME == wanted["NUMBA_CPU_NAME"]
+            and config.CPU_FEATURES == wanted["NUMBA_CPU_FEATURES"])
+
+
 def missing_features() -> list[str]:
     """TARGET's features this CPU lacks (all of them off x86-64): code compiled for TARGET
     would stop on an illegal instruction here."""

@@ -28,7 +28,7 @@ from typing import Callable, Sequence
 
 import numpy as np
 
-from seqtag import __version__
+from seqtag import __version__, portable
 from seqtag.build import build_model, check_corpus, hyperparameters
 from seqtag.config import _MAX_SEED, TrainConfig, plain
 from seqtag.corpus import CorpusInfo, Sentence
@@ -395,6 +395,8 @@ class Trainer:
             "best_epoch": selection.best_epoch,
             "interrupted": self.interrupted_,
             **({"init": self.init_} if self.init_ is not None else {}),
+            # what the bytes depend on beyond the data and options (seqtag.portable)
+            **({"kernels": portable.TARGET} if portable.active() else {}),
         }
 
 

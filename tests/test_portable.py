@@ -9,7 +9,9 @@ construction (the target is named, not detected)."""
 from __future__ import annotations
 
 import os
+import signal
 import subprocess
+import time
 import sys
 from pathlib import Path
 
@@ -17,6 +19,7 @@ import pytest
 
 from seqtag import portable
 from seqtag.errors import SeqtagError
+from seqtag.modelfile import load_model
 
 REPO = Path(__file__).resolve().parents[1]
 SMALL = ["--hidden", "8", "--embed-dim", "8", "--char-filters", "4", "--char-dim", "3",
@@ -38,10 +41,12 @@ def _numpy_has_v4(env) -> bool:
     return out.strip() == "True"
 
 
+def _args(out: Path, *extra: str, corpus: Path = REPO / "samples" / "btc.dev") -> list[str]:
+    return [sys.executable, "-m", "seqtag", "train", str(corpus), *SMALL, "-o", str(out), *extra]
+
+
 def _train(tmp_path: Path, name: str, *extra: str, env=None) -> subprocess.CompletedProcess:
-    out = tmp_path / f"{name}.npz"
-    return subprocess.run([sys.executable, "-m", "seqtag", "train", str(REPO / "samples" / "btc.dev"),
-                           *SMALL, "-o", str(out), *extra], env=env, capture_output=True,
+    return subprocess.run(_args(tmp_path / f"{name}.npz", *extra), env=env, capture_output=True,
                           text=True, cwd=tmp_path)
 
 
@@ -58,6 +63,64 @@ def test_a_portable_model_does_not_depend_on_the_cpus_extensions(tmp_path):
         assert run.returncode == 0, (name, run.stderr)
     plain, masked_bytes = ((tmp_path / f"{n}.npz").read_bytes() for n in runs)
     assert plain == masked_bytes
+    assert load_model(tmp_path / "plain.npz").meta["kernels"] == "x86-64-v3"
+    shown = subprocess.run([sys.executable, "-m", "seqtag", "inspect", str(tmp_path / "plain.npz")],
+                           capture_output=True, text=True, check=True).stdout
+    assert "trained with kernels compiled for x86-64-v3 (--portable)" in shown
+
+
+def test_a_model_for_the_host_says_nothing_of_a_target(tmp_path):
+    run = _train(tmp_path, "host", "--epochs", "1")
+    assert run.returncode == 0, run.stderr
+    assert "kernels" not in load_model(tmp_path / "host.npz").meta
+
+
+@pytest.mark.skipif(bool(portable.missing_features()),
+                    reason="this CPU cannot run x86-64-v3 code")
+def test_a_portable_run_resumes_portable_and_ends_as_if_never_stopped(tmp_path):
+    env = {**os.environ, "SOURCE_DATE_EPOCH": "1700000000"}
+    corpus = tmp_path / "small.train"
+    text = (REPO / "samples" / "btc.train").read_text(encoding="utf-8")
+    corpus.write_text("\n\n".join(text.split("\n\n")[:1200]) + "\n", encoding="utf-8")
+    options = ("--portable", "--epochs", "4", "--hidden", "32")
+    whole = tmp_path / "whole.npz"
+    subprocess.run(_args(whole, *options, corpus=corpus), env=env, check=True,
+                   capture_output=True, timeout=600)
+    out, ckpt = tmp_path / "m.npz", tmp_path / "m.ckpt.npz"
+    proc = subprocess.Popen(_args(out, *options, corpus=corpus), env=env,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        end = time.monotonic() + 300
+        while not ckpt.exists() and proc.poll() is None:
+            assert time.monotonic() < end, "no checkpoint"
+            time.sleep(0.02)
+        os.kill(proc.pid, signal.SIGKILL)
+    finally:
+        proc.wait()
+    assert proc.returncode == -signal.SIGKILL and not out.exists()
+    resumed = subprocess.run(_args(out, "--epochs", "4", "--hidden", "32", "--resume",
+                                   corpus=corpus), env=env, capture_output=True, text=True,
+                             timeout=600)
+    assert resumed.returncode == 0, resumed.stderr
+    assert "compiled its kernels for x86-64-v3 (--portable): so does this one" in resumed.stderr
+    assert out.read_bytes() == whole.read_bytes()
+
+
+def test_resuming_a_run_for_the_host_with_portable_is_refused(tmp_path):
+    out, ckpt = tmp_path / "m.npz", tmp_path / "m.ckpt.npz"
+    from seqtag.config import TrainConfig
+    from seqtag.corpus import read_corpus
+    from seqtag.training import Trainer
+
+    sents = read_corpus(str(REPO / "samples" / "tiny.tsv"))[0]
+    Trainer(TrainConfig(hidden=4, epochs=1, embed_dim=4, char_filters=2, char_dim=2),
+            checkpoint=ckpt).fit(sents)
+    assert ckpt.exists()
+    run = subprocess.run(_args(out, "--portable", "--resume"), capture_output=True, text=True)
+    assert run.returncode != 0
+    lines = run.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("ERROR: ") and "m.ckpt.npz" in lines[0] and \
+        "its machine's CPU, so --portable would not end as it would have" in lines[0], lines
 
 
 def test_pin_sets_the_target_before_numba_is_imported(monkeypatch):

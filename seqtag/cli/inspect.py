@@ -38,6 +38,7 @@ def describe(model, path: Path, top: int = 20, state=None,
         "sections": found,
         "seqtag_version": meta.get("seqtag_version"),
         "created": meta.get("created"),
+        "kernels": meta.get("kernels"),
         "level": meta.get("level", "word"),
         "architecture": meta.get("architecture"),
         "hyperparameters": meta.get("hyperparameters"),
@@ -116,6 +117,9 @@ def inspect_cmd(
         say = lambda text: out.print(text, markup=False)   # noqa: E731
         out.print(Text.assemble((info["path"], "bold"), f"  model format {info['format_version']}, "
                                 f"seqtag {info['seqtag_version']}, created {info['created']}"))
+        if info["kernels"]:
+            say(f"trained with kernels compiled for {info['kernels']} (--portable): the same "
+                f"bytes on any such CPU")
         if info["requires"]:
             say("requires: " + ", ".join(info["requires"]))
         for name, sec in info["sections"].items():

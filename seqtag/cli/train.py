@@ -88,6 +88,32 @@ def check_writable(path: Path) -> None:
     check_target(checkpoint_path(path))
 
 
+def resumed_portable(checkpoint: Path, portable: bool) -> bool:
+    """Whether the run being resumed compiles its kernels for seqtag.portable's target: as its
+    checkpoint's run did, so that it ends as that run would have (``portable``: --portable was
+    given). Without a readable checkpoint, as given (resuming then says what is wrong)."""
+    from seqtag.modelfile import load_model
+    from seqtag.portable import TARGET
+
+    if not checkpoint.exists():
+        return portable
+    try:
+        kernels = load_model(checkpoint).meta.get("kernels")
+    except SeqtagError:
+        return portable
+    if kernels == TARGET:
+        if not portable:
+            err.print(f"the run being resumed compiled its kernels for {TARGET} (--portable): "
+                      f"so does this one", markup=False)
+        return True
+    if portable:
+        raise SeqtagError("the run being resumed compiled its kernels for its machine's CPU, so "
+                          "--portable would not end as it would have", path=str(checkpoint),
+                          hint="resume without --portable, or train without --resume to start "
+                               "afresh")
+    return False
+
+
 def resumed_init(checkpoint: Path) -> str | None:
     """The init model of the fine-tuning run whose checkpoint this is (None for a run from
     scratch, or when there is no readable checkpoint: resuming then says what is wrong)."""
@@ -306,6 +332,10 @@ def train(
     Numba) and save its best epoch."""
     started = process_start()
     with user_errors():
+        out = output or default_output(corpus)
+        checkpoint = checkpoint_path(out)
+        if resume:
+            portable = resumed_portable(checkpoint, portable)
         if portable:
             from seqtag.portable import pin
 
@@ -316,8 +346,6 @@ def train(
 
         if options.get("embeddings") is not None:
             options["embeddings"] = str(options["embeddings"])
-        out = output or default_output(corpus)
-        checkpoint = checkpoint_path(out)
         if init is not None:
             if resume:
                 fail("--init starts a new run from a model's weights and --resume continues an "
