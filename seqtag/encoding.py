@@ -75,6 +75,24 @@ class Encoder:
         return 1 + (len(self.features.names) if self.features else 0) + \
             (self.chars is not None)
 
+    def unknown_row(self) -> np.ndarray:
+        """(n_columns,) int32: the row of a token taken away, alone in its sentence and
+        document: the unknown word, every feature's unknown value (its first), no neighbours in
+        the window, document code 0 and no spelling (what word and feature dropout turn a token
+        into in training)."""
+        row = [UNK_ID]
+        base = self.vocab.n_words
+        for size in (self.features.sizes if self.features is not None else ()):
+            row.append(base)
+            base += size
+        row += [self._window_base + j * self.vocab.n_words + PAD_ID
+                for j in range(2 * self.window)]
+        if self.context:
+            row.append(self._context_base)
+        if self.chars is not None:
+            row.append(0)
+        return np.array(row, dtype=np.int32)
+
     def encode(self, tokens: Sequence[str] | str) -> np.ndarray:
         """(T, n_columns) int32: each token's row. A string is a sequence of one-character
         tokens (a DNA or protein sequence)."""
@@ -148,7 +166,8 @@ class Encoder:
         end = np.repeat(offsets[1:], lengths)
         at = np.arange(N)
         words = rows[:, 0]
-        out = np.empty((N, self.n_columns), np.int32)
+        # (the document code, if any, is inserted after this: _with_context)
+        out = np.empty((N, rows.shape[1] + 2 * k), np.int32)
         out[:, :n_own] = rows[:, :n_own]
         out[:, n_own + 2 * k:] = rows[:, n_own:]
         base = self._window_base

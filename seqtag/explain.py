@@ -233,18 +233,10 @@ class Explainer:
     # -- faithfulness -------------------------------------------------------------------------
 
     def unk_row(self) -> np.ndarray:
-        """The input row of a token taken away: the unknown word, every feature unknown, no
-        spelling (what word and feature dropout turn a token into in training)."""
-        enc = self.model.encoder
-        row = [1]
-        base = self.model.vocab.n_words
-        if enc.features is not None:
-            for size in enc.features.sizes:
-                row.append(base)
-                base += size
-        if enc.chars is not None:
-            row.append(0)
-        return np.array(row, dtype=np.int32)
+        """The input row of a token taken away (Encoder.unknown_row: the unknown word, every
+        feature unknown, no spelling; with a window no neighbours, with document context code
+        0, as for the sentence alone that explain reads)."""
+        return self.model.encoder.unknown_row()
 
     def probability_without(self, explanation: Explanation, removed: Sequence[int]) -> float:
         """P(the explained target) when the tokens ``removed`` are taken away (unk_row)."""

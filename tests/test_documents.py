@@ -335,3 +335,17 @@ def test_sentences_with_codes_keep_them():
     assert whole[0] == [1, 0]
     again = list(with_context(doc[:1]))
     assert again[0].tokens.context.tolist() == [1, 0]
+
+
+def test_a_window_and_document_context_train_and_tag_together():
+    """--window with documents: the rows had one column too many (the window's copy filled the
+    document code's place as well), and training stopped with a traceback."""
+    from seqtag.training import Trainer
+
+    train = synthetic_documents(40, 2)
+    model = Trainer(small_config(window=1, char_filters=4, char_dim=3)).fit(train).model_
+    assert model.architecture.document and model.architecture.window == 1
+    ids = model.encoder.encode_batch([s.tokens for s in train[:3]])[0]
+    assert ids.shape[1] == model.encoder.n_columns
+    tagged = model.predict([s.tokens for s in with_context(train[:4])])
+    assert [len(t) for t in tagged] == [len(s.tokens) for s in train[:4]]

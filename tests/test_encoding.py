@@ -126,3 +126,30 @@ def test_new_tokens_added_at_once_as_one_at_a_time(with_chars):
         assert enc._types == ref._types
         for a, b in zip(enc.spellings(), ref.spellings()):
             np.testing.assert_array_equal(a, b)
+
+
+@pytest.mark.parametrize("window, context", [(0, False), (0, True), (1, False), (2, True)])
+def test_the_unknown_row_is_a_lone_token_with_nothing_known(window, context):
+    """Encoder.unknown_row (what explain takes a token away to): every column of the layout,
+    the unknown word and feature values and no spelling in the token's own columns, and in the
+    window's and the document code's what a one-token sentence of its own gets."""
+    from seqtag.chars import CharVocab
+    from seqtag.corpus import Sentence
+    from seqtag.encoding import Encoder
+    from seqtag.features import FeatureSet
+    from seqtag.vocab import UNK_ID, Vocabulary
+
+    train = [["Sam", "Li", "met", "Tom", "."], ["Tom", "met", "Sam", "."]]
+    vocab, _ = Vocabulary.build([Sentence(s, ["O"] * len(s), [], 0) for s in train])
+    feats = FeatureSet.build([t for s in train for t in s], ["casing", "suffix3"], 1)
+    chars = CharVocab.build(t for s in train for t in s)
+    enc = Encoder(vocab, feats, chars, window=window, context=context)
+    row = enc.unknown_row()
+    assert row.dtype == np.int32 and row.shape == (enc.n_columns,)
+    assert row[0] == UNK_ID and row[-1] == 0
+    bases = vocab.n_words + np.concatenate([[0], np.cumsum(feats.sizes)[:-1]])
+    np.testing.assert_array_equal(row[1:1 + len(feats.sizes)], bases)
+    assert enc.encode(["Tom", "Sam", "x"]).shape == (3, enc.n_columns)
+    lone = enc.encode(["Tom"])[0]        # a sentence of one token, no document
+    shared = slice(1 + len(feats.sizes), enc.n_columns - 1)
+    np.testing.assert_array_equal(row[shared], lone[shared])

@@ -119,3 +119,30 @@ def test_explain_command():
     bad = run("explain", "Sam Li", "--entity", "3")
     assert bad.returncode != 0 and bad.stderr.startswith("ERROR:") and \
         len(bad.stderr.strip().splitlines()) == 1
+
+
+def test_a_model_with_document_context_explains_against_a_whole_baseline_row():
+    """A model trained on documents has a document-code column before the word type: the
+    baseline row and the rows of taken-away tokens must have it too (they had one column too
+    few, so the word type was read past the row)."""
+    from seqtag.config import TrainConfig
+    from seqtag.corpus import Sentence
+    from seqtag.training import Trainer
+
+    words = ["Kor", "Bel", "Tam", "Vex"]
+    sents = []
+    for d in range(40):
+        w = words[d % 4]
+        sents += [Sentence([w, "went", "home", "."], ["B-PER", "O", "O", "O"], [], 0, document=d),
+                  Sentence(["we", "saw", w, "."], ["O", "O", "B-PER", "O"], [], 0, document=d)]
+    cfg = TrainConfig(hidden=8, embed_dim=8, char_filters=4, char_dim=3, epochs=3, patience=0,
+                      seed=1, threads=1)
+    model = Trainer(cfg).fit(sents).model_
+    assert model.architecture.document and model.chars is not None
+    ex = Explainer(model, steps=4)
+    assert len(ex.unk_row()) == model.encoder.n_columns
+    tokens = ["Kor", "went", "home", "."]
+    (e,) = ex.explain(tokens, token=0)
+    assert np.all(np.isfinite(e.attribution))
+    assert ex.probability_without(e, []) == pytest.approx(e.prob, abs=1e-5)
+    assert 0.0 <= ex.probability_without(e, [1, 2, 3]) <= 1.0
