@@ -12,6 +12,10 @@ sentence as it is (STEPS midpoints), each part's attribution is
     a(t, f) = (Ex[:, id_f(t)] − Ex[:, unknown_f]) · g_e<t>          (word and each feature)
     a(t, spelling) = (c<t> − c_empty) · g_c<t>
 
+(a model with a window has a "window" part, its neighbours' columns against no neighbour; one
+trained on documents a "document" part, its code against code 0, which is 0 here since explain
+reads each sentence alone)
+
 so a token's parts add up to its total (x<t> − x0<t>) · g<t>, and all tokens' totals to about
 log P(x) − log P(x0) (completeness). Integrated gradients and not plain gradient × input: on
 CoNLL-2003 test the one-pass gradient (× input or × (input − baseline)) ranked the tokens whose
@@ -46,7 +50,8 @@ class Explanation:
     labels: list[str]
     target: dict                 # {"kind": "entity"|"token", "label", "start", "end", "text"}
     prob: float                  # the target's probability under the model
-    parts: list[str]             # names of the parts: "word", each feature, "spelling"
+    parts: list[str]             # names of the parts: "word", each feature, ("window",
+                                 # "document",) "spelling"
     attribution: np.ndarray      # (T, len(parts)) float64: a(t, part)
     clamp: dict = field(default_factory=dict, repr=False)   # token -> the label ids it may take
     method: str = "integrated gradients"
@@ -91,7 +96,18 @@ class Explainer:
         self.network.attach_grads({k: np.zeros_like(v) for k, v in model.params.items()})
         self.network.output.temperature = model.temperature
         names = list(model.architecture.features)
-        self.parts = ["word", *names] + (["spelling"] if model.chars is not None else [])
+        enc = model.encoder
+        # The part of each embedded column of a row (all but the word type's): the word, each
+        # feature, the window's neighbours as one part, the document code.
+        self._column_part = list(range(1 + len(names)))
+        extra = []
+        if enc.window:
+            self._column_part += [1 + len(names) + len(extra)] * (2 * enc.window)
+            extra.append("window")
+        if enc.context:
+            self._column_part.append(1 + len(names) + len(extra))
+            extra.append("document")
+        self.parts = ["word", *names, *extra] + (["spelling"] if model.chars is not None else [])
 
     # -- the network, one token per input row ---------------------------------------------
 
@@ -201,7 +217,6 @@ class Explainer:
         out = []
         d = model.params["Ex"].shape[0]
         Ex = model.params["Ex"].astype(np.float64)
-        n_cols = 1 + len(model.architecture.features)
         for target, clamp in targets:
             prob, dE = self._target_grad(E, clamp)
             if self.steps <= 1:
@@ -217,11 +232,11 @@ class Explainer:
                     dX += back_a(self._target_grad(E_a, clamp)[1])
                 dX /= self.steps
             att = np.zeros((len(tokens), len(self.parts)))
-            for c in range(n_cols):
+            for c, k in enumerate(self._column_part):
                 # each part against its own "absent" value (the baseline): unknown word, unknown
-                # feature value, the empty spelling's CNN vector
+                # feature value, no neighbour, document code 0, the empty spelling's CNN vector
                 part = Ex[:, ids[:, c]] - Ex[:, base[c]][:, None]
-                att[:, c] = np.einsum("dt,td->t", part, dX[:, :d])
+                att[:, k] += np.einsum("dt,td->t", part, dX[:, :d])
             if model.chars is not None:
                 part = X[:, d:].astype(np.float64) - X0[0, d:].astype(np.float64)
                 att[:, -1] = (part * dX[:, d:]).sum(axis=1)

@@ -146,3 +146,32 @@ def test_a_model_with_document_context_explains_against_a_whole_baseline_row():
     assert np.all(np.isfinite(e.attribution))
     assert ex.probability_without(e, []) == pytest.approx(e.prob, abs=1e-5)
     assert 0.0 <= ex.probability_without(e, [1, 2, 3]) <= 1.0
+
+
+def test_window_and_document_parts_keep_the_totals_complete():
+    """With a window and document context the neighbours' columns are a part of their own
+    ("window", and "document" for the code): the parts still add up to log P(x) − log P(x0)."""
+    from seqtag.config import TrainConfig
+    from seqtag.corpus import Sentence
+    from seqtag.training import Trainer
+
+    words = ["Kor", "Bel", "Tam", "Vex"]
+    sents = []
+    for d in range(40):
+        w = words[d % 4]
+        sents += [Sentence([w, "went", "home", "."], ["B-PER", "O", "O", "O"], [], 0, document=d),
+                  Sentence(["we", "saw", w, "."], ["O", "O", "B-PER", "O"], [], 0, document=d)]
+    cfg = TrainConfig(hidden=8, embed_dim=8, char_filters=4, char_dim=3, epochs=3, patience=0,
+                      seed=1, threads=1, window=1)
+    model = Trainer(cfg).fit(sents).model_
+    assert model.architecture.window == 1 and model.architecture.document
+    ex = Explainer(_exact_model(model), exact=True, steps=64)
+    assert ex.parts[-3:] == ["window", "document", "spelling"]
+    tokens = ["we", "saw", "Kor", "."]
+    x0 = baseline_input(ex)
+    (e,) = ex.explain(tokens, token=2)
+    _, X, _ = ex._forward(ex.model.encoder.encode(tokens))
+    gap = np.log(e.prob) - log_p(ex, e, x0 - X)
+    assert e.total.sum() == pytest.approx(gap, rel=0.02, abs=1e-3)
+    assert np.any(e.attribution[:, ex.parts.index("window")] != 0)
+    np.testing.assert_array_equal(e.attribution[:, ex.parts.index("document")], 0)
