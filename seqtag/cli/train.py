@@ -242,8 +242,8 @@ class Renderer:
         elif event == "budget":
             line = (f"stopping after epoch {info['epoch']}: {info['elapsed']:.1f}s of the "
                     f"--time-budget {info['budget']:g}s used, and the next epoch would take about "
-                    f"{info['next_epoch']:.1f}s (then {info['finish']:.1f}s to calibrate and "
-                    f"save)")
+                    f"{info['next_epoch']:.1f}s (then {info['finish']:.1f}s to calibrate, save "
+                    f"and exit)")
             (self.bar.console if self.bar is not None else err).print(line, markup=False)
         elif event == "calibrated":
             line = (f"calibrated --scores on the dev set: temperature {info['temperature']:.3g} "
