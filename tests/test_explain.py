@@ -121,10 +121,9 @@ def test_explain_command():
         len(bad.stderr.strip().splitlines()) == 1
 
 
-def test_a_model_with_document_context_explains_against_a_whole_baseline_row():
-    """A model trained on documents has a document-code column before the word type: the
-    baseline row and the rows of taken-away tokens must have it too (they had one column too
-    few, so the word type was read past the row)."""
+def _document_model(**changes) -> RNNTagger:
+    """A small model trained on 40 two-sentence documents (so with document context), with a
+    character CNN; ``changes`` to its configuration."""
     from seqtag.config import TrainConfig
     from seqtag.corpus import Sentence
     from seqtag.training import Trainer
@@ -135,9 +134,16 @@ def test_a_model_with_document_context_explains_against_a_whole_baseline_row():
         w = words[d % 4]
         sents += [Sentence([w, "went", "home", "."], ["B-PER", "O", "O", "O"], [], 0, document=d),
                   Sentence(["we", "saw", w, "."], ["O", "O", "B-PER", "O"], [], 0, document=d)]
-    cfg = TrainConfig(hidden=8, embed_dim=8, char_filters=4, char_dim=3, epochs=3, patience=0,
-                      seed=1, threads=1)
-    model = Trainer(cfg).fit(sents).model_
+    cfg = TrainConfig(**{**dict(hidden=8, embed_dim=8, char_filters=4, char_dim=3, epochs=3,
+                                patience=0, seed=1, threads=1), **changes})
+    return Trainer(cfg).fit(sents).model_
+
+
+def test_a_model_with_document_context_explains_against_a_whole_baseline_row():
+    """A model trained on documents has a document-code column before the word type: the
+    baseline row and the rows of taken-away tokens must have it too (they had one column too
+    few, so the word type was read past the row)."""
+    model = _document_model()
     assert model.architecture.document and model.chars is not None
     ex = Explainer(model, steps=4)
     assert len(ex.unk_row()) == model.encoder.n_columns
@@ -151,19 +157,7 @@ def test_a_model_with_document_context_explains_against_a_whole_baseline_row():
 def test_window_and_document_parts_keep_the_totals_complete():
     """With a window and document context the neighbours' columns are a part of their own
     ("window", and "document" for the code): the parts still add up to log P(x) − log P(x0)."""
-    from seqtag.config import TrainConfig
-    from seqtag.corpus import Sentence
-    from seqtag.training import Trainer
-
-    words = ["Kor", "Bel", "Tam", "Vex"]
-    sents = []
-    for d in range(40):
-        w = words[d % 4]
-        sents += [Sentence([w, "went", "home", "."], ["B-PER", "O", "O", "O"], [], 0, document=d),
-                  Sentence(["we", "saw", w, "."], ["O", "O", "B-PER", "O"], [], 0, document=d)]
-    cfg = TrainConfig(hidden=8, embed_dim=8, char_filters=4, char_dim=3, epochs=3, patience=0,
-                      seed=1, threads=1, window=1)
-    model = Trainer(cfg).fit(sents).model_
+    model = _document_model(window=1)
     assert model.architecture.window == 1 and model.architecture.document
     ex = Explainer(_exact_model(model), exact=True, steps=64)
     assert ex.parts[-3:] == ["window", "document", "spelling"]
