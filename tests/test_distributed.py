@@ -142,18 +142,18 @@ def test_threads_refused_with_workers():
     assert proc.returncode == 2 and proc.stderr.startswith(b"ERROR:")
 
 
-def _kill_a_busy_worker(client, prefix: str, timeout: float = 120) -> int:
+def _kill_a_busy_worker(client, prefix: str, timeout: float = 120,
+                        running=lambda: True) -> int:
     """SIGKILL the process of a worker that holds a task whose key starts with ``prefix``
-    (waiting for one); its pid."""
+    (waiting for one while ``running()``); its pid."""
     pids = client.run(os.getpid)
     deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
+    while time.monotonic() < deadline and running():
         for worker, keys in client.processing().items():
             if any(str(k).startswith(prefix) for k in keys) and worker in pids:
                 os.kill(pids[worker], signal.SIGKILL)
                 return pids[worker]
-        time.sleep(0.005)
-    raise AssertionError("no worker ever held a task of the run")
+    raise AssertionError("no worker held a task of the run while it ran")
 
 
 def _gone(client, killed: int, timeout: float = 60) -> None:
@@ -175,7 +175,7 @@ def test_killed_worker_loses_and_repeats_nothing(client, texts):
     from seqtag.model import RNNTagger
     from seqtag.tagging import format_jsonl, tag_texts
 
-    stream = texts[:600]
+    stream = texts[:600] * 3     # 225 batches: long enough to be caught running
     model = RNNTagger.load(REPO / "seqtag" / "data" / "default.npz", engine="numpy")
     options = dict(scores=False, nbest=1, probs=True)
     expected = "".join(format_jsonl(t) for t in tag_texts(model, stream, batch_size=8,
@@ -189,15 +189,30 @@ def test_killed_worker_loses_and_repeats_nothing(client, texts):
             pulled += 1
             yield batch
 
-    # Keys seqtag-<run>-<n> let the killer find the run's tasks on the workers.
+    # Keys seqtag-<run>-<n> let the killer find the run's tasks on the workers. The stream is
+    # read on a thread of its own, as the CLI reads it: a reader that stopped after its first
+    # result would leave the window's few quick batches to finish before the killer looked
+    # (the failure seen once on CI: nothing left running to kill).
     results = d.tag_batches(client, shipped, jobs(), engine="numpy", options=options,
                             fmt="jsonl", window=8)
-    got = [next(results)]           # the run is under way
-    killed = _kill_a_busy_worker(client, "seqtag-")
-    for result in results:
-        got.append(result)
-        assert pulled - len(got) <= 8       # memory: the window bounds what is read ahead
-    assert "".join(got) == expected and pulled == len(got) == 75
+    got, errors = [], []
+
+    def read():
+        try:
+            for result in results:
+                got.append(result)
+                assert pulled - len(got) <= 8   # memory: the window bounds what is read ahead
+        except BaseException as e:              # noqa: BLE001 - reported by the test below
+            errors.append(e)
+
+    reader = threading.Thread(target=read)
+    reader.start()
+    try:
+        killed = _kill_a_busy_worker(client, "seqtag-", running=reader.is_alive)
+    finally:
+        reader.join(300)
+    assert not reader.is_alive() and not errors, errors
+    assert "".join(got) == expected and pulled == len(got) == len(stream) // 8
     _gone(client, killed)
 
 
@@ -255,7 +270,7 @@ def test_scheduler_and_worker_processes_with_a_worker_killed(scheduler_and_worke
             stderr = []
             reader = threading.Thread(target=lambda: stderr.append(proc.stderr.read()))
             reader.start()
-            killed = _kill_a_busy_worker(c, "seqtag-")
+            killed = _kill_a_busy_worker(c, "seqtag-", running=lambda: proc.poll() is None)
             assert proc.wait(300) == 0, stderr
             reader.join()
         assert out.read_bytes() == one.stdout
