@@ -257,7 +257,8 @@ def test_scheduler_and_worker_processes_with_a_worker_killed(scheduler_and_worke
     from distributed import Client
 
     path = tmp_path / "texts.txt"
-    path.write_text("".join(t + "\n" for t in texts[:600]), encoding="utf-8")
+    # 225 batches: long enough for the killer to find one running
+    path.write_text("".join(t + "\n" for t in texts[:600] * 3), encoding="utf-8")
     args = ["-i", path, "-f", "conll", "--batch-size", "8"]
     one = seqtag("tag", *FLAGS, *args)
     with Client(scheduler_and_workers, set_as_default=False) as c:
