@@ -5,7 +5,10 @@ change the code LLVM emits (vector width, the order of a reduction's sums, fused
 and so the low bits of a trained model: on one Zen 5 host, code compiled for skylake-avx512 or
 x86-64-v3 trained a model 1e-6 away from the host's after two epochs. Pinning the name and the
 feature list to x86-64-v3 (AVX2, FMA: every x86-64 CPU since 2013-2017) makes the compiled code
-the same on every such machine. What else runs during training does not change the bits: NumPy's
+the same on every such machine, and that code must not use an instruction whose bits x86 leaves
+to the vendor: the kernels' fast-math flags (seqtag.kernels.FASTMATH) leave out the two that let
+LLVM use the vrcpps/vrsqrtps estimates, which made an Intel and an AMD host differ. What else
+runs during training does not change the bits: NumPy's
 dispatched loops and glibc's libm variants were masked down to AVX2 on that host
 (NPY_DISABLE_CPU_FEATURES, GLIBC_TUNABLES) with the same model bytes (tests/test_portable.py).
 

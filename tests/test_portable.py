@@ -69,6 +69,48 @@ def test_a_portable_model_does_not_depend_on_the_cpus_extensions(tmp_path):
     assert "trained with kernels compiled for x86-64-v3 (--portable)" in shown
 
 
+# Compiles, with an empty cache (cached code cannot be inspected), the kernels where a division or
+# a square root sits in a hot loop: the sigmoid and tanh of the cells (inlined into lstm_forward
+# too) and Adam.
+_ESTIMATES_PROBE = """
+import re
+import numpy as np
+from seqtag.kernels import lstm, optim, simd
+
+v = np.linspace(-3, 3, 64).astype(np.float32)
+simd._sigmoid_in_place(v.copy(), False)
+simd._tanh_in_place(v.copy(), False)
+p, g, m, s = (np.ones(64, np.float32) for _ in range(4))
+optim._adam(p, g, m, s, 1.0, 1e-3, 0.9, 0.999, 1e-8)
+H, V = 4, 6
+rng = np.random.default_rng(0)
+Wax = np.asfortranarray(rng.standard_normal((4 * H, V)).astype(np.float32))
+Waa = rng.standard_normal((4 * H, H)).astype(np.float32)
+ids, offsets = np.array([[1], [2], [3]], np.int64), np.array([0, 3], np.int64)
+A, C = np.zeros((3, H), np.float32), np.zeros((3, 5 * H), np.float32)
+lstm.lstm_forward(Wax, Waa, np.zeros(4 * H, np.float32), ids, offsets, False, False, A, 0, C)
+for k in (simd._sigmoid_in_place, simd._tanh_in_place, optim._adam, lstm.lstm_forward):
+    for sig in k.signatures:
+        found = sorted(set(re.findall(r"\\bv?(?:rcp|rsqrt)(?:ps|ss)\\b", k.inspect_asm(sig))))
+        print(k.__name__, *found)
+"""
+
+
+@pytest.mark.skipif(bool(portable.missing_features()),
+                    reason="this CPU cannot run x86-64-v3 code")
+def test_portable_kernels_use_no_estimate_whose_bits_depend_on_the_vendor(tmp_path):
+    # vrcpps/vrsqrtps (and their scalar forms) are only bounded by x86: Intel's and AMD's bits
+    # differ, and with them one portable run wrote different models on the two vendors' CPUs.
+    env = {**os.environ, **portable.environment(), "NUMBA_CACHE_DIR": str(tmp_path),
+           "PYTHONPATH": os.pathsep.join(filter(None, [str(REPO), os.environ.get("PYTHONPATH")]))}
+    run = subprocess.run([sys.executable, "-c", _ESTIMATES_PROBE], env=env, capture_output=True,
+                         text=True)
+    assert run.returncode == 0, run.stderr
+    found = {line.split()[0]: line.split()[1:] for line in run.stdout.splitlines()}
+    assert set(found) == {"_sigmoid_in_place", "_tanh_in_place", "_adam", "lstm_forward"}
+    assert not any(found.values()), found
+
+
 def test_a_model_for_the_host_says_nothing_of_a_target(tmp_path):
     run = _train(tmp_path, "host", "--epochs", "1")
     assert run.returncode == 0, run.stderr

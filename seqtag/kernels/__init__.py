@@ -41,6 +41,15 @@ and benchmarked alone.
 
 import sys
 
+# The fast-math flags of every float32 kernel: fastmath=True ("fast") minus "arcp" and "afn". With
+# those two, LLVM turns a float32 vector division or square root (fast_tanh's p/q, the sigmoid's
+# 1/(1+e), Adam's m/(√v+ε)) into the estimate vrcpps/vrsqrtps plus one Newton step; without
+# AVX-512 (--portable's x86-64-v3) those estimates are only bounded, not specified, and their bits
+# differ between vendors: the same portable run wrote different models on an Intel Xeon and an
+# AMD EPYC (bench/bench_portable.py, 2026-12-06). A true divide costs little beside the products.
+# A set, not a frozenset: Numba accepts only those two forms (True/False or a set).
+FASTMATH = {"nnan", "ninf", "nsz", "contract", "reassoc"}
+
 
 def _numba_np_without_scipy() -> None:
     """Import numba.np.arraymath with SciPy's BLAS wrappers hidden.

@@ -16,6 +16,7 @@ chars[starts[types[u]]:starts[types[u] + 1]], at least `width` long (padded by t
 import numpy as np
 from numba import njit
 
+from seqtag.kernels import FASTMATH
 from seqtag.kernels.matmul import _gemm, _transpose
 from seqtag.kernels.simd import _VECTOR_BYTES
 
@@ -24,7 +25,7 @@ from seqtag.kernels.simd import _VECTOR_BYTES
 _POSITIONS = 256
 
 
-@njit(cache=True, fastmath=True, error_model="numpy", nogil=True)
+@njit(cache=True, fastmath=FASTMATH, error_model="numpy", nogil=True)
 def charcnn_forward(Ec, Wconv, bconv, chars, starts, types, width, out, arg):
     """out[u] = c of word types[u] = tanh(max_p Wconv·[e<p>; ...; e<p+width-1>] + bconv);
     arg[u, f] = the window position p that won filter f (what the backward pass needs).
@@ -91,7 +92,7 @@ def charcnn_forward(Ec, Wconv, bconv, chars, starts, types, width, out, arg):
         u0 = u1
 
 
-@njit(cache=True, fastmath=True, error_model="numpy", nogil=True)
+@njit(cache=True, fastmath=FASTMATH, error_model="numpy", nogil=True)
 def charcnn_backward(Ec, Wconv, chars, starts, types, width, out, arg, dout, dEc, dWconv, dbconv):
     """Adds into dEc, dWconv, dbconv the gradients of Σ dout ⊙ c (dc/dh = 1 - c² at the winning
     window of each filter, zero elsewhere)."""

@@ -36,9 +36,9 @@ This module imports nothing of seqtag, so that the kernels can be tested and ben
 import numpy as np
 from numba import njit
 
-# fastmath=True minus "nnan"/"ninf" (and "afn": exp/log stay the exact libm ones); reassociation
-# still lets LLVM vectorise the sums.
-_FM = {"nsz", "arcp", "contract", "reassoc"}
+# seqtag.kernels.FASTMATH minus "nnan"/"ninf" (and, as there, without "afn", so exp/log stay the
+# exact libm ones, and "arcp"); reassociation still lets LLVM vectorise the sums.
+_FM = {"nsz", "contract", "reassoc"}
 
 # A factored sum (≤ L terms, each ≤ 1) at or below this is recomputed as a log-sum-exp; its
 # reciprocal (normalising the marginals) stays far from float64 overflow.

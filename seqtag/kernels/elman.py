@@ -12,13 +12,14 @@ reverse=True into H..2H-1). A group of sentences steps through time together
 import numpy as np
 from numba import njit
 
+from seqtag.kernels import FASTMATH
 from seqtag.kernels.matmul import _transpose
 from seqtag.kernels.simd import fast_tanh
 from seqtag.kernels.stepping import (_GROUP, _add_input_grads, _backward_group, _backward_plan,
                                      _backward_recurrent, _backward_step, _forward_step, _group,
                                      _keep_dz, _plan, _sum_recurrent_grads)
 
-@njit(cache=True, fastmath=True, error_model="numpy", nogil=True)
+@njit(cache=True, fastmath=FASTMATH, error_model="numpy", nogil=True)
 def rnn_forward(Wax, Waa, ba, ids, offsets, reverse, exact, A, col):
     """a<0> = 0;  a<t> = tanh(Waa·a<t-1> + Σf Wax[:, ids[t, f]] + ba);  A[t, col:col+H] = a<t>.
 
@@ -55,7 +56,7 @@ def rnn_forward(Wax, Waa, ba, ids, offsets, reverse, exact, A, col):
                         a[i] = z[i]
 
 
-@njit(cache=True, fastmath=True, error_model="numpy", nogil=True)
+@njit(cache=True, fastmath=FASTMATH, error_model="numpy", nogil=True)
 def rnn_backward(Waa, ids, offsets, reverse, A, col, dA, dWax, dWaa, dba, exact):
     """Backpropagation through time of one direction, given dA[t, col:col+H] = ∂L/∂a<t>:
 

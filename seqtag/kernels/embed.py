@@ -8,7 +8,10 @@ direction reads through Wax·x.
 
 from numba import njit
 
-@njit(cache=True, fastmath=True, error_model="numpy", nogil=True)
+from seqtag.kernels import FASTMATH
+
+
+@njit(cache=True, fastmath=FASTMATH, error_model="numpy", nogil=True)
 def embed_sum(Ex, rows, n_cols, X):
     """X[u, :d] = Σ_{f < n_cols} Ex[:, rows[u, f]]: the embedded input of each distinct input
     row (a word and its feature values) as the sum of their embedding columns."""
@@ -22,7 +25,7 @@ def embed_sum(Ex, rows, n_cols, X):
                 X[u, k] += Ex[k, col]
 
 
-@njit(cache=True, fastmath=True, error_model="numpy", nogil=True)
+@njit(cache=True, fastmath=FASTMATH, error_model="numpy", nogil=True)
 def embed_scatter(dX, rows, n_cols, dEx):
     """dEx[:, rows[u, f]] += dX[u, :d] for f < n_cols: the gradient of embed_sum."""
     d = dEx.shape[0]
@@ -33,7 +36,7 @@ def embed_scatter(dX, rows, n_cols, dEx):
                 dEx[k, col] += dX[u, k]
 
 
-@njit(cache=True, fastmath=True, error_model="numpy", nogil=True)
+@njit(cache=True, fastmath=FASTMATH, error_model="numpy", nogil=True)
 def gather_rows(P, rows, out):
     """out[i] = P[rows[i]]: kept rows (seqtag.inputcache's projections) copied into a batch's
     array, without holding the GIL (np.take holds it: the thread that prepares batches waits)."""

@@ -10,6 +10,7 @@ state that U_n multiplies, the right factor of gru_backward's batch-wide dU_n pr
 import numpy as np
 from numba import njit
 
+from seqtag.kernels import FASTMATH
 from seqtag.kernels.matmul import _gemm, _transpose
 from seqtag.kernels.simd import _sigmoid_in_place, _tanh_in_place
 from seqtag.kernels.stepping import (_GROUP, _add_input_grads, _backward_group, _backward_plan,
@@ -17,7 +18,7 @@ from seqtag.kernels.stepping import (_GROUP, _add_input_grads, _backward_group, 
                                      _keep_dz, _keep_state, _plan, _sum_recurrent_grads, _zero_rows)
 
 
-@njit(cache=True, fastmath=True, error_model="numpy", nogil=True)
+@njit(cache=True, fastmath=FASTMATH, error_model="numpy", nogil=True)
 def gru_forward(Wax, Waa, ba, ids, offsets, reverse, exact, A, col, C):
     """One direction of a GRU in the form of Cho et al. (2014); gates stacked [r; u; n] in the rows
     of Wax (3H, V), Waa = [U_r; U_u; U_n] (3H, H), ba (3H,):
@@ -84,7 +85,7 @@ def gru_forward(Wax, Waa, ba, ids, offsets, reverse, exact, A, col, C):
                 _keep_state(C[p], z, ra, A[p, col:col + H], a)
 
 
-@njit(cache=True, fastmath=True, error_model="numpy", nogil=True)
+@njit(cache=True, fastmath=FASTMATH, error_model="numpy", nogil=True)
 def gru_backward(Waa, ids, offsets, reverse, A, col, C, dA, dWax, dWaa, dba, exact):
     """Backpropagation through time of one GRU direction (gru_forward's form), given
     dA[t, col:col+H] = ∂L/∂a<t> and A, C from gru_forward in the same direction (``reverse``):

@@ -9,6 +9,7 @@ lstm_backward recomputes only tanh(c<t>).
 import numpy as np
 from numba import njit
 
+from seqtag.kernels import FASTMATH
 from seqtag.kernels.matmul import _transpose
 from seqtag.kernels.simd import _sigmoid_in_place, _tanh_in_place
 from seqtag.kernels.stepping import (_GROUP, _add_input_grads, _backward_group, _backward_plan,
@@ -16,7 +17,7 @@ from seqtag.kernels.stepping import (_GROUP, _add_input_grads, _backward_group, 
                                      _keep_dz, _plan, _sum_recurrent_grads, _zero_rows)
 
 
-@njit(cache=True, fastmath=True, error_model="numpy", nogil=True)
+@njit(cache=True, fastmath=FASTMATH, error_model="numpy", nogil=True)
 def lstm_forward(Wax, Waa, ba, ids, offsets, reverse, exact, A, col, C):
     """One direction of an LSTM; gates stacked [i; f; g; o] in the rows of Wax (4H, V), Waa (4H, H),
     ba (4H,):
@@ -78,7 +79,7 @@ def lstm_forward(Wax, Waa, ba, ids, offsets, reverse, exact, A, col, C):
                     out[j] = a[j]
 
 
-@njit(cache=True, fastmath=True, error_model="numpy", nogil=True)
+@njit(cache=True, fastmath=FASTMATH, error_model="numpy", nogil=True)
 def lstm_backward(Waa, ids, offsets, reverse, A, col, C, dA, dWax, dWaa, dba, exact):
     """Backpropagation through time of one LSTM direction, given dA[t, col:col+H] = ∂L/∂a<t> and
     A, C from lstm_forward in the same direction (``reverse``):

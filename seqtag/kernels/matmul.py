@@ -8,6 +8,7 @@ dWya) are one such product each.
 import numpy as np
 from numba import njit
 
+from seqtag.kernels import FASTMATH
 from seqtag.kernels.simd import _VECTOR_BYTES, _acc_block
 
 # SIMD vectors per row of a block of C: 4 rows × _PANEL vectors are the accumulators held in
@@ -23,7 +24,7 @@ _CHUNK = 64
 _LINEAR_ROWS = 64
 
 
-@njit(cache=True, fastmath=True, error_model="numpy")
+@njit(cache=True, fastmath=FASTMATH, error_model="numpy")
 def _transpose(M):
     """A C-contiguous copy of Mᵀ, eight rows of M at a time: each row of the copy then receives
     eight adjacent entries at once."""
@@ -47,7 +48,7 @@ def _transpose(M):
     return out
 
 
-@njit(cache=True, fastmath=True, error_model="numpy", inline="always")
+@njit(cache=True, fastmath=FASTMATH, error_model="numpy", inline="always")
 def _last_rows(X, i, M, Y, j, C, n0, n1, Q):
     """The last M - i (< 4) rows of a block column of _gemm as one block of that many rows: the
     cells' steps have any number of rows, and one row at a time loads Y's vectors once per row.
@@ -61,7 +62,7 @@ def _last_rows(X, i, M, Y, j, C, n0, n1, Q):
         _acc_block(X, i, Y, j, C, n0, n1, 1, Q)
 
 
-@njit(cache=True, fastmath=True, error_model="numpy")
+@njit(cache=True, fastmath=FASTMATH, error_model="numpy")
 def _gemm(X, Y, C, M, P, N):
     """C[:M, :P] += X[:M, :N]·Y[:N, :P], i.e. C[i] += Σn X[i, n]·Y[n].
 
@@ -115,7 +116,7 @@ def _gemm(X, Y, C, M, P, N):
 # ---------------------------------------------------------------------------------------------
 # Output layer
 
-@njit(cache=True, fastmath=True, error_model="numpy", nogil=True)
+@njit(cache=True, fastmath=FASTMATH, error_model="numpy", nogil=True)
 def linear_forward(A, Wya, by, E):
     """E = A·Wyaᵀ + by  (the emission scores, or logits, of every token): E[i] = Wya·A[i] + by.
 
@@ -144,7 +145,7 @@ def linear_forward(A, Wya, by, E):
                 E[first + i, k] = E_block[i, k]
 
 
-@njit(cache=True, fastmath=True, error_model="numpy", nogil=True)
+@njit(cache=True, fastmath=FASTMATH, error_model="numpy", nogil=True)
 def linear_backward(A, Wya, dE, dA, dWya, dby):
     """dWya += dEᵀ·A;  dby += Σi dE[i];  dA = dE·Wya  (dA overwritten).
 

@@ -4,7 +4,10 @@ Fortran-ordered input matrix Wax."""
 import numpy as np
 from numba import njit
 
-@njit(cache=True, fastmath=True, error_model="numpy")
+from seqtag.kernels import FASTMATH
+
+
+@njit(cache=True, fastmath=FASTMATH, error_model="numpy")
 def _sgd(p, g, lr_scale):
     """p -= lr·scale·g;  g = 0."""
     step = p.dtype.type(lr_scale)
@@ -13,7 +16,7 @@ def _sgd(p, g, lr_scale):
         g[i] = 0
 
 
-@njit(cache=True, fastmath=True, error_model="numpy")
+@njit(cache=True, fastmath=FASTMATH, error_model="numpy")
 def _adam(p, g, m, v, scale, lr_t, b1, b2, eps):
     """m = β1·m + (1-β1)·g;  v = β2·v + (1-β2)·g²;  p -= lr_t·m/(√v + ε);  g = 0.
 

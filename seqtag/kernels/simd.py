@@ -15,6 +15,8 @@ from numba import config, njit, types
 from numba.core import cgutils
 from numba.extending import intrinsic
 
+from seqtag.kernels import FASTMATH
+
 # Rational approximation of tanh (the one Eigen uses for float): |error| < 1e-6 on float32, and
 # unlike libm's tanh it is plain arithmetic that LLVM vectorises across the hidden units.
 _T_CLAMP = np.float32(7.90531110763549805)
@@ -47,7 +49,7 @@ _HALF = np.float32(0.5)
 _ONE = np.float32(1.0)
 
 
-@njit(cache=True, fastmath=True, error_model="numpy")
+@njit(cache=True, fastmath=FASTMATH, error_model="numpy")
 def fast_tanh(x):
     """tanh(x) ≈ x·p(x²)/q(x²) on [-7.9, 7.9], ±1 beyond."""
     x = min(max(x, -_T_CLAMP), _T_CLAMP)
@@ -104,7 +106,7 @@ def _prefetch_column(M, x):
         _prefetch(column, i)
 
 
-@njit(cache=True, fastmath=True, error_model="numpy")
+@njit(cache=True, fastmath=FASTMATH, error_model="numpy")
 def fast_exp(x):
     """exp(x) in float32 = 2^k·e^r with k = round(x·log2 e), |r| ≤ ln2/2; x clamped to [-87.3, 88]."""
     x = min(max(np.float32(x), _X_MIN), _X_MAX)
@@ -240,7 +242,7 @@ def _acc_block(typingctx, X, i, Y, j, C, n0, n1, R, Q):
 # ---------------------------------------------------------------------------------------------
 # Elementwise, exact (float64 gradient checks) or fast (float32)
 
-@njit(cache=True, fastmath=True, error_model="numpy")
+@njit(cache=True, fastmath=FASTMATH, error_model="numpy")
 def _sigmoid_in_place(v, exact):
     """v = σ(v) elementwise: 1/(1 + exp(-v)) if exact, else ½(1 + fast_tanh(v/2)) (the same
     function as plain arithmetic that vectorises)."""
@@ -257,7 +259,7 @@ def _sigmoid_in_place(v, exact):
 # Each function keeps its own two loops: passing fast_tanh/np.tanh as function arguments to one
 # shared loop made every caller uncacheable (Numba treats a dispatcher argument as a dynamic
 # global), so every process compiled the cells again.
-@njit(cache=True, fastmath=True, error_model="numpy")
+@njit(cache=True, fastmath=FASTMATH, error_model="numpy")
 def _tanh_in_place(v, exact):
     """v = tanh(v) elementwise: np.tanh if exact, else fast_tanh."""
     if exact:
@@ -268,7 +270,7 @@ def _tanh_in_place(v, exact):
             v[k] = fast_tanh(v[k])
 
 
-@njit(cache=True, fastmath=True, error_model="numpy")
+@njit(cache=True, fastmath=FASTMATH, error_model="numpy")
 def _exp_in_place(x, exact):
     """x = exp(x) elementwise over a flat array (fast_exp unless exact)."""
     if exact:

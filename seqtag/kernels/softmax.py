@@ -6,10 +6,11 @@ whole batch at once (_exp_in_place), then scale each row by 1 / its sum."""
 import numpy as np
 from numba import njit
 
+from seqtag.kernels import FASTMATH
 from seqtag.kernels.simd import _exp_in_place
 
 
-@njit(cache=True, fastmath=True, error_model="numpy", inline="always")
+@njit(cache=True, fastmath=FASTMATH, error_model="numpy", inline="always")
 def _shift_by_max(e, d):
     """d[k] = e[k] - max(e) for each k (d may be e); returns max(e)."""
     top = e[0]
@@ -20,7 +21,7 @@ def _shift_by_max(e, d):
     return top
 
 
-@njit(cache=True, fastmath=True, error_model="numpy", inline="always")
+@njit(cache=True, fastmath=FASTMATH, error_model="numpy", inline="always")
 def _normalise(d, one):
     """d /= Σk d[k], as d[k] *= 1 / Σ (summed left to right); returns the sum."""
     total = d[0]
@@ -32,7 +33,7 @@ def _normalise(d, one):
     return total
 
 
-@njit(cache=True, fastmath=True, error_model="numpy", nogil=True)
+@njit(cache=True, fastmath=FASTMATH, error_model="numpy", nogil=True)
 def softmax_xent(E, labels, exact, dE):
     """ŷ[i] = softmax(E[i]); returns Σi -log ŷ[i, labels[i]]; dE = ŷ - onehot(labels).
 
@@ -51,7 +52,7 @@ def softmax_xent(E, labels, exact, dE):
     return loss
 
 
-@njit(cache=True, fastmath=True, error_model="numpy", nogil=True)
+@njit(cache=True, fastmath=FASTMATH, error_model="numpy", nogil=True)
 def softmax_rows(E, exact):
     """E[i] = softmax(E[i]) = exp(E[i] - max) / Σk exp(E[i, k] - max), in place (prediction)."""
     N, L = E.shape

@@ -41,6 +41,7 @@ in the small helpers here, which keeps Numba's compile time (≈2 s per kernel a
 import numpy as np
 from numba import njit
 
+from seqtag.kernels import FASTMATH
 from seqtag.kernels.matmul import _gemm
 from seqtag.kernels.simd import _prefetch_column
 
@@ -162,7 +163,7 @@ def _prefetch_inputs(M, ids, tokens, m):
             _prefetch_column(M, ids[tokens[g], f])
 
 
-@njit(cache=True, fastmath=True, error_model="numpy")
+@njit(cache=True, fastmath=FASTMATH, error_model="numpy")
 def _inputs(Wax, ba, ids, p, z):
     """z = Σf Wax[:, ids[p, f]] + ba  (the input part of all gates of token p)."""
     G = z.shape[0]
@@ -174,7 +175,7 @@ def _inputs(Wax, ba, ids, p, z):
             z[k] += Wax[k, x]
 
 
-@njit(cache=True, fastmath=True, error_model="numpy")
+@njit(cache=True, fastmath=FASTMATH, error_model="numpy")
 def _add_input_grads(dz, ids, p, dWax, dba):
     """dba += dz;  dWax[:, ids[p, f]] += dz for every f."""
     G = dz.shape[0]
@@ -237,7 +238,7 @@ def _backward_step(offsets, group, active, t, rows, reverse, tokens, previous, d
     return m, m_next, _pad4(m, rows), m4_next
 
 
-@njit(cache=True, fastmath=True, error_model="numpy")
+@njit(cache=True, fastmath=FASTMATH, error_model="numpy")
 def _backward_recurrent(dWax, ids, previous, active, t, DZ, Waa, DA, m_next, width):
     """DA[:m_next] += DZ[:m_next, :width]·Waa[:width] (da<t> += Waaᵀ·dz<t+1>, nothing if no
     sentence has a step t+1), after starting to load the dWax columns that step t-1 adds to."""
@@ -247,7 +248,7 @@ def _backward_recurrent(dWax, ids, previous, active, t, DZ, Waa, DA, m_next, wid
         _gemm(DZ, Waa, DA, m_next, Waa.shape[1], width)
 
 
-@njit(cache=True, fastmath=True, error_model="numpy")
+@njit(cache=True, fastmath=FASTMATH, error_model="numpy")
 def _forward_step(Wax, ba, ids, offsets, group, lengths, m, t, rows, reverse, tokens, Z, A_prev,
                   WaaT, width):
     """(m, m4) at step t of a forward pass (_shrink), with Z[:m4] = the input part of every gate
@@ -261,7 +262,7 @@ def _forward_step(Wax, ba, ids, offsets, group, lengths, m, t, rows, reverse, to
     return m, m4
 
 
-@njit(cache=True, fastmath=True, error_model="numpy")
+@njit(cache=True, fastmath=FASTMATH, error_model="numpy")
 def _step_inputs(Wax, ba, ids, offsets, group, lengths, m, m4, t, reverse, tokens, Z):
     """Step t of a group: tokens[g] = the t-th token p read of sentence group[g] and
     Z[g] = Σf Wax[:, ids[p, f]] + ba for the first m sentences; rows m..m4-1 (padding to _gemm's
@@ -279,7 +280,7 @@ def _step_inputs(Wax, ba, ids, offsets, group, lengths, m, m4, t, reverse, token
                 _prefetch_column(Wax, ids[p, f])
 
 
-@njit(cache=True, fastmath=True, error_model="numpy")
+@njit(cache=True, fastmath=FASTMATH, error_model="numpy")
 def _keep_state(cache, z, extra, out, a):
     """The end of a gated cell's forward step for one token: cache = [z | extra] (its row of C,
     for the backward pass) and out = a (its state, into A). (The LSTM writes its own: it folds
@@ -293,7 +294,7 @@ def _keep_state(cache, z, extra, out, a):
         out[j] = a[j]
 
 
-@njit(cache=True, fastmath=True, error_model="numpy")
+@njit(cache=True, fastmath=FASTMATH, error_model="numpy")
 def _keep_dz(dZ, p, dz, t):
     """dZ[p] = dz<t> of token p, for the batch-wide dWaa product (_sum_recurrent_grads); 0 for
     the first token read, whose a<t-1> = a<0> = 0 takes no part in it."""
@@ -302,7 +303,7 @@ def _keep_dz(dZ, p, dz, t):
         row[k] = dz[k] if t > 1 else 0
 
 
-@njit(cache=True, fastmath=True, error_model="numpy")
+@njit(cache=True, fastmath=FASTMATH, error_model="numpy")
 def _sum_recurrent_grads(dZ, A, col, dWaa, reverse):
     """dWaa[:G] += Σt dz<t>·a<t-1>ᵀ over the whole batch, G = dZ's width: row i of dZ holds token
     i's dz<t> (0 for a sentence's first token read), and a<t-1> is the state of the token read
