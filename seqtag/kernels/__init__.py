@@ -47,7 +47,7 @@ import sys
 # AVX-512 (--portable's x86-64-v3) those estimates are only bounded, not specified, and their bits
 # differ between vendors: the same portable run wrote different models on an Intel Xeon and an
 # AMD EPYC (bench/bench_portable.py, 2026-12-06). A true divide costs little beside the products.
-# A set, not a frozenset: Numba accepts only those two forms (True/False or a set).
+# A set, not a frozenset: Numba takes a bool or a set, nothing else.
 FASTMATH = {"nnan", "ninf", "nsz", "contract", "reassoc"}
 
 

@@ -30,15 +30,18 @@ factored sums are exact to rounding unless they underflow (every term below 1e-2
 predecessors forbidden, or a state ~650 below the best); such a state is recomputed by the plain
 shifted log-sum-exp (L exps), and that token's marginals by exp(alpha + beta − log Z).
 
-This module imports nothing of seqtag, so that the kernels can be tested and benchmarked alone.
+This module imports nothing of seqtag but seqtag.kernels' flags, so that the kernels can be tested
+and benchmarked alone.
 """
 
 import numpy as np
 from numba import njit
 
-# seqtag.kernels.FASTMATH minus "nnan"/"ninf" (and, as there, without "afn", so exp/log stay the
-# exact libm ones, and "arcp"); reassociation still lets LLVM vectorise the sums.
-_FM = {"nsz", "contract", "reassoc"}
+from seqtag.kernels import FASTMATH
+
+# The kernels' flags minus "nnan"/"ninf" (exp/log stay the exact libm ones, as FASTMATH has no
+# "afn"); reassociation still lets LLVM vectorise the sums.
+_FM = FASTMATH - {"nnan", "ninf"}
 
 # A factored sum (≤ L terms, each ≤ 1) at or below this is recomputed as a log-sum-exp; its
 # reciprocal (normalising the marginals) stays far from float64 overflow.
