@@ -103,6 +103,11 @@ def spans(labels: Sequence[str]) -> list[tuple[str, int, int]]:
     chunks = []
     prev_tag, prev_type, begin = "O", "", 0
     for i, label in enumerate([*labels, "O"]):
+        if label == "O" and prev_tag == "O":
+            # O after O neither ends nor starts a chunk: most tokens of a corpus, and dev is
+            # scored at every epoch's end
+            prev_type = ""
+            continue
         tag, type_ = _parse(label)
         if _end_of_chunk(prev_tag, tag, prev_type, type_):
             chunks.append((prev_type, begin, i))
