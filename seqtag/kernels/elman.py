@@ -13,7 +13,7 @@ import numpy as np
 from numba import njit
 
 from seqtag.kernels import FASTMATH
-from seqtag.kernels.matmul import _transpose
+from seqtag.kernels.matmul import _transpose_padded
 from seqtag.kernels.simd import fast_tanh
 from seqtag.kernels.stepping import (_GROUP, _add_input_grads, _backward_group, _backward_plan,
                                      _backward_recurrent, _backward_step, _forward_step, _group,
@@ -31,7 +31,7 @@ def rnn_forward(Wax, Waa, ba, ids, offsets, reverse, exact, A, col):
     H = Waa.shape[0]
     dtype = Waa.dtype
     n, lengths, order, rows = _plan(offsets)
-    WaaT = _transpose(Waa)  # (A_prev·Waaᵀ)[g] = Σn A_prev[g, n]·Waaᵀ[n]
+    WaaT = _transpose_padded(Waa)  # (A_prev·Waaᵀ)[g] = Σn A_prev[g, n]·Waaᵀ[n]
     S = np.zeros((2, rows, H), dtype=dtype)  # a<t-1> and a<t> of the group, alternately
     tokens = np.empty(rows, dtype=np.int64)  # tokens[g]: the token of sentence g at step t
     for first in range(0, n, _GROUP):

@@ -11,7 +11,7 @@ import numpy as np
 from numba import njit
 
 from seqtag.kernels import FASTMATH
-from seqtag.kernels.matmul import _gemm, _transpose
+from seqtag.kernels.matmul import _gemm, _transpose_padded
 from seqtag.kernels.simd import _sigmoid_in_place, _tanh_in_place
 from seqtag.kernels.stepping import (_GROUP, _add_input_grads, _backward_group, _backward_plan,
                                      _backward_recurrent, _backward_step, _forward_step, _group,
@@ -37,8 +37,8 @@ def gru_forward(Wax, Waa, ba, ids, offsets, reverse, exact, A, col, C):
     G = Waa.shape[0]  # 3H
     dtype = Waa.dtype
     n, lengths, order, rows = _plan(offsets)
-    WaaT = _transpose(Waa)  # (H, 3H) = [U_rᵀ U_uᵀ U_nᵀ]
-    UnT = _transpose(Waa[2 * H:])  # (H, H)
+    WaaT = _transpose_padded(Waa)  # (H, 3H) = [U_rᵀ U_uᵀ U_nᵀ]
+    UnT = _transpose_padded(Waa[2 * H:])  # (H, H)
     S = np.zeros((rows, H), dtype=dtype)  # a<t-1>, then a<t>, of the group's sentences
     RA = np.zeros((rows, H), dtype=dtype)  # r ⊙ a<t-1>
     ZN = np.zeros((rows, H), dtype=dtype)  # (r ⊙ a<t-1>)·U_nᵀ

@@ -10,7 +10,7 @@ import numpy as np
 from numba import njit
 
 from seqtag.kernels import FASTMATH
-from seqtag.kernels.matmul import _transpose
+from seqtag.kernels.matmul import _transpose_padded
 from seqtag.kernels.simd import _sigmoid_in_place, _tanh_in_place
 from seqtag.kernels.stepping import (_GROUP, _add_input_grads, _backward_group, _backward_plan,
                                      _backward_recurrent, _backward_step, _forward_step, _group,
@@ -37,7 +37,7 @@ def lstm_forward(Wax, Waa, ba, ids, offsets, reverse, exact, A, col, C):
     # C with no rows (tagging: nothing will read it) is not written: 2.5 KB per token saved
     keep = C.shape[0] > 0
     n, lengths, order, rows = _plan(offsets)
-    WaaT = _transpose(Waa)  # (H, 4H): (A_prev·Waaᵀ)[g] = Σn A_prev[g, n]·Waaᵀ[n]
+    WaaT = _transpose_padded(Waa)  # (H, 4H): (A_prev·Waaᵀ)[g] = Σn A_prev[g, n]·Waaᵀ[n]
     S = np.zeros((rows, H), dtype=dtype)  # a<t-1>, then a<t>, of the group's sentences
     Cs = np.zeros((rows, H), dtype=dtype)  # c<t-1>, then c<t>
     tokens = np.empty(rows, dtype=np.int64)  # tokens[g]: the token of sentence g at step t
