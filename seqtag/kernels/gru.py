@@ -11,7 +11,7 @@ import numpy as np
 from numba import njit
 
 from seqtag.kernels import FASTMATH
-from seqtag.kernels.matmul import _gemm, _transpose_padded
+from seqtag.kernels.matmul import _gemm, _padded, _transpose_padded
 from seqtag.kernels.simd import _sigmoid_in_place, _tanh_in_place
 from seqtag.kernels.stepping import (_GROUP, _add_input_grads, _backward_group, _backward_plan,
                                      _backward_recurrent, _backward_step, _forward_step, _group,
@@ -169,4 +169,4 @@ def gru_backward(Waa, ids, offsets, reverse, A, col, C, dA, dWax, dWaa, dba, exa
                     dzn_token[j] = dz[2 * H + j]
     _sum_recurrent_grads(dZ, A, col, dWaa, reverse)
     if N > 0:
-        _gemm(dZN.T, C[:, 3 * H:], dWaa[2 * H:], H, H, N)  # dU_n += dZNᵀ·(R ⊙ A_prev)
+        _gemm(dZN.T, _padded(C[:, 3 * H:]), dWaa[2 * H:], H, H, N)  # dU_n += dZNᵀ·(R ⊙ A_prev)

@@ -42,7 +42,7 @@ import numpy as np
 from numba import njit
 
 from seqtag.kernels import FASTMATH
-from seqtag.kernels.matmul import _gemm
+from seqtag.kernels.matmul import _gemm, _padded
 from seqtag.kernels.simd import _prefetch_column
 
 # Sentences stepped through time together. Each step multiplies a (_GROUP, H) block of states by
@@ -311,7 +311,10 @@ def _sum_recurrent_grads(dZ, A, col, dWaa, reverse):
     N = dZ.shape[0]
     H = dWaa.shape[1]
     if N > 1:
+        # A's rows are 2H entries apart (1 KiB): a copy a cache line further apart makes the
+        # product 1.5x as fast (_row_stride), the same sums
+        states = _padded(A[:, col:col + H])
         if reverse:
-            _gemm(dZ[:N - 1].T, A[1:, col:col + H], dWaa, dZ.shape[1], H, N - 1)
+            _gemm(dZ[:N - 1].T, states[1:], dWaa, dZ.shape[1], H, N - 1)
         else:
-            _gemm(dZ[1:].T, A[:N - 1, col:col + H], dWaa, dZ.shape[1], H, N - 1)
+            _gemm(dZ[1:].T, states[:N - 1], dWaa, dZ.shape[1], H, N - 1)
