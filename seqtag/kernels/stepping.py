@@ -34,8 +34,10 @@ so that the products with Waa are small matrix products (_gemm), and the sums ov
 the batch (dWaa) are one product each. In float32 (``exact=False``) σ(x) = ½(1 + tanh(x/2)) and
 tanh use fast_tanh (|error| < 1e-6, vectorised); with ``exact=True``, σ(x) = 1/(1 + exp(-x)) and
 np.tanh (float64 gradient checks). Every _gemm call has the operand layouts of rnn_forward's and
-rnn_backward's (contiguous scratch copies rather than column slices), and per-token index work is
-in the small helpers here, which keeps Numba's compile time (≈2 s per kernel and dtype) down.
+rnn_backward's (scratch copies rather than column slices; a right factor whose rows fill a
+multiple of 512 bytes is a copy with padded rows, seqtag.kernels.matmul._row_stride), and
+per-token index work is in the small helpers here, which keeps Numba's compile time (≈2 s per
+kernel and dtype) down.
 """
 
 import numpy as np
