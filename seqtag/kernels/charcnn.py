@@ -17,7 +17,7 @@ import numpy as np
 from numba import njit
 
 from seqtag.kernels import FASTMATH
-from seqtag.kernels.matmul import _gemm, _transpose
+from seqtag.kernels.matmul import _gemm, _transpose_into
 from seqtag.kernels.simd import _VECTOR_BYTES
 
 # Window positions per matrix product of charcnn_forward: the windows (_POSITIONS × width·dc)
@@ -41,7 +41,7 @@ def charcnn_forward(Ec, Wconv, bconv, chars, starts, types, width, out, arg):
     V = _VECTOR_BYTES // out.itemsize
     FW = (F + V - 1) // V * V
     WT = np.zeros((K, FW), dtype=dtype)       # Wconvᵀ, padded with zero filters
-    WT[:, :F] = _transpose(Wconv)
+    _transpose_into(Wconv, WT[:, :F])
     U = types.shape[0]
     longest = 0
     for u in range(U):

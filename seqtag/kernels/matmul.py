@@ -50,18 +50,9 @@ def _padded(M):
 
 @njit(cache=True, fastmath=FASTMATH, error_model="numpy")
 def _transpose_padded(M):
-    """_transpose(M) with its rows _row_stride apart (Y of a product: Waaᵀ in the cells' steps)."""
+    """A copy of Mᵀ with its rows _row_stride apart (Y of a product: Waaᵀ in the cells' steps)."""
     R, C = M.shape
     out = np.empty((C, _row_stride(R, M.itemsize)), dtype=M.dtype)[:, :R]
-    _transpose_into(M, out)
-    return out
-
-
-@njit(cache=True, fastmath=FASTMATH, error_model="numpy")
-def _transpose(M):
-    """A C-contiguous copy of Mᵀ (_transpose_into)."""
-    R, C = M.shape
-    out = np.empty((C, R), dtype=M.dtype)
     _transpose_into(M, out)
     return out
 
@@ -169,7 +160,7 @@ def linear_forward(A, Wya, by, E):
     W = _VECTOR_BYTES // E.itemsize
     LW = (L + W - 1) // W * W
     WyaT = np.zeros((D, _row_stride(LW, Wya.itemsize)), dtype=dtype)[:, :LW]
-    WyaT[:, :L] = _transpose(Wya)
+    _transpose_into(Wya, WyaT[:, :L])
     block_rows = _LINEAR_ROWS
     E_block = np.empty((block_rows, LW), dtype=dtype)
     for first in range(0, N, block_rows):
